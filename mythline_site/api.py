@@ -1,0 +1,13 @@
+"""Small helpers shared by the REST views of every app."""
+from mythline_site.errors import Invalid
+
+
+def validated(serializer_class, request, **kwargs):
+    if not isinstance(request.data, dict):
+        raise Invalid("The body must be a JSON object.")
+    unknown = set(request.data) - set(serializer_class().fields)
+    if unknown:
+        raise Invalid("The body has unknown fields.", details={name: "unknown field" for name in sorted(unknown)})
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

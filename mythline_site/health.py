@@ -1,0 +1,55 @@
+"""GET /healthz: 200 when the database, the channel layer and the presence store answer; else 503."""
+import asyncio
+import time
+import uuid
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+
+def _check(fn):
+    started = time.perf_counter()
+    try:
+        detail = fn()
+    except Exception as exc:  # noqa: BLE001 - any failure is reported as "down"
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 2), **(detail or {})}
+
+
+def check_database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"vendor": connection.vendor}
+
+
+async def _layer_roundtrip():
+    layer = get_channel_layer()
+    name = await layer.new_channel("healthz.")
+    token = uuid.uuid4().hex
+    await layer.send(name, {"type": "healthz", "token": token})
+    message = await asyncio.wait_for(layer.receive(name), timeout=2)
+    if message.get("token") != token:
+        raise RuntimeError("channel layer returned another message")
+    return {"backend": type(layer).__name__}
+
+
+def check_channel_layer():
+    return async_to_sync(_layer_roundtrip)()
+
+
+def check_presence():
+    from presence.store import get_presence_store
+
+    return get_presence_store().health()
+
+
+@require_GET
+def healthz(request):
+    checks = {"database": _check(check_database), "channel_layer": _check(check_channel_layer),
+              "presence": _check(check_presence)}
+    ok = all(c["ok"] for c in checks.values())
+    return JsonResponse({"status": "ok" if ok else "down", **checks}, status=200 if ok else 503)

@@ -1,0 +1,272 @@
+"""Mythline settings: everything comes from the environment, with embedded defaults.
+
+Unset DATABASE_URL -> a SQLite file in WAL mode; unset REDIS_URL -> in-process channel layer,
+cache and presence. Setting both runs many server processes against Postgres and Redis.
+"""
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("MYTHLINE_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name, default=""):
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-insecure-mythline-key-change-me-in-production-0123456789"
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "accounts",
+    "stories",
+    "messaging",
+    "presence",
+    "agents",
+]
+
+MIDDLEWARE = [
+    "mythline_site.middleware.RequestSizeLimitMiddleware",
+    "mythline_site.middleware.RejectNulMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "mythline_site.csp.ContentSecurityPolicyMiddleware",
+    "mythline_site.middleware.ApiErrorEnvelopeMiddleware",
+]
+
+ROOT_URLCONF = "mythline_site.urls"
+APPEND_SLASH = False
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "mythline_site.asgi.application"
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'mythline.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["OPTIONS"] = {
+        # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue on the busy
+        # timeout instead of failing with "database is locked" when a read lock upgrades.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+    }
+    # pytest-django would otherwise use a shared-cache in-memory database, whose table locks
+    # fail at once instead of waiting: tests must see the same locking as production.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A connection pool (psycopg_pool) instead of a new connection per request: under ASGI,
+    # persistent connections (CONN_MAX_AGE) are per thread and leak; the pool is shared.
+    # The session time zone is set at connect, so Django need not SET it on every checkout.
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": 1, "max_size": int(os.environ.get("MYTHLINE_DB_POOL_SIZE", 20)), "timeout": 10},
+        "options": "-c TimeZone=UTC",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: channel layer, cache (throttles), presence --------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+REDIS_URLS = [u.strip() for u in REDIS_URL.split(",") if u.strip()]
+MYTHLINE_REDIS_PREFIX = os.environ.get("MYTHLINE_REDIS_PREFIX", "mythline")
+
+# Which channels_redis layer carries events when REDIS_URL is set: `core` (lists in Redis, per-channel
+# capacity and expiry) or `pubsub` (Redis PUBLISH/SUBSCRIBE: one publish per group_send, fanned out
+# in each process; no capacity, nothing kept for a disconnected process). See docs/benchmarks.md.
+MYTHLINE_CHANNEL_LAYER = os.environ.get("MYTHLINE_CHANNEL_LAYER", "core").strip().lower() or "core"
+if MYTHLINE_CHANNEL_LAYER not in ("core", "pubsub"):
+    raise ValueError(f"MYTHLINE_CHANNEL_LAYER must be 'core' or 'pubsub', not {MYTHLINE_CHANNEL_LAYER!r}")
+
+if REDIS_URLS:
+    # redis-py's default socket_timeout breaks the layer's blocking reads, and its pool stops at
+    # 100 connections (channels_redis#422): set both explicitly.
+    _layer_hosts = [{"address": u, "socket_timeout": None, "max_connections": 1000} for u in REDIS_URLS]
+    if MYTHLINE_CHANNEL_LAYER == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": _layer_hosts, "prefix": f"{MYTHLINE_REDIS_PREFIX}:asgi"},
+            }
+        }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": _layer_hosts,
+                    "prefix": f"{MYTHLINE_REDIS_PREFIX}:asgi",
+                    "capacity": 1000,
+                    "expiry": 60,
+                    "group_expiry": 86400,
+                },
+            }
+        }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URLS[0],
+            "KEY_PREFIX": MYTHLINE_REDIS_PREFIX,
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mythline"}}
+
+# --- Auth and security ----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# HTML pages get a Content-Security-Policy without inline scripts (mythline_site/csp.py); these
+# paths ship inline scripts of their own and are left alone.
+MYTHLINE_CSP_EXEMPT = ("/admin/", "/api/docs")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- Limits ---------------------------------------------------------------------------------
+# A whole request body; bigger ones get 413 before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MYTHLINE_MAX_REQUEST_BYTES", 256 * 1024))
+MYTHLINE_MAX_PAYLOAD_BYTES = int(os.environ.get("MYTHLINE_MAX_PAYLOAD_BYTES", 64 * 1024))
+MYTHLINE_HEARTBEAT_SECONDS = float(os.environ.get("MYTHLINE_HEARTBEAT_SECONDS", 15))
+# A connection silent for this many heartbeat intervals is dropped from presence.
+MYTHLINE_PRESENCE_EXPIRY_FACTOR = float(os.environ.get("MYTHLINE_PRESENCE_EXPIRY_FACTOR", 2))
+# Presence changes within this window go out as one presence.diff frame.
+MYTHLINE_PRESENCE_COALESCE_SECONDS = float(os.environ.get("MYTHLINE_PRESENCE_COALESCE_SECONDS", 0.1))
+# Per-sender rates, as "N/period" with period s, m or h, plus a burst allowance (GCRA).
+MYTHLINE_RATES = {
+    "post": (os.environ.get("MYTHLINE_POST_RATE", "10/s"), int(os.environ.get("MYTHLINE_POST_BURST", 60))),
+    "write": (os.environ.get("MYTHLINE_WRITE_RATE", "5/s"), int(os.environ.get("MYTHLINE_WRITE_BURST", 30))),
+    "read": (os.environ.get("MYTHLINE_READ_RATE", "50/s"), int(os.environ.get("MYTHLINE_READ_BURST", 300))),
+}
+# WebSocket limits: frame size (larger closes with 1009), inbound frames per socket (over: error
+# frames, then close 1008 after this many rejects), unsent bytes before a non-reading client is
+# closed with 4008.
+MYTHLINE_WS_MAX_FRAME_BYTES = int(os.environ.get("MYTHLINE_WS_MAX_FRAME_BYTES", 256 * 1024))
+MYTHLINE_WS_FRAME_RATE = float(os.environ.get("MYTHLINE_WS_FRAME_RATE", 30))
+MYTHLINE_WS_FRAME_BURST = int(os.environ.get("MYTHLINE_WS_FRAME_BURST", 120))
+MYTHLINE_WS_FLOOD_CLOSE_AFTER = int(os.environ.get("MYTHLINE_WS_FLOOD_CLOSE_AFTER", 50))
+MYTHLINE_WS_SEND_BUFFER_BYTES = int(os.environ.get("MYTHLINE_WS_SEND_BUFFER_BYTES", 2 * 1024 * 1024))
+# During a replay (a whole page written at once) a socket over the send buffer gets this long to
+# drain before it is closed as a slow consumer.
+MYTHLINE_WS_SEND_DRAIN_SECONDS = float(os.environ.get("MYTHLINE_WS_SEND_DRAIN_SECONDS", 2))
+# Re-join channel-layer groups on a heartbeat this often (default: half the layer's group_expiry).
+MYTHLINE_WS_GROUP_REFRESH_SECONDS = (float(os.environ["MYTHLINE_WS_GROUP_REFRESH_SECONDS"])
+                                     if os.environ.get("MYTHLINE_WS_GROUP_REFRESH_SECONDS") else None)
+MYTHLINE_SSE_KEEPALIVE_SECONDS = float(os.environ.get("MYTHLINE_SSE_KEEPALIVE_SECONDS", 15))
+# Co-editing: a change may insert at most this many characters; a document holds at most
+# MYTHLINE_DOC_MAX_CHARS; a snapshot of the text is kept every MYTHLINE_DOC_SNAPSHOT_EVERY revisions.
+MYTHLINE_DOC_MAX_INSERT_CHARS = int(os.environ.get("MYTHLINE_DOC_MAX_INSERT_CHARS", 64 * 1024))
+MYTHLINE_DOC_MAX_CHARS = int(os.environ.get("MYTHLINE_DOC_MAX_CHARS", 2_000_000))
+MYTHLINE_DOC_SNAPSHOT_EVERY = int(os.environ.get("MYTHLINE_DOC_SNAPSHOT_EVERY", 100))
+MYTHLINE_RATE_KEY_PREFIX = "rl"  # cache keys of the rate limiter
+MYTHLINE_ARCHIVE_SWEEP_SECONDS = float(os.environ.get("MYTHLINE_ARCHIVE_SWEEP_SECONDS", 30))
+# Message policies run, in order, before a message is stored; each may raise a MythlineError.
+MYTHLINE_MESSAGE_POLICIES = [
+    "messaging.policies.payload_size_policy",
+    "messaging.loops.duplicate_payload_policy",
+    "messaging.loops.similar_payload_policy",
+    "messaging.loops.agent_reply_depth_policy",
+]
+# Loop prevention (messaging/loops.py), for agents only: the same payload twice, or
+# MYTHLINE_LOOP_MAX_SIMILAR near-identical ones, within the window; more than
+# MYTHLINE_LOOP_MAX_AGENT_DEPTH agent messages in a row up a reply chain. 0 turns a check off.
+MYTHLINE_LOOP_WINDOW_SECONDS = float(os.environ.get("MYTHLINE_LOOP_WINDOW_SECONDS", 300))
+MYTHLINE_LOOP_MAX_SIMILAR = int(os.environ.get("MYTHLINE_LOOP_MAX_SIMILAR", 3))
+MYTHLINE_LOOP_MAX_AGENT_DEPTH = int(os.environ.get("MYTHLINE_LOOP_MAX_AGENT_DEPTH", 8))
+MYTHLINE_LOOP_SCAN_LIMIT = int(os.environ.get("MYTHLINE_LOOP_SCAN_LIMIT", 50))
+# Progress reports differ only in their numbers: not near-duplicates (exact repeats still are).
+MYTHLINE_LOOP_SIMILAR_EXEMPT_TYPES = env_list("MYTHLINE_LOOP_SIMILAR_EXEMPT_TYPES", "task_update")
+
+# --- REST framework -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["mythline_site.parsers.StrictJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["mythline_site.throttling.SenderRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "mythline_site.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mythline API",
+    "DESCRIPTION": "Humans and AI agents writing stories together. See README.md and docs/.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
+    "loggers": {"mythline": {"level": os.environ.get("MYTHLINE_LOG_LEVEL", "INFO")}},
+}

@@ -1,0 +1,67 @@
+import os
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import views as account_views
+from agents.api import AgentStatusView
+from messaging import api as messaging_api
+from messaging.sse import channel_events
+from mythline_site.health import healthz
+from mythline_site.metrics import metrics_view
+from presence.api import StoryPresenceView
+from stories import api as stories_api
+from stories import views as story_views
+
+S = "api/stories/<str:story>"
+C = f"{S}/channels/<str:channel>"
+
+api_urls = [
+    path("api/stories", stories_api.StoryListView.as_view(), name="story-list"),
+    path(f"{S}", stories_api.StoryDetailView.as_view(), name="story-detail"),
+    path(f"{S}/join", stories_api.StoryJoinView.as_view(), name="story-join"),
+    path(f"{S}/participants", stories_api.ParticipantListView.as_view(), name="participant-list"),
+    path(f"{S}/export", stories_api.StoryExportView.as_view(), name="story-export"),
+    path(f"{S}/presence", StoryPresenceView.as_view(), name="story-presence"),
+    path(f"{S}/route", messaging_api.RouteView.as_view(), name="story-route"),
+    path(f"{S}/documents", stories_api.DocumentListView.as_view(), name="document-list"),
+    path(f"{S}/documents/<str:doc>", stories_api.DocumentDetailView.as_view(), name="document-detail"),
+    path(f"{S}/documents/<str:doc>/ops", stories_api.DocumentOpsView.as_view(), name="document-ops"),
+    path(f"{S}/channels", messaging_api.ChannelListView.as_view(), name="channel-list"),
+    path(f"{C}", messaging_api.ChannelDetailView.as_view(), name="channel-detail"),
+    path(f"{C}/members", messaging_api.MemberListView.as_view(), name="member-list"),
+    path(f"{C}/members/<str:username>", messaging_api.MemberDetailView.as_view(), name="member-detail"),
+    path(f"{C}/messages", messaging_api.MessageListView.as_view(), name="message-list"),
+    path(f"{C}/ack", messaging_api.AckView.as_view(), name="channel-ack"),
+    path(f"{C}/events", channel_events, name="channel-events"),
+    path("api/inbox", messaging_api.InboxView.as_view(), name="inbox"),
+    path("api/messages/<str:message_id>", messaging_api.MessageDetailView.as_view(), name="message-detail"),
+    path("api/messages/<str:message_id>/thread", messaging_api.ThreadView.as_view(), name="message-thread"),
+    path("api/activity", messaging_api.ActivityView.as_view(), name="activity"),
+    path("api/agents/me/status", AgentStatusView.as_view(), name="agent-status"),
+    path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    *api_urls,
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
+    path("admin/", admin.site.urls),
+    path("accounts/signup/", account_views.signup, name="signup"),
+    path("accounts/logout/", account_views.signout, name="logout"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("", story_views.lobby, name="lobby"),
+    path("stories/<str:story>/", story_views.room, name="story-room"),
+    path("stories/<str:story>/agents/", story_views.agent_monitor, name="agent-monitor"),
+]
+
+if os.environ.get("MYTHLINE_BENCH_BASELINE") == "1":  # bench/ingest.py, bench/fanout.py only: token-less floors to compare with
+    from bench.baseline import baseline_post
+
+    urlpatterns.append(path("bench/baseline/<int:channel_id>", baseline_post, name="bench-baseline"))
+
+    from bench.baseline_consumer import baseline_publish  # bench/fanout.py: group_send from a bare view
+
+    urlpatterns.append(path("bench/publish", baseline_publish, name="bench-publish"))
