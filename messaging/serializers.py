@@ -1,0 +1,166 @@
+"""Input and output shapes of the messaging API.
+
+Messages are rendered by a plain function (hot path: every post, every read, every broadcast).
+The DRF serializers below describe the same shapes for the OpenAPI schema and validate the
+smaller, colder inputs; a test checks that the function and the schema agree.
+"""
+from rest_framework import serializers
+
+from messaging.models import Channel, Message
+
+
+def iso(dt):
+    return None if dt is None else dt.isoformat().replace("+00:00", "Z")
+
+
+def sender_json(user) -> dict:
+    return {"username": user.username, "display_name": user.display_name or user.username,
+            "kind": "agent" if user.is_agent else "human"}
+
+
+def message_json(message: Message, *, story_slug: str, channel_name: str, sender=None) -> dict:
+    sender = sender or message.sender
+    return {
+        "id": str(message.id),
+        "story": story_slug,
+        "channel": channel_name,
+        "seq": message.seq,
+        "sender": sender_json(sender),
+        "msg_type": message.msg_type,
+        "payload": message.payload,
+        "reply_to": str(message.reply_to_id) if message.reply_to_id else None,
+        "correlation_id": message.correlation_id,
+        "audience": message.audience,
+        "created_at": iso(message.created_at),
+    }
+
+
+def message_json_full(message: Message) -> dict:
+    """For messages fetched with select_related('story', 'channel', 'sender')."""
+    return message_json(message, story_slug=message.story.slug, channel_name=message.channel.name,
+                        sender=message.sender)
+
+
+def channel_json(channel: Channel, *, story_slug: str | None = None) -> dict:
+    return {
+        "story": story_slug or channel.story.slug,
+        "name": channel.name,
+        "kind": channel.kind,
+        "topic": channel.topic,
+        "archived": channel.archived_at is not None,
+        "archived_at": iso(channel.archived_at),
+        "last_seq": channel.last_seq,
+        "created_by": channel.created_by.username,
+        "created_at": iso(channel.created_at),
+        "idle_archive_seconds": channel.idle_archive_seconds,
+        "inbox_of": channel.inbox_agent.username if channel.inbox_agent_id else None,
+    }
+
+
+# --- Schema-and-validation serializers ------------------------------------------------------
+
+class SenderSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    display_name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["human", "agent"])
+
+
+class MessageSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    story = serializers.CharField()
+    channel = serializers.CharField()
+    seq = serializers.IntegerField()
+    sender = SenderSerializer()
+    msg_type = serializers.CharField()
+    payload = serializers.DictField()
+    reply_to = serializers.UUIDField(allow_null=True)
+    correlation_id = serializers.CharField(allow_null=True)
+    audience = serializers.JSONField(help_text="'all' | 'agents' | 'humans' | list of usernames")
+    created_at = serializers.DateTimeField()
+
+
+class MessageInSerializer(serializers.Serializer):
+    """Documentation of the post body; validation is in messaging.services.clean_message_input."""
+    msg_type = serializers.RegexField(r"^[a-z][a-z0-9_.-]{0,63}$")
+    payload = serializers.DictField()
+    id = serializers.UUIDField(required=False)
+    reply_to = serializers.UUIDField(required=False, allow_null=True)
+    correlation_id = serializers.CharField(required=False, allow_null=True, max_length=128)
+    audience = serializers.JSONField(required=False, help_text="'all' | 'agents' | 'humans' | list of usernames")
+
+
+class MessagePageSerializer(serializers.Serializer):
+    results = MessageSerializer(many=True)
+    next_after = serializers.IntegerField(allow_null=True)
+    next_before = serializers.IntegerField(allow_null=True, required=False)
+    last_seq = serializers.IntegerField()
+
+
+class RouteResultSerializer(serializers.Serializer):
+    results = MessageSerializer(many=True)
+    routed_to = serializers.ListField(child=serializers.CharField())
+
+
+class ActivityPageSerializer(serializers.Serializer):
+    results = MessageSerializer(many=True)
+    next_after = serializers.CharField()
+
+
+class ChannelSerializer(serializers.Serializer):
+    story = serializers.CharField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=Channel.Kind.choices)
+    topic = serializers.CharField()
+    archived = serializers.BooleanField()
+    archived_at = serializers.DateTimeField(allow_null=True)
+    last_seq = serializers.IntegerField()
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    idle_archive_seconds = serializers.IntegerField(allow_null=True)
+    inbox_of = serializers.CharField(allow_null=True)
+
+
+class ChannelInSerializer(serializers.Serializer):
+    name = serializers.RegexField(r"^[a-z0-9][a-z0-9._-]{0,63}$",
+                                  error_messages={"invalid": "Use 1-64 lowercase letters, digits, '.', '_' or '-'."})
+    kind = serializers.ChoiceField(choices=["public", "private", "presence"])
+    topic = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+    idle_archive_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10 ** 9)
+
+
+class ChannelPatchSerializer(serializers.Serializer):
+    topic = serializers.CharField(required=False, allow_blank=True, max_length=500)
+    archived = serializers.BooleanField(required=False)
+    idle_archive_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10 ** 9)
+
+
+class MemberInSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+
+
+class MemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    display_name = serializers.CharField()
+    kind = serializers.CharField()
+    role = serializers.CharField()
+    joined_at = serializers.DateTimeField()
+
+
+class AckInSerializer(serializers.Serializer):
+    seq = serializers.IntegerField(min_value=0)
+
+
+class AckSerializer(serializers.Serializer):
+    story = serializers.CharField()
+    channel = serializers.CharField()
+    read_seq = serializers.IntegerField()
+    last_seq = serializers.IntegerField()
+
+
+class InboxRowSerializer(serializers.Serializer):
+    story = serializers.CharField()
+    channel = serializers.CharField()
+    kind = serializers.CharField()
+    last_seq = serializers.IntegerField()
+    read_seq = serializers.IntegerField()
+    unread = serializers.IntegerField()

@@ -1,0 +1,474 @@
+"""Writes for channels and messages. REST, WebSocket, SSE and MCP all come through here.
+
+The message write path (`message_post`) is one transaction: bump the channel's `last_seq` under
+its row lock (UPDATE ... RETURNING), insert the message with that seq, and publish after commit.
+Postgres serializes the UPDATE on the row lock; SQLite runs every write transaction as BEGIN
+IMMEDIATE, so the seq is gapless and unique under any number of threads or processes.
+"""
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from messaging import events
+from messaging.models import MSG_TYPE_RE, Channel, Membership, Message, MessageRecipient, ReadCursor
+from messaging.policies import ChannelAccess, message_policies, message_visible_to
+from messaging.schemas import payload_errors, referenced_message_ids
+from messaging.serializers import channel_json, message_json
+from mythline_site.errors import Archived, Conflict, Invalid, NoRoute
+from mythline_site.parsers import has_nul, has_surrogate
+from stories.models import Participant, Story
+
+User = get_user_model()
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0c1a52-3c1e-4a8e-9d7e-6b5e8c0f4a11")
+MESSAGE_FIELDS = frozenset({"msg_type", "payload", "id", "reply_to", "correlation_id", "audience"})
+AUDIENCE_WORDS = ("all", "agents", "humans")
+MAX_AUDIENCE_USERS = 100
+# Deeper payloads fail later, deeper in the stack (storing, rendering) with RecursionError; SQLite's
+# JSON functions stop at 1000 levels. No real payload comes near this.
+MAX_PAYLOAD_DEPTH = 100
+_msg_type_re = re.compile(MSG_TYPE_RE)
+
+
+@dataclass
+class CleanMessage:
+    """A validated message body, ready to store."""
+    msg_type: str
+    payload: dict
+    encoded_payload: bytes
+    id: uuid.UUID | None
+    reply_to: Message | None
+    correlation_id: str | None
+    audience: object  # "all" | "agents" | "humans" | [usernames]
+    audience_kind: str
+    recipient_ids: list[int] = field(default_factory=list)
+    # Scratch space for the message policies: one post may run several that need the same rows
+    # (messaging.loops reads the sender's recent messages once for two of them).
+    policy_cache: dict = field(default_factory=dict, repr=False, compare=False)
+    # The ids of every copy of this one post (a route stores a copy per inbox): policies do not
+    # count those as earlier posts.
+    copy_ids: frozenset = frozenset()
+
+    def same_content(self, message: Message) -> bool:
+        return (message.msg_type == self.msg_type and message.payload == self.payload
+                and message.reply_to_id == (self.reply_to.pk if self.reply_to else None)
+                and message.correlation_id == self.correlation_id and message.audience == self.audience)
+
+
+@dataclass
+class PostResult:
+    message: Message
+    created: bool
+    data: dict  # the message as every API shows it
+
+
+def idempotent_id(sender, key: str) -> uuid.UUID:
+    """An `Idempotency-Key` is scoped to its sender: two agents may use the same key."""
+    return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{sender.pk}:{key}")
+
+
+def _parse_uuid(value, name, errors):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    errors[name] = "must be a UUID string"
+    return None
+
+
+def _nesting_depth(value) -> int:
+    """Levels of objects and arrays (the payload object itself is 1). Iterative: any depth."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _storable_text(value: str) -> bool:
+    """No NUL and no unpaired surrogate: text every database stores (REST's parser refuses the
+    surrogates already; WebSocket and MCP bodies come here too)."""
+    return not has_nul(value) and not has_surrogate(value)
+
+
+def clean_message_input(data, *, sender, story: Story) -> CleanMessage:
+    """Check a message body (REST, WebSocket or MCP); raise Invalid with every bad field named."""
+    if not isinstance(data, dict):
+        raise Invalid("The message must be a JSON object.")
+    errors = {}
+    unknown = sorted(set(data) - MESSAGE_FIELDS)
+    for name in unknown:
+        errors[name] = "unknown field"
+    msg_type = data.get("msg_type")
+    # fullmatch: with `match`, `$` also matches before a trailing newline ("text\n").
+    if not isinstance(msg_type, str) or not _msg_type_re.fullmatch(msg_type):
+        errors["msg_type"] = "is required: 1-64 of a-z 0-9 _ . - starting with a letter"
+    payload = data.get("payload")
+    encoded = b""
+    if not isinstance(payload, dict):
+        errors["payload"] = "is required and must be a JSON object"
+    else:
+        try:
+            encoded = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        except (ValueError, RecursionError):  # a non-finite number, an unpaired surrogate, too deep
+            errors["payload"] = "must be storable JSON: finite numbers, Unicode text, not nested too deeply"
+        else:
+            # Each bracket opens at most one level: count them (C speed) before walking the payload.
+            if (encoded.count(b"{") + encoded.count(b"[") > MAX_PAYLOAD_DEPTH
+                    and _nesting_depth(payload) > MAX_PAYLOAD_DEPTH):
+                errors["payload"] = f"must not nest objects and arrays more than {MAX_PAYLOAD_DEPTH} levels deep"
+            # JSON escapes NUL as \u0000; no database stores it in JSON (PostgreSQL refuses it).
+            elif b"\\u0000" in encoded and has_nul(payload):
+                errors["payload"] = "must not contain the NUL character (\\u0000)"
+        if "msg_type" not in errors:
+            errors.update(payload_errors(msg_type, payload))
+    message_id = _parse_uuid(data.get("id"), "id", errors)
+    reply_to_id = _parse_uuid(data.get("reply_to"), "reply_to", errors)
+    correlation_id = data.get("correlation_id")
+    if correlation_id is not None and (not isinstance(correlation_id, str) or len(correlation_id) > 128
+                                       or not _storable_text(correlation_id)):
+        errors["correlation_id"] = "must be a string of at most 128 characters (no NUL), or null"
+    audience = data.get("audience", "all")
+    audience_kind, usernames = "all", []
+    if audience is None:
+        audience = "all"
+    if isinstance(audience, str) and audience in AUDIENCE_WORDS:
+        audience_kind = audience
+    elif isinstance(audience, list) and audience and all(isinstance(u, str) and u and _storable_text(u)
+                                                         for u in audience):
+        usernames = list(dict.fromkeys(audience))
+        if len(usernames) > MAX_AUDIENCE_USERS:
+            errors["audience"] = f"may list at most {MAX_AUDIENCE_USERS} usernames"
+        audience, audience_kind = usernames, Message.Audience.USERS
+    else:
+        errors["audience"] = "must be 'all', 'agents', 'humans' or a non-empty list of usernames"
+    if errors:
+        raise Invalid("The message is invalid.", details=errors)
+
+    # References: one query each, only when present.
+    reply_to = None
+    if reply_to_id is not None:
+        reply_to = Message.objects.filter(pk=reply_to_id, story=story).first()
+        if reply_to is None or not message_visible_to(reply_to, sender):
+            errors["reply_to"] = "no such message in this story"
+    refs = referenced_message_ids(msg_type, payload)
+    if refs:
+        # Like reply_to, a reference must be readable by the sender: otherwise the answer would
+        # tell them whether a message in a channel they cannot read exists.
+        found = {str(m.pk): m.msg_type for m in Message.objects.filter(story=story, pk__in=list(refs.values()))
+                 if message_visible_to(m, sender)}
+        for name, ref in refs.items():
+            ref = str(uuid.UUID(ref))
+            if ref not in found:
+                errors[name] = "no such message in this story"
+            elif name == "payload.proposal" and found[ref] != "proposal":
+                errors[name] = "must be the id of a 'proposal' message"
+    recipient_ids = []
+    if usernames:
+        by_name = dict(User.objects.filter(username__in=usernames).values_list("username", "pk"))
+        missing = [u for u in usernames if u not in by_name]
+        if missing:
+            errors["audience"] = f"unknown usernames: {', '.join(missing[:10])}"
+        recipient_ids = [by_name[u] for u in usernames if u in by_name]
+    if errors:
+        raise Invalid("The message is invalid.", details=errors)
+    return CleanMessage(msg_type=msg_type, payload=payload, encoded_payload=encoded, id=message_id,
+                        reply_to=reply_to, correlation_id=correlation_id, audience=audience,
+                        audience_kind=audience_kind, recipient_ids=recipient_ids)
+
+
+def _existing_or_conflict(message_id: uuid.UUID, *, channel: Channel, sender, clean: CleanMessage):
+    """The stored message for a repeated id, or Conflict when it is not the same post."""
+    existing = Message.objects.select_related("sender").filter(pk=message_id).first()
+    if existing is None:
+        return None
+    if existing.channel_id != channel.pk or existing.sender_id != sender.pk or not clean.same_content(existing):
+        raise Conflict(f"Message id {message_id} was already used for different content.",
+                       details={"id": str(message_id)})
+    return existing
+
+
+_SEQ_SQL = None
+
+
+def _next_seq(channel: Channel, now) -> int | None:
+    """Bump and return the channel's last_seq, holding its row lock to the end of the transaction."""
+    global _SEQ_SQL
+    if _SEQ_SQL is None:
+        table = connection.ops.quote_name(Channel._meta.db_table)
+        _SEQ_SQL = (f"UPDATE {table} SET last_seq = last_seq + 1, last_message_at = %s "
+                    f"WHERE id = %s AND archived_at IS NULL RETURNING last_seq")
+    with connection.cursor() as cursor:
+        cursor.execute(_SEQ_SQL, [now, channel.pk])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _idle_expired(channel: Channel, now) -> bool:
+    if not channel.idle_archive_seconds or channel.archived_at is not None:
+        return False
+    since = channel.last_message_at or channel.created_at
+    return now - since >= timedelta(seconds=channel.idle_archive_seconds)
+
+
+def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID) -> tuple[Message, dict]:
+    """Assign the next seq and insert; the caller holds the transaction. Publishes after commit."""
+    seq = _next_seq(channel, timezone.now())
+    if seq is None:
+        raise Archived(f"Channel '{channel.name}' is archived and read-only.")
+    message = Message(
+        id=message_id, story_id=channel.story_id, channel=channel, seq=seq, sender=sender,
+        msg_type=clean.msg_type, payload=clean.payload, reply_to=clean.reply_to,
+        thread_root_id=(clean.reply_to.thread_root_id or clean.reply_to.pk) if clean.reply_to else None,
+        correlation_id=clean.correlation_id, audience=clean.audience, audience_kind=clean.audience_kind,
+        created_at=timezone.now(),
+    )
+    message.save(force_insert=True)
+    if clean.recipient_ids:
+        MessageRecipient.objects.bulk_create(MessageRecipient(message=message, user_id=uid) for uid in clean.recipient_ids)
+    channel.last_seq = seq
+    data = message_json(message, story_slug=channel.story.slug, channel_name=channel.name, sender=sender)
+    topic = f"channel:{channel.story.slug}/{channel.name}"
+    events.publish_on_commit(channel.group_name, events.message_created_event(
+        message, events.dumps(data), topic, clean.recipient_ids))
+    return message, data
+
+
+def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | None = None) -> PostResult:
+    """Validate, apply the policies, and store one message (or return the earlier one for a repeat).
+
+    `access` comes from `access_channel(..., for_write=True)`: the caller may post there.
+    """
+    channel = access.channel
+    clean = clean_message_input(data, sender=sender, story=channel.story)
+    message_id = clean.id or (idempotent_id(sender, idempotency_key) if idempotency_key else None)
+    if message_id is not None:
+        existing = _existing_or_conflict(message_id, channel=channel, sender=sender, clean=clean)
+        if existing is not None:
+            return PostResult(existing, False, message_json(existing, story_slug=channel.story.slug,
+                                                            channel_name=channel.name, sender=existing.sender))
+    for policy in message_policies():
+        policy(sender=sender, channel=channel, fields=clean, encoded_payload=clean.encoded_payload)
+    if _idle_expired(channel, timezone.now()):
+        channel_set_archived(channel=channel, by=None, archived=True)
+        raise Archived(f"Channel '{channel.name}' was archived after {channel.idle_archive_seconds}s without messages.")
+    message_id = message_id or uuid.uuid4()
+    try:
+        with transaction.atomic():
+            message, data = _insert(channel, sender, clean, message_id)
+    except IntegrityError:
+        # A concurrent post with the same id won the race; answer as for any repeat.
+        existing = _existing_or_conflict(message_id, channel=channel, sender=sender, clean=clean)
+        if existing is None:
+            raise
+        return PostResult(existing, False, message_json(existing, story_slug=channel.story.slug,
+                                                        channel_name=channel.name, sender=existing.sender))
+    return PostResult(message, True, data)
+
+
+def message_route(*, sender, story: Story, data, idempotency_key: str | None = None) -> tuple[list[PostResult], list[str]]:
+    """Post one message to the inbox of every agent of the story whose capabilities include its type.
+
+    Each copy gets an id derived from the request's id (or key), so a repeated route returns
+    the same copies and stores nothing new.
+    """
+    clean = clean_message_input(data, sender=sender, story=story)
+    agents = [p.user for p in Participant.objects.select_related("user__agent_profile")
+              .filter(story=story, user__is_agent=True).order_by("user__username")
+              if hasattr(p.user, "agent_profile") and p.user.agent_profile.handles(clean.msg_type)]
+    if not agents:
+        raise NoRoute(f"No agent in '{story.slug}' lists '{clean.msg_type}' in its capabilities.",
+                      details={"msg_type": clean.msg_type})
+    base_id = clean.id or (idempotent_id(sender, idempotency_key) if idempotency_key else uuid.uuid4())
+    copy_ids = {agent.pk: uuid.uuid5(base_id, agent.username) for agent in agents}
+    clean.copy_ids = frozenset(copy_ids.values())
+    results = []
+    with transaction.atomic():
+        pending = []
+        for agent in agents:
+            inbox = inbox_ensure(story=story, agent=agent)
+            if inbox.is_archived:
+                continue
+            copy_id = copy_ids[agent.pk]
+            existing = _existing_or_conflict(copy_id, channel=inbox, sender=sender, clean=clean)
+            if existing is not None:
+                results.append(PostResult(existing, False, message_json(
+                    existing, story_slug=story.slug, channel_name=inbox.name, sender=existing.sender)))
+                continue
+            # Every copy passes the policies before any is stored; `clean.copy_ids` tells them
+            # that the copies of this route (stored now or by an earlier repeat) are one post.
+            for policy in message_policies():
+                policy(sender=sender, channel=inbox, fields=clean, encoded_payload=clean.encoded_payload)
+            pending.append((inbox, copy_id))
+        for inbox, copy_id in pending:
+            inbox.story = story
+            message, data_json = _insert(inbox, sender, clean, copy_id)
+            results.append(PostResult(message, True, data_json))
+    results.sort(key=lambda r: r.data["channel"])  # agent order (inbox.<username>, by username)
+    if not results:
+        raise NoRoute("Every matching agent's inbox is archived.", details={"msg_type": clean.msg_type})
+    return results, [r.data["channel"].removeprefix("inbox.") for r in results]
+
+
+# --- Channels -------------------------------------------------------------------------------
+
+def inbox_name(agent) -> str:
+    return f"inbox.{agent.username}"
+
+
+def inbox_ensure(*, story: Story, agent) -> Channel:
+    """The agent's inbox in the story, created on first need (the agent is its owner member)."""
+    channel = Channel.objects.select_related("story", "created_by", "inbox_agent").filter(
+        story=story, name=inbox_name(agent)).first()
+    if channel is not None:
+        return channel
+    channel = Channel.objects.create(story=story, name=inbox_name(agent), kind=Channel.Kind.INBOX,
+                                     topic=f"Work for {agent.display_name or agent.username}",
+                                     created_by=agent, inbox_agent=agent)
+    Membership.objects.create(channel=channel, user=agent, role=Membership.Role.OWNER)
+    events.publish_story_event(story, "channel.created", channel_json(channel, story_slug=story.slug),
+                               only_user_ids=[agent.pk, story.owner_id])
+    return channel
+
+
+@transaction.atomic
+def channel_create(*, story: Story, creator, name: str, kind: str, topic: str = "",
+                   idle_archive_seconds: int | None = None) -> Channel:
+    if kind not in (Channel.Kind.PUBLIC, Channel.Kind.PRIVATE, Channel.Kind.PRESENCE):
+        raise Invalid("Channels of kind 'inbox' are created when an agent joins.", details={"kind": "invalid"})
+    if name.startswith("inbox."):
+        # Reserved: `inbox_ensure` finds an agent's inbox by this name; a channel taken in advance
+        # would stand in for the inbox of an agent joining later.
+        raise Invalid("Names starting with 'inbox.' are reserved for agents' inboxes.",
+                      details={"name": "'inbox.' names are reserved"})
+    try:
+        with transaction.atomic():
+            channel = Channel.objects.create(story=story, name=name, kind=kind, topic=topic, created_by=creator,
+                                             idle_archive_seconds=idle_archive_seconds)
+    except IntegrityError:
+        raise Conflict(f"Story '{story.slug}' already has a channel '{name}'.", details={"name": name}) from None
+    only = None
+    if kind != Channel.Kind.PUBLIC:
+        Membership.objects.create(channel=channel, user=creator, role=Membership.Role.OWNER)
+        only = sorted({creator.pk, story.owner_id})
+    events.publish_story_event(story, "channel.created", channel_json(channel, story_slug=story.slug),
+                               only_user_ids=only)
+    return channel
+
+
+def _visible_user_ids(channel: Channel):
+    if channel.kind == Channel.Kind.PUBLIC:
+        return None
+    return sorted(set(channel.memberships.values_list("user_id", flat=True)) | {channel.story.owner_id})
+
+
+@transaction.atomic
+def channel_set_archived(*, channel: Channel, by, archived: bool) -> Channel:
+    now = timezone.now()
+    if archived and channel.archived_at is None:
+        Channel.objects.filter(pk=channel.pk, archived_at__isnull=True).update(archived_at=now)
+        channel.archived_at = now
+        events.publish_story_event(channel.story, "channel.archived", channel_json(channel),
+                                   only_user_ids=_visible_user_ids(channel))
+    elif not archived and channel.archived_at is not None:
+        # Unarchiving restarts the idle clock, or the sweeper would archive it again at once.
+        Channel.objects.filter(pk=channel.pk).update(archived_at=None, last_message_at=now)
+        channel.archived_at, channel.last_message_at = None, now
+        events.publish_story_event(channel.story, "channel.unarchived", channel_json(channel),
+                                   only_user_ids=_visible_user_ids(channel))
+    return channel
+
+
+@transaction.atomic
+def channel_update(*, channel: Channel, by, topic: str | None = None, archived: bool | None = None,
+                   idle_archive_seconds=...) -> Channel:
+    changed = []
+    if topic is not None and topic != channel.topic:
+        channel.topic = topic
+        changed.append("topic")
+    if idle_archive_seconds is not ... and idle_archive_seconds != channel.idle_archive_seconds:
+        channel.idle_archive_seconds = idle_archive_seconds
+        changed.append("idle_archive_seconds")
+    if changed:
+        channel.save(update_fields=changed)
+        events.publish_story_event(channel.story, "channel.updated", channel_json(channel),
+                                   only_user_ids=_visible_user_ids(channel))
+    if archived is not None:
+        channel_set_archived(channel=channel, by=by, archived=archived)
+    return channel
+
+
+def archive_idle_channels(*, now=None) -> list[Channel]:
+    """Archive every channel whose `idle_archive_seconds` have passed since its last message."""
+    now = now or timezone.now()
+    archived = []
+    for channel in (Channel.objects.select_related("story", "created_by", "inbox_agent")
+                    .filter(idle_archive_seconds__isnull=False, archived_at__isnull=True)):
+        if _idle_expired(channel, now):
+            archived.append(channel_set_archived(channel=channel, by=None, archived=True))
+    return archived
+
+
+# --- Members --------------------------------------------------------------------------------
+
+@transaction.atomic
+def member_add(*, channel: Channel, user, by=None) -> tuple[Membership, bool]:
+    if channel.kind == Channel.Kind.PUBLIC:
+        raise Invalid("Public channels have no member list: every reader of the story reads them.")
+    if channel.kind == Channel.Kind.INBOX:
+        raise Invalid("An inbox belongs to its agent; it takes no other members.")
+    if not Participant.objects.filter(story_id=channel.story_id, user=user).exists():
+        raise Invalid(f"'{user.username}' does not take part in this story; add them to the story first.",
+                      details={"username": "not a participant of the story"})
+    membership, created = Membership.objects.get_or_create(channel=channel, user=user)
+    if created:
+        events.publish_story_event(channel.story, "member.joined",
+                                   {"channel": channel.name, "username": user.username},
+                                   only_user_ids=_visible_user_ids(channel))
+    return membership, created
+
+
+@transaction.atomic
+def member_remove(*, channel: Channel, user, by=None) -> None:
+    if channel.kind == Channel.Kind.INBOX and channel.inbox_agent_id == user.pk:
+        raise Invalid("An agent cannot be removed from its own inbox.")
+    visible = _visible_user_ids(channel)
+    deleted, _ = Membership.objects.filter(channel=channel, user=user).delete()
+    if deleted:
+        events.publish_story_event(channel.story, "member.left",
+                                   {"channel": channel.name, "username": user.username}, only_user_ids=visible)
+        # Live subscriptions were checked at subscribe time: end the removed member's now.
+        events.publish_on_commit(channel.group_name, events.access_revoked_event(channel, user.pk))
+
+
+# --- Read cursors ---------------------------------------------------------------------------
+
+@transaction.atomic
+def cursor_ack(*, channel: Channel, user, seq: int) -> int:
+    """Move the caller's read cursor forward to `seq` (never back); return the cursor."""
+    if seq > channel.last_seq:
+        channel.refresh_from_db(fields=["last_seq"])
+    if seq > channel.last_seq:
+        raise Invalid(f"seq {seq} is beyond the channel's last_seq {channel.last_seq}.",
+                      details={"seq": f"must be at most {channel.last_seq}"})
+    cursor, created = ReadCursor.objects.get_or_create(channel=channel, user=user, defaults={"seq": seq})
+    if not created and cursor.seq < seq:
+        ReadCursor.objects.filter(pk=cursor.pk, seq__lt=seq).update(seq=seq)
+        cursor.refresh_from_db(fields=["seq"])
+    return cursor.seq

@@ -1,0 +1,127 @@
+"""Server-Sent Events: `GET .../channels/{channel}/events?after=N` (or `Last-Event-ID: N`).
+
+Replay from the database, then live, each message as `id: <seq>` / `event: message` /
+`data: <message JSON>`, with a comment line every MYTHLINE_SSE_KEEPALIVE_SECONDS. The same
+`ChannelFeed` as the WebSocket fills any gap the channel layer leaves. Without `after` or
+`Last-Event-ID`, the stream starts live from the channel's current last_seq.
+"""
+import asyncio
+import time
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth import aget_user
+from django.http import StreamingHttpResponse
+
+from accounts.authentication import bearer_from_header, user_for_token
+from messaging.models import Channel
+from messaging.realtime import open_channel_feed
+from messaging.selectors import parse_int
+from mythline_site import metrics
+from mythline_site.errors import MythlineError, Unauthenticated, error_response
+from presence.services import Room, connection_meta, get_hub
+
+
+async def _user(request):
+    header = request.headers.get("Authorization")
+    if header is not None:
+        raw = bearer_from_header(header)
+        user = await database_sync_to_async(user_for_token)(raw) if raw else None
+        if user is None:
+            raise Unauthenticated("Unknown or revoked token.")
+        return user
+    user = await aget_user(request)
+    if not user.is_authenticated:
+        raise Unauthenticated()
+    return user
+
+
+def _message_text(feed, frame_text: str) -> str:
+    """The message JSON inside a `message` frame, cut out rather than decoded and re-encoded."""
+    prefix = feed.replay_prefix if frame_text.startswith(feed.replay_prefix) else feed.live_prefix
+    return frame_text[len(prefix):-1]
+
+
+async def channel_events(request, story, channel):
+    if request.method != "GET":
+        return error_response("invalid", "Use GET.", 405)
+    try:
+        user = await _user(request)
+        after = parse_int(request.GET.get("after", request.headers.get("Last-Event-ID")), "after")
+        feed = await database_sync_to_async(open_channel_feed)(user, story, channel, topic=f"channel:{story}/{channel}",
+                                                               types=[t for t in request.GET.get("type", "").split(",") if t])
+    except MythlineError as error:
+        metrics.ERRORS.labels(error.code, "sse").inc()
+        return error_response(error.code, error.message, error.status, error.details, error.headers)
+
+    layer = get_channel_layer()
+    inbox = await layer.new_channel("sse.")
+    await layer.group_add(feed.group, inbox)
+    last_seq = await database_sync_to_async(feed.current_last_seq)()
+    feed.last_seq = last_seq if after is None else min(after, last_seq)
+
+    async def stream():
+        out: list[str] = []
+
+        async def collect(frame_text, seq):
+            # JSON text has no raw newlines, so the message is one `data:` line.
+            out.append(f"id: {seq}\nevent: message\ndata: {_message_text(feed, frame_text)}\n\n")
+
+        metrics.SSE_STREAMS_OPEN.inc()
+        metrics.SUBSCRIPTIONS.inc()
+        # An SSE reader of a presence channel is present like a socket; the server heartbeats for it.
+        room = Room.of(feed.channel) if feed.channel.kind == Channel.Kind.PRESENCE else None
+        hub = get_hub() if room else None
+        meta = connection_meta(user) if room else None
+        beat = settings.MYTHLINE_HEARTBEAT_SECONDS
+        wait = min(settings.MYTHLINE_SSE_KEEPALIVE_SECONDS, beat) if room else settings.MYTHLINE_SSE_KEEPALIVE_SECONDS
+        try:
+            if room:
+                await hub.touch(room, inbox, meta)
+            yield f"retry: 2000\n: subscribed {feed.topic} last_seq={last_seq}\n\n"
+            if after is not None and after < last_seq:
+                await feed.send_range(after, last_seq, collect, replay=True)
+                for chunk in out:
+                    yield chunk
+                out.clear()
+            refreshed = time.monotonic()
+            while True:
+                timeout = wait
+                if room:
+                    # Refresh the presence entry every interval, also when events keep arriving
+                    # (a busy room): only refreshing on a quiet interval would let it expire.
+                    due = refreshed + beat - time.monotonic()
+                    if due <= 0:
+                        await hub.touch(room, inbox, meta)
+                        refreshed, due = time.monotonic(), beat
+                    timeout = min(wait, due)
+                try:
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows the task's
+                    # cancellation (the client went away) when an event arrives at the same moment,
+                    # and the stream would then run on, and keep its reader present, forever.
+                    async with asyncio.timeout(timeout):
+                        event = await layer.receive(inbox)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if event.get("type") == "access.revoked" and event["user_id"] == user.pk:
+                    return  # removed from the channel: the stream ends
+                if event.get("type") != "message.created":
+                    continue
+                if not await feed.on_live(event, collect):
+                    return  # too far behind: the client reconnects with Last-Event-ID
+                for chunk in out:
+                    yield chunk
+                out.clear()
+        finally:
+            if room:
+                await hub.remove(room, inbox)
+            metrics.SSE_STREAMS_OPEN.dec()
+            metrics.SUBSCRIPTIONS.dec()
+            await layer.group_discard(feed.group, inbox)
+
+    response = StreamingHttpResponse(stream(), content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response

@@ -1,0 +1,233 @@
+"""Admin for stories and participants.
+
+Writes go through the services, as they do for the API: a story added here gets its `general`
+and `room` channels; a participant added here joins the room (and an agent gets its inbox).
+Removing a participant also removes them from the story's channel member lists, so a former
+participant keeps no access to private channels.
+"""
+from django import forms
+from django.contrib import admin
+from django.db import transaction
+from django.db.models import Count
+
+from messaging.models import Channel, Membership
+from mythline_site.admin_base import ReadOnlyAdmin
+from stories.models import Document, DocumentChange, Participant, Story
+from stories.services import participant_add, story_create, story_update
+
+ADDABLE_ROLES = [(Participant.Role.EDITOR, "editor"), (Participant.Role.VIEWER, "viewer")]
+
+
+def remove_participant(participant: Participant) -> None:
+    """Take a (non-owner) participant out of the story and of its channels' member lists."""
+    with transaction.atomic():
+        (Membership.objects.filter(channel__story_id=participant.story_id, user_id=participant.user_id)
+         .exclude(channel__kind=Channel.Kind.INBOX, channel__inbox_agent_id=participant.user_id).delete())
+        participant.delete()
+
+
+def _check_participant_change(*, story, existing: tuple | None, user, role, deleting=False) -> str | None:
+    """Why this participant edit is not allowed, or None. `existing` is the stored (user_id, role)."""
+    if existing is not None:
+        stored_user_id, stored_role = existing
+        if stored_role == Participant.Role.OWNER:
+            if deleting:
+                return "The story owner cannot be removed."
+            if role != Participant.Role.OWNER or (user is not None and user.pk != stored_user_id):
+                return "The story owner's row cannot be changed."
+            return None
+        if user is not None and user.pk != stored_user_id:
+            return "To replace a participant, remove the row and add a new one."
+    elif story is not None and user is not None and story.owner_id == user.pk:
+        return "The story owner is already its participant."
+    if not deleting and role not in (Participant.Role.EDITOR, Participant.Role.VIEWER, None):
+        return "Choose editor or viewer."
+    return None
+
+
+class ParticipantInlineFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        for form in self.forms:
+            if not hasattr(form, "cleaned_data") or not form.cleaned_data:
+                continue
+            deleting = self.can_delete and self._should_delete_form(form)
+            if not deleting and not form.has_changed():
+                continue
+            # form.instance already holds the submitted values; the stored ones are in `initial`.
+            existing = (form.initial.get("user"), form.initial.get("role")) if form.instance.pk else None
+            data = form.cleaned_data
+            problem = _check_participant_change(story=self.instance, existing=existing, user=data.get("user"),
+                                                role=data.get("role"), deleting=deleting)
+            if problem:
+                form.add_error(None, problem)
+
+
+class ParticipantInline(admin.TabularInline):
+    model = Participant
+    formset = ParticipantInlineFormSet
+    fields = ("user", "role", "joined_at")
+    readonly_fields = ("joined_at",)
+    raw_id_fields = ("user",)
+    extra = 0
+
+
+@admin.register(Story)
+class StoryAdmin(admin.ModelAdmin):
+    list_display = ("slug", "title", "visibility", "owner", "n_participants", "n_channels", "created_at",
+                    "updated_at")
+    list_filter = ("visibility", "requires_approval", "created_at")
+    list_select_related = ("owner",)
+    search_fields = ("slug", "title", "premise", "owner__username")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("owner",)
+    inlines = (ParticipantInline,)
+
+    def view_on_site(self, story):
+        return f"/stories/{story.slug}/"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            participant_count=Count("participants", distinct=True),
+            channel_count=Count("channels", distinct=True))
+
+    @admin.display(description="participants", ordering="participant_count")
+    def n_participants(self, story):
+        return story.participant_count
+
+    @admin.display(description="channels", ordering="channel_count")
+    def n_channels(self, story):
+        return story.channel_count
+
+    def get_fields(self, request, obj=None):
+        return ("slug", "title", "premise", "visibility", "requires_approval", "owner", "created_at",
+                "updated_at") if obj else ("slug", "title", "premise", "visibility", "requires_approval", "owner")
+
+    def get_readonly_fields(self, request, obj=None):
+        # The slug is in every URL and client; ownership is not transferred from here.
+        return ("slug", "owner", "created_at", "updated_at") if obj else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # stories keep their messages: the audit trail is never deleted
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            stored = Story.objects.get(pk=obj.pk)
+            story_update(story=stored, title=obj.title, premise=obj.premise, visibility=obj.visibility,
+                         requires_approval=obj.requires_approval)
+            obj.updated_at = stored.updated_at
+            return
+        story = story_create(owner=obj.owner, slug=obj.slug, title=obj.title, premise=obj.premise,
+                             visibility=obj.visibility, requires_approval=obj.requires_approval)
+        obj.pk, obj.created_at, obj.updated_at = story.pk, story.created_at, story.updated_at
+        obj._state.adding, obj._state.db = False, story._state.db
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Participant:
+            return super().save_formset(request, form, formset, change)
+        formset.save(commit=False)  # fills new/changed/deleted_objects for the change message
+        for participant in formset.deleted_objects:
+            remove_participant(participant)
+        for participant in [*formset.new_objects, *(p for p, _ in formset.changed_objects)]:
+            participant_add(story=form.instance, user=participant.user, role=participant.role)
+
+
+class ParticipantAdminForm(forms.ModelForm):
+    class Meta:
+        model = Participant
+        fields = ("story", "user", "role")
+
+    def clean(self):
+        data = super().clean()
+        stored = Participant.objects.filter(pk=self.instance.pk).values_list("user_id", "role").first() \
+            if self.instance.pk else None
+        problem = _check_participant_change(story=data.get("story"), existing=stored, user=data.get("user"),
+                                            role=data.get("role"))
+        if problem:
+            raise forms.ValidationError(problem)
+        return data
+
+
+@admin.register(Participant)
+class ParticipantAdmin(admin.ModelAdmin):
+    form = ParticipantAdminForm
+    list_display = ("story", "user", "kind", "role", "joined_at")
+    list_filter = ("role", "user__is_agent", "story")
+    list_select_related = ("story", "user")
+    search_fields = ("story__slug", "user__username", "user__display_name")
+    raw_id_fields = ("story", "user")
+    readonly_fields = ("joined_at",)
+
+    @admin.display(description="kind", ordering="user__is_agent")
+    def kind(self, participant):
+        return participant.user.kind
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("story", "user", "joined_at") if obj else ("joined_at",)
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role":
+            kwargs["choices"] = ADDABLE_ROLES
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ("story", "user", "role", "joined_at")
+
+    def has_change_permission(self, request, obj=None):
+        # The owner row is read-only (it is shown, not edited).
+        if obj is not None and obj.role == Participant.Role.OWNER:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.role == Participant.Role.OWNER:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        story = obj.story if not change else Story.objects.get(pk=obj.story_id)
+        participant, _ = participant_add(story=story, user=obj.user, role=obj.role)
+        obj.pk, obj.joined_at = participant.pk, participant.joined_at
+        obj._state.adding, obj._state.db = False, participant._state.db
+
+    def delete_model(self, request, obj):
+        remove_participant(obj)
+
+    def delete_queryset(self, request, queryset):
+        for participant in queryset.exclude(role=Participant.Role.OWNER):
+            remove_participant(participant)
+
+
+class DocumentChangeInline(admin.TabularInline):
+    model = DocumentChange
+    fields = ("revision", "author", "via", "client_id", "created_at", "changes")
+    readonly_fields = fields
+    extra = 0
+    ordering = ("-revision",)
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author")
+
+
+@admin.register(Document)
+class DocumentAdmin(ReadOnlyAdmin):
+    list_display = ("name", "story", "title", "revision", "created_by", "updated_at", "forked_from")
+    list_filter = ("story",)
+    search_fields = ("name", "title", "story__slug")
+    list_select_related = ("story", "created_by", "forked_from")
+    readonly_fields = ("story", "name", "title", "revision", "created_by", "created_at", "updated_at",
+                       "forked_from", "forked_at_revision", "text")
+    inlines = [DocumentChangeInline]
+
+
+@admin.register(DocumentChange)
+class DocumentChangeAdmin(ReadOnlyAdmin):
+    list_display = ("document", "revision", "author", "via", "created_at")
+    list_filter = ("via", "document__story", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("document__name", "author__username", "client_id")
+    list_select_related = ("document__story", "author")
+    date_hierarchy = "created_at"
+    readonly_fields = ("document", "revision", "author", "via", "client_id", "created_at", "changes")
