@@ -1,0 +1,797 @@
+"""The demo drama crew (SPEC 13): eight agents, each a real SDK client of a Mythline server.
+
+Nothing here touches the database: every agent talks to the server over the network with its own
+token, listens to its inbox (and `#general` where it needs to), reports its status, and writes to
+the story's `main` document through the REST document ops. `manage.py run_agents` issues the
+tokens and runs a `Crew`.
+
+A scene, as the agents play it (everything in `#general` unless an inbox is named):
+
+    showrunner     task_update "started"      -> inbox.plot-planner: outline scene k
+    plot-planner   task_update, scene_plan
+    showrunner     proposal (reply to the plan)
+    critic         vote on the proposal
+    (requires_approval: the showrunner waits for a human `vote` or `decision` on the proposal)
+    showrunner     decision                   -> inbox.narrator: narrate
+    narrator       narration x2, appends them to `main`, task_update "done"
+    continuity     query on the narration;  plot-planner answers (text)
+    showrunner                                -> inbox.dialogue-writer: dialogue
+    dialogue-writer                           -> inbox.voice-<a>, inbox.voice-<b>: your line
+    voices         dialogue;  dialogue-writer appends each line to `main`
+    critic         feedback on each line, one asks for a revision
+    voice          revised dialogue;  dialogue-writer replaces the line in `main`, task_update "done"
+    showrunner     task_update "done": next scene
+
+A human `text` or `query` in `#general` (or in the showrunner's inbox) steers the next scene: the
+showrunner acknowledges it and the next plan follows the characters and the motif it names.
+
+Restarts: every post has an idempotency key derived from the message it answers (or, for the
+showrunner's own moves, from the scene), so an agent that handles a message again posts nothing
+new; the showrunner rebuilds its board from `#general` on start.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from agents.sdk import (INBOX, AsyncMythlineClient, Backoff, Conflict, InvalidRequest, LoopDetected, Message,
+                        MythlineError, idempotency_key)
+from agents.crew.llm import writer_from_env
+from agents.crew.writing import (DEFAULT_CAST, Character, Focus, Outline, Writer, cast_from_participants,
+                                 dialogue_block, steer_from, verdict)
+
+logger = logging.getLogger("mythline.crew")
+
+GENERAL = "general"
+CREW = ("showrunner", "plot-planner", "narrator", "dialogue-writer", "voice-mara", "voice-elias", "critic",
+        "continuity")
+_SCENE_CORRELATION = re.compile(r"scene-(\d+)")
+QUICK = Backoff(base=0.1, cap=0.3, max_attempts=2)
+
+
+def revise_index(scene: int) -> int:
+    """Which of the two lines of a scene the critic sends back for a revision."""
+    return scene % 2
+
+
+def correlation(scene: int) -> str:
+    return f"scene-{scene}"
+
+
+@dataclass
+class CrewOptions:
+    scenes: int = 3          # scenes the crew starts unprompted in the story (earlier runs count);
+                             # after that it waits for a human to steer the next one
+    pace: float = 0.0        # seconds an agent "thinks" before each post (a demo a person can follow)
+    once: bool = False       # stop once the first scene is written
+    tick: float = 1.0        # how often the showrunner looks at the board unprompted
+    history: int = 1000      # messages of #general the showrunner reads on start
+
+
+class Crew:
+    def __init__(self, base_url: str, story: str, tokens: dict[str, str], *, options: CrewOptions | None = None,
+                 writer_factory: Callable[[tuple[Character, ...]], Writer] = writer_from_env):
+        missing = [name for name in CREW if name not in tokens]
+        if missing:
+            raise ValueError(f"tokens missing for {', '.join(missing)}")
+        self.base_url, self.story, self.tokens = base_url, story, tokens
+        self.options = options or CrewOptions()
+        self.writer_factory = writer_factory
+        self.writer: Writer | None = None
+        self.finished = asyncio.Event()  # --once: the first scene is written
+        self.posted: dict[str, int] = {}
+        self.scenes_written: list[int] = []
+        self._plans: dict[str, Message] = {}
+        self._think = 0
+
+    # --- shared helpers -----------------------------------------------------------------------
+    async def think(self) -> None:
+        if self.options.pace > 0:
+            self._think += 1
+            await asyncio.sleep(self.options.pace * (0.6 + 0.8 * ((self._think * 7919) % 100) / 100))
+
+    async def plan(self, client: AsyncMythlineClient, plan_id: str) -> Message:
+        if plan_id not in self._plans:
+            self._plans[plan_id] = await client.get_message(plan_id)
+        return self._plans[plan_id]
+
+    def outline_of(self, plan: Message) -> Outline:
+        p = plan.payload
+        return self.writer.outline(int(p["scene"]), Focus.from_json(p.get("focus")), int(p.get("version", 1)))
+
+    # --- running ------------------------------------------------------------------------------
+    async def run(self, *, stop: asyncio.Event | None = None, duration: float | None = None) -> dict:
+        clients = {name: AsyncMythlineClient(self.base_url, token, username=name,
+                                             backoff=Backoff(base=0.2, cap=5.0, max_attempts=10))
+                   for name, token in self.tokens.items() if name in CREW}
+        try:
+            boss = clients["showrunner"]
+            participants = await boss.list_participants(self.story)
+            cast = tuple(c for c in cast_from_participants(participants) if c.voice in clients)
+            self.writer = self.writer_factory(cast if len(cast) >= 2 else DEFAULT_CAST)
+            cast = self.writer.cast
+            agents: list[CrewAgent] = [
+                Showrunner(self, clients["showrunner"]), PlotPlanner(self, clients["plot-planner"]),
+                Narrator(self, clients["narrator"]), DialogueWriter(self, clients["dialogue-writer"]),
+                Critic(self, clients["critic"]), Continuity(self, clients["continuity"]),
+                *(Voice(self, clients[c.voice], c) for c in cast if c.voice in clients)]
+            for agent in agents:
+                await agent.status("idle", "Joining the writers' room")
+            showrunner = agents[0]
+            general_after = await showrunner.prepare()
+
+            listeners = []
+            for agent in agents:
+                # From the read cursor: a restarted agent handles again what it had not acknowledged.
+                # (On a first run that is the story's whole history; the agents answer crew requests
+                # only, so older messages pass through untouched.)
+                options = {"start": "cursor", "queue_size": 64, "ignore_own": agent.ignore_own}
+                if agent is showrunner:
+                    options["after"] = {f"channel:{self.story}/{GENERAL}": general_after}
+                listener = agent.client.listener([(self.story, t) for t in agent.topics], **options)
+                listener.on("*", agent.dispatch)
+                listeners.append(listener)
+            halt = asyncio.Event()
+            tasks = [asyncio.create_task(listener.run(stop=halt)) for listener in listeners]
+            tasks.append(asyncio.create_task(showrunner.tick(halt)))
+            waits = [asyncio.create_task(halt.wait())]
+            if stop is not None:
+                waits.append(asyncio.create_task(stop.wait()))
+            if self.options.once:
+                waits.append(asyncio.create_task(self.finished.wait()))
+            waits.extend(tasks)
+            await asyncio.wait(waits, timeout=duration, return_when=asyncio.FIRST_COMPLETED)
+            halt.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                    logger.error("crew task ended with %s: %s", type(result).__name__, result)
+            for w in waits:
+                w.cancel()
+            # The server may be going down with us (Ctrl-C on `make run`): a quick try each, at once.
+            await asyncio.gather(*(agent.status("offline", "", quick=True) for agent in agents))
+            return {"scenes_written": list(self.scenes_written), "posted": dict(self.posted),
+                    "finished": self.finished.is_set()}
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+
+class CrewAgent:
+    username = ""
+    topics: tuple[str, ...] = (GENERAL, INBOX)
+    ignore_own = True
+
+    def __init__(self, crew: Crew, client: AsyncMythlineClient):
+        self.crew, self.client, self.story = crew, client, crew.story
+        self._status: tuple | None = None
+
+    @property
+    def writer(self) -> Writer:
+        return self.crew.writer
+
+    async def dispatch(self, message: Message) -> None:
+        """Route a message to `on_<msg_type>` (inbox and #general alike)."""
+        handler = getattr(self, f"on_{message.msg_type.replace('.', '_').replace('-', '_')}", None)
+        if handler is not None:
+            await handler(message)
+
+    async def say(self, channel: str, msg_type: str, payload: dict, *, key: str, scene: int | None = None,
+                  reply_to: str | None = None) -> Message | None:
+        """Post with an idempotency key. A repeat answers the stored message; a refusal by the loop
+        policies or a key already used for other words (a model writer after a restart) is logged
+        and skipped: the crew carries on."""
+        # The loop policies compare an agent's payloads across all its stories: the same crew
+        # announcing scene 1 in two stories is not a loop, so every payload names its story.
+        payload = {**payload, "story": self.story}
+        await self.crew.think()
+        try:
+            try:
+                message = await self.client.post_message(
+                    self.story, channel, msg_type, payload, reply_to=reply_to,
+                    correlation_id=correlation(scene) if scene else None, idempotency_key=key)
+            except InvalidRequest as exc:
+                if reply_to is None or "reply_to" not in (exc.details or {}):
+                    raise
+                # The message answered is not one this agent may read (a human's note in an inbox):
+                # post it unthreaded rather than not at all.
+                message = await self.client.post_message(
+                    self.story, channel, msg_type, payload,
+                    correlation_id=correlation(scene) if scene else None, idempotency_key=key + ":unthreaded")
+        except (LoopDetected, Conflict) as exc:
+            logger.warning("%s: %s not posted: %s", self.username, msg_type, exc)
+            return None
+        if message.created:
+            self.crew.posted[msg_type] = self.crew.posted.get(msg_type, 0) + 1
+            words = message.text or ""
+            logger.info("%-15s %-11s -> #%s: %s", self.username, msg_type, channel,
+                        words if len(words) <= 90 else words[:87] + "...")
+        return message
+
+    async def status(self, status: str, task: str = "", progress: float | None = None, *,
+                     quick: bool = False) -> None:
+        if self._status == (status, task, progress):
+            return
+        self._status = (status, task, progress)
+        try:
+            if quick:
+                body = {"status": status, "task": task, **({"progress": progress} if progress is not None else {})}
+                await self.client.request("PUT", "/api/agents/me/status", json=body, backoff=QUICK)
+            else:
+                await self.client.set_status(status, task, progress)
+        except MythlineError as exc:
+            logger.info("%s: status not reported: %s", self.username, exc)
+
+    async def append_block(self, block: str, *, marker: str) -> bool:
+        """Append a paragraph to `main` unless `marker` is there already (a repeat after a restart)."""
+        doc = await self.client.get_document(self.story, "main")
+        if marker in doc.text:
+            return False
+        text = doc.text
+        sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
+        await self.client.append_document(self.story, "main", sep + block.rstrip("\n") + "\n")
+        return True
+
+
+# --- the showrunner ----------------------------------------------------------------------------
+
+
+@dataclass
+class Scene:
+    number: int
+    title: str = ""
+    focus: Focus = field(default_factory=Focus)
+    steered_by: list = field(default_factory=list)
+    version: int = 1
+    started: bool = False
+    plans: dict = field(default_factory=dict)       # version -> scene_plan message
+    proposals: dict = field(default_factory=dict)   # version -> proposal message
+    decisions: dict = field(default_factory=dict)   # version -> decision message
+    responses: list = field(default_factory=list)   # votes and decisions (and human replies) on proposals
+    narration_done: bool = False
+    dialogue_done: bool = False
+    finished: bool = False
+
+    def verdict_on(self, proposal: Message, *, human: bool) -> tuple[bool, str] | None:
+        for m in self.responses:
+            target = m.payload.get("proposal") or m.reply_to
+            if target != proposal.id or m.from_human != human:
+                continue
+            words = m.payload.get("choice") if m.msg_type == "vote" else m.text
+            said = verdict(str(words or ""))
+            if said is not None:
+                return said, m.sender.get("display_name") or m.sender_name
+        return None
+
+
+class Showrunner(CrewAgent):
+    """Runs the board. Its state is rebuilt from #general (`observe`), and `reconcile` makes the
+    next move from that state: the same state always leads to the same move, with the same
+    idempotency key, so repeating a move after a restart stores nothing twice."""
+
+    username = "showrunner"
+    ignore_own = False  # its own posts are part of the board
+
+    def __init__(self, crew, client):
+        super().__init__(crew, client)
+        self.scenes: dict[int, Scene] = {}
+        self.seen: set[str] = set()
+        self.highest = 0                      # highest scene number seen (crew or not)
+        self.acks: dict[str, Focus] = {}      # human message id -> the focus acknowledged
+        self.consumed: set[str] = set()       # human message ids a scene already followed
+        self.proposal_scene: dict[str, int] = {}
+        self.done: set[str] = set()           # keys of moves made in this process
+        self.unprompted = 0                   # scenes the crew started without a human asking
+        self.lock = asyncio.Lock()
+        self._approval = (0.0, False)
+
+    # --- the board ----------------------------------------------------------------------------
+    async def prepare(self) -> int:
+        """Read recent #general into the board, and answer what humans said while the crew was
+        away (after the showrunner's read cursor); answer the seq it read up to."""
+        last = (await self.client.read_messages(self.story, GENERAL, limit=1)).last_seq
+        cursor = next((row.read_seq for row in await self.client.inbox()
+                       if row.story == self.story and row.channel == GENERAL), 0)
+        missed = []
+        async for message in self.client.iter_messages(self.story, GENERAL, after=max(0, last - self.crew.options.history)):
+            self.observe(message)
+            last = max(last, message.seq)
+            if cursor and message.seq > cursor and self.is_steer(message):
+                missed.append(message)
+        for message in missed:
+            if message.id not in self.acks:
+                await self.heard(message)
+        return last
+
+    def is_steer(self, message: Message) -> bool:
+        return (message.from_human and message.msg_type in ("text", "query")
+                and message.reply_to not in self.proposal_scene and message.id not in self.acks)
+
+    def scene(self, number: int) -> Scene:
+        if number not in self.scenes:
+            self.scenes[number] = Scene(number)
+        return self.scenes[number]
+
+    def observe(self, m: Message) -> None:
+        if m.id in self.seen:
+            return
+        self.seen.add(m.id)
+        found = _SCENE_CORRELATION.fullmatch(m.correlation_id or "")
+        if found:
+            self.highest = max(self.highest, int(found.group(1)))
+        p = m.payload
+        k = p.get("scene") if isinstance(p.get("scene"), int) and not isinstance(p.get("scene"), bool) else None
+        v = p.get("version", 1) if isinstance(p.get("version"), int) else 1
+        me = m.sender_name == self.username
+        if k is not None:
+            self.highest = max(self.highest, k)
+        if me and m.msg_type == "text" and isinstance(p.get("steer"), dict) and p.get("steer_from"):
+            self.acks[p["steer_from"]] = Focus.from_json(p["steer"])
+        if k is None:
+            if m.msg_type in ("vote", "decision", "text", "query") and not me:
+                target = p.get("proposal") or m.reply_to
+                if target in self.proposal_scene:
+                    self.scene(self.proposal_scene[target]).responses.append(m)
+            return
+        s = self.scene(k)
+        stage = p.get("stage")
+        if me and m.msg_type == "task_update" and stage == "start":
+            if not s.started and not p.get("focus"):
+                self.unprompted += 1
+            s.started, s.title = True, p.get("title", s.title)
+            s.focus, s.steered_by = Focus.from_json(p.get("focus")), list(p.get("steered_by") or [])
+            self.consumed.update(s.steered_by)
+        elif me and m.msg_type == "task_update" and stage == "scene":
+            s.finished = True
+        elif m.sender_name == "plot-planner" and m.msg_type == "scene_plan":
+            s.plans[v] = m
+        elif me and m.msg_type == "proposal":
+            s.proposals[v] = m
+            self.proposal_scene[m.id] = k
+        elif me and m.msg_type == "decision":
+            s.decisions[v] = m
+            if p.get("approved") is False:
+                s.version = max(s.version, v + 1)
+        elif m.msg_type in ("vote", "decision") and not me and p.get("proposal") in self.proposal_scene:
+            self.scene(self.proposal_scene[p["proposal"]]).responses.append(m)
+        elif m.sender_name == "narrator" and m.msg_type == "task_update" and stage == "narration":
+            s.narration_done = True
+        elif m.sender_name == "dialogue-writer" and m.msg_type == "task_update" and stage == "dialogue":
+            s.dialogue_done = True
+
+    def current(self) -> Scene | None:
+        started = [s for s in self.scenes.values() if s.started]
+        return max(started, key=lambda s: s.number) if started else None
+
+    def pending_steers(self) -> list[tuple[str, Focus]]:
+        return [(mid, focus) for mid, focus in self.acks.items() if mid not in self.consumed]
+
+    def next_number(self) -> int:
+        return max([self.highest, *self.scenes]) + 1
+
+    async def requires_approval(self) -> bool:
+        checked, value = self._approval
+        if time.monotonic() - checked > 0.5:
+            try:
+                value = bool((await self.client.get_story(self.story)).get("requires_approval"))
+            except MythlineError:
+                pass
+            self._approval = (time.monotonic(), value)
+        return value
+
+    # --- events -------------------------------------------------------------------------------
+    async def dispatch(self, message: Message) -> None:
+        self.observe(message)
+        if self.is_steer(message):
+            await self.heard(message)
+        await self.reconcile()
+
+    async def tick(self, halt: asyncio.Event) -> None:
+        while not halt.is_set():
+            try:
+                await self.reconcile()
+            except MythlineError as exc:
+                logger.info("showrunner: %s", exc)
+            except Exception:  # noqa: BLE001 - a bug in one move must not stop the board
+                logger.exception("showrunner: reconcile failed")
+            try:
+                await asyncio.wait_for(halt.wait(), self.crew.options.tick)
+            except asyncio.TimeoutError:
+                pass
+
+    async def heard(self, message: Message) -> None:
+        """A human spoke in the room: steer the next scene toward what they named."""
+        focus = steer_from(message.text, self.writer.cast, by=message.sender_name)
+        if not focus:
+            return
+        current = self.current()
+        upcoming = self.next_number() if current is None or current.finished else current.number + 1
+        who = " and ".join(focus.characters) or "the story"
+        name = message.sender.get("display_name") or message.sender_name
+        text = (f"Heard, {name}. Scene {upcoming} will follow {who} toward {focus.motif}"
+                + (f": “{focus.direction}”." if focus.direction else "."))
+        in_room = message.channel == GENERAL
+        ack = await self.say(GENERAL, "text", {"text": text, "steer": focus.as_json(), "steer_from": message.id,
+                                               "scene_next": upcoming},
+                             key=idempotency_key("re", message.id, "ack"), reply_to=message.id if in_room else None)
+        if ack is not None:
+            self.observe(ack)
+        self.acks.setdefault(message.id, focus)
+
+    # --- moves --------------------------------------------------------------------------------
+    async def once(self, key: str, move) -> Message | None:
+        """Make a move at most once per process (the key makes it once on the server too)."""
+        if key in self.done:
+            return None
+        message = await move()
+        self.done.add(key)
+        if message is not None and message.channel == GENERAL:
+            self.observe(message)
+        return message
+
+    def key(self, s: Scene, what: str) -> str:
+        return idempotency_key(self.story, "scene", s.number, "v", s.version, what)
+
+    async def reconcile(self) -> None:
+        async with self.lock:
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        if self.crew.options.once and self.crew.finished.is_set():
+            return
+        s = self.current()
+        if s is None or s.finished:
+            pending = self.pending_steers()
+            if pending or self.unprompted < self.crew.options.scenes:
+                await self.start_scene(self.next_number(), pending)
+            else:
+                await self.status("idle", f"Waiting for the room: a message in #general steers scene "
+                                          f"{self.next_number()}")
+            return
+        k, v = s.number, s.version
+        plan = s.plans.get(v)
+        if plan is None:
+            await self.assign_plan(s)
+            await self.status("waiting", f"Scene {k}: waiting for the plot planner's outline", 0.1)
+            return
+        proposal = s.proposals.get(v)
+        if proposal is None:
+            await self.propose(s, plan)
+            return
+        decision = s.decisions.get(v)
+        if decision is None:
+            human = s.verdict_on(proposal, human=True)
+            if human is not None:
+                await self.decide(s, proposal, *human)
+            elif await self.requires_approval():
+                await self.status("waiting", f"Scene {k}: waiting for a human vote on the plan", 0.3)
+            else:
+                agent = s.verdict_on(proposal, human=False)
+                if agent is not None:
+                    await self.decide(s, proposal, agent[0], agent[1])
+                else:
+                    await self.status("waiting", f"Scene {k}: waiting for the critic's vote", 0.3)
+            return
+        if not s.narration_done:
+            await self.assign(s, plan, "narrator", "narration",
+                              f"Scene {k}, '{s.title}', is approved: narrate it in two short passages and put "
+                              f"them in the draft.")
+            await self.status("working", f"Scene {k}: the narrator is drafting '{s.title}'", 0.5)
+            return
+        if not s.dialogue_done:
+            await self.assign(s, plan, "dialogue-writer", "dialogue",
+                              f"Narration of '{s.title}' is in. Dialogue for scene {k}, please: brief the voices "
+                              f"and get their lines into the draft.")
+            await self.status("working", f"Scene {k}: the voices are speaking", 0.75)
+            return
+        await self.finish(s)
+
+    async def start_scene(self, k: int, pending: list[tuple[str, Focus]]) -> None:
+        focus = _merge([f for _, f in pending])
+        s = self.scene(k)
+        s.focus, s.steered_by = focus, [mid for mid, _ in pending]
+        outline = self.writer.outline(k, focus, 1)
+        s.title = outline.title
+        await self.status("working", f"Scene {k}: briefing the plot planner on '{outline.title}'", 0.05)
+        payload = {"task": f"Scene {k}: {outline.title}", "status": "started", "progress": 0.0, "stage": "start",
+                   "scene": k, "title": outline.title, "focus": focus.as_json() if focus else None,
+                   "steered_by": s.steered_by}
+        start = await self.say(GENERAL, "task_update", payload, key=self.key(s, "start"), scene=k)
+        if start is None:  # refused: count it as started so the board moves on
+            s.started = True
+            self.consumed.update(s.steered_by)
+        else:
+            self.observe(start)
+
+    async def assign_plan(self, s: Scene) -> None:
+        outline = self.writer.outline(s.number, s.focus, s.version)
+        asked = f" {_focus_sentence(s.focus)}" if s.focus else ""
+        again = "" if s.version == 1 else f" The room turned down the last plan; try '{outline.title}' instead."
+        text = f"Please outline scene {s.number}, '{outline.title}'.{asked}{again}"
+        payload = {"text": text, "request": "scene_plan", "scene": s.number, "version": s.version,
+                   "title": outline.title, "focus": s.focus.as_json() if s.focus else None,
+                   "steered_by": s.steered_by}
+        await self.once(self.key(s, "assign-plan"), lambda: self.say(
+            "inbox.plot-planner", "text", payload, key=self.key(s, "assign-plan"), scene=s.number))
+
+    async def propose(self, s: Scene, plan: Message) -> None:
+        beats = plan.payload.get("beats") or []
+        text = (f"Scene {s.number} plan, '{s.title}': {beats[0] if beats else ''} It ends when "
+                f"{_lower_first(beats[-1]) if beats else 'the light comes round'} Shall we write it? Vote yes or no.")
+        payload = {"text": text, "scene": s.number, "version": s.version, "plan": plan.id}
+        await self.once(self.key(s, "proposal"), lambda: self.say(
+            GENERAL, "proposal", payload, key=self.key(s, "proposal"), scene=s.number, reply_to=plan.id))
+
+    async def decide(self, s: Scene, proposal: Message, approved: bool, who: str) -> None:
+        if approved:
+            text = f"Approved ({who}): scene {s.number}, '{s.title}', goes to the writers."
+        else:
+            text = f"Turned down ({who}): scene {s.number} goes back to the board for a new plan."
+        payload = {"text": text, "proposal": proposal.id, "scene": s.number, "version": s.version,
+                   "approved": approved}
+        await self.once(self.key(s, "decision"), lambda: self.say(
+            GENERAL, "decision", payload, key=self.key(s, "decision"), scene=s.number, reply_to=proposal.id))
+
+    async def assign(self, s: Scene, plan: Message, agent: str, request: str, text: str) -> None:
+        payload = {"text": text, "request": request, "scene": s.number, "version": s.version, "plan": plan.id,
+                   "title": s.title}
+        key = self.key(s, f"assign-{request}")
+        await self.once(key, lambda: self.say(f"inbox.{agent}", "text", payload, key=key, scene=s.number))
+
+    async def finish(self, s: Scene) -> None:
+        payload = {"task": f"Scene {s.number}, '{s.title}', is written and in the draft", "status": "done",
+                   "progress": 1.0, "stage": "scene", "scene": s.number}
+        message = await self.once(self.key(s, "done"), lambda: self.say(
+            GENERAL, "task_update", payload, key=self.key(s, "done"), scene=s.number))
+        s.finished = True
+        if message is not None:
+            self.crew.scenes_written.append(s.number)
+        await self.status("idle", f"Scene {s.number} is written", 1.0)
+        if self.crew.options.once:
+            self.crew.finished.set()
+
+
+def _merge(foci: list[Focus]) -> Focus:
+    if not foci:
+        return Focus()
+    characters = tuple(dict.fromkeys(c for f in foci for c in f.characters))
+    latest = foci[-1]
+    motif = next((f.motif for f in reversed(foci) if f.motif), "")
+    return Focus(characters, motif, latest.direction, latest.by)
+
+
+def _focus_sentence(focus: Focus) -> str:
+    who = " and ".join(focus.characters) or "the story"
+    return f"The room wants {who} and {focus.motif}" + (f" (“{focus.direction}”)." if focus.direction else ".")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text and not text[:2].isupper() else text
+
+
+# --- the writers -----------------------------------------------------------------------------------
+
+
+class PlotPlanner(CrewAgent):
+    username = "plot-planner"
+
+    async def on_text(self, m: Message) -> None:
+        if m.channel != f"inbox.{self.username}" or m.payload.get("request") != "scene_plan":
+            return
+        p = m.payload
+        k, v = int(p["scene"]), int(p.get("version", 1))
+        focus = Focus.from_json(p.get("focus"))
+        outline = self.writer.outline(k, focus, v)
+        await self.status("working", f"Outlining scene {k}, '{outline.title}'", 0.3)
+        await self.say(GENERAL, "task_update", {"task": f"Outlining scene {k}: {outline.title}",
+                                                "status": "in_progress", "progress": 0.5, "stage": "plan",
+                                                "scene": k},
+                       key=idempotency_key("re", m.id, "progress"), scene=k)
+        steered_by = [i for i in p.get("steered_by") or [] if isinstance(i, str)]
+        payload = {"title": f"Scene {k}: {outline.title}", "beats": list(outline.beats), "scene": k, "version": v,
+                   "heading": outline.heading}
+        if focus:
+            payload["focus"] = focus.as_json()
+            payload["steered_by"] = steered_by
+        await self.say(GENERAL, "scene_plan", payload, key=idempotency_key("re", m.id, "plan"), scene=k,
+                       reply_to=steered_by[-1] if steered_by else None)
+        await self.status("idle", f"Scene {k} outlined", 1.0)
+
+    async def on_query(self, m: Message) -> None:
+        if m.channel != GENERAL or m.sender_name != "continuity" or not m.payload.get("plan"):
+            return
+        plan = await self.crew.plan(self.client, m.payload["plan"])
+        outline = self.crew.outline_of(plan)
+        await self.say(GENERAL, "text", {"text": outline.answer, "scene": outline.scene, "target": m.id},
+                       key=idempotency_key("re", m.id, "answer"), scene=outline.scene, reply_to=m.id)
+
+
+class Narrator(CrewAgent):
+    username = "narrator"
+    topics = (INBOX,)
+
+    async def on_text(self, m: Message) -> None:
+        if m.payload.get("request") != "narration" or not m.payload.get("plan"):
+            return
+        plan = await self.crew.plan(self.client, m.payload["plan"])
+        outline = self.crew.outline_of(plan)
+        k = outline.scene
+        await self.status("working", f"Scene {k}: narrating '{outline.title}'", 0.2)
+        parts = []
+        for part in (1, 2):
+            text = await self.writer.narration(outline, part)
+            parts.append(text)
+            await self.say(GENERAL, "narration", {"text": text, "scene": k, "part": part, "plan": plan.id},
+                           key=idempotency_key("re", m.id, f"narration-{part}"), scene=k, reply_to=plan.id)
+            await self.status("working", f"Scene {k}: narrating '{outline.title}'", 0.2 + 0.35 * part)
+        await self.append_block(f"{outline.heading}\n\n" + "\n\n".join(parts), marker=outline.heading)
+        await self.say(GENERAL, "task_update", {"task": f"Narration of scene {k}, '{outline.title}', is in the draft",
+                                                "status": "done", "progress": 1.0, "stage": "narration", "scene": k},
+                       key=idempotency_key("re", m.id, "done"), scene=k)
+        await self.status("idle", f"Scene {k} narrated", 1.0)
+
+
+class DialogueWriter(CrewAgent):
+    username = "dialogue-writer"
+
+    async def on_text(self, m: Message) -> None:
+        if m.channel != f"inbox.{self.username}" or m.payload.get("request") != "dialogue":
+            return
+        plan = await self.crew.plan(self.client, m.payload["plan"])
+        outline = self.crew.outline_of(plan)
+        await self.status("working", f"Scene {outline.scene}: briefing {outline.cast[0].name}", 0.2)
+        await self.brief(outline, plan, 0, key=idempotency_key("re", m.id, "brief-0"))
+
+    async def brief(self, outline: Outline, plan: Message, index: int, *, key: str) -> None:
+        speaker = outline.cast[index]
+        cue = outline.beats[1 + index] if len(outline.beats) > 1 + index else outline.beats[-1]
+        text = (f"Scene {outline.scene}, '{outline.title}': {'you open' if index == 0 else 'you answer'}, "
+                f"{speaker.name}. Play this beat: {cue}")
+        await self.say(f"inbox.{speaker.voice}", "text",
+                       {"text": text, "request": "line", "scene": outline.scene, "index": index, "plan": plan.id,
+                        "character": speaker.name}, key=key, scene=outline.scene)
+
+    async def on_dialogue(self, m: Message) -> None:
+        p = m.payload
+        if m.channel != GENERAL or not m.sender_name.startswith("voice-") or not p.get("plan"):
+            return
+        plan = await self.crew.plan(self.client, p["plan"])
+        outline = self.crew.outline_of(plan)
+        index = int(p.get("index", 0))
+        speaker = outline.cast[index]
+        if p.get("revision_of"):
+            original = await self.client.get_message(p["revision_of"])
+            await self.replace_line(original, m, speaker)
+        else:
+            await self.append_block(dialogue_block(speaker, p["line"], p.get("direction", "")), marker=p["line"])
+            await self.status("working", f"Scene {outline.scene}: {speaker.name}'s line is in the draft",
+                              0.4 + 0.2 * index)
+            if index == 0:
+                await self.brief(outline, plan, 1, key=idempotency_key("re", m.id, "brief-1"))
+        await self.maybe_done(outline, plan)
+
+    async def replace_line(self, original: Message, revised: Message, speaker: Character) -> None:
+        old = dialogue_block(speaker, original.payload["line"], original.payload.get("direction", ""))
+        new = dialogue_block(speaker, revised.payload["line"], revised.payload.get("direction", ""))
+        for _ in range(3):
+            doc = await self.client.get_document(self.story, "main")
+            if new in doc.text:
+                return
+            if old not in doc.text:
+                await self.append_block(new, marker=revised.payload["line"])
+                return
+            try:
+                await self.client.edit_document(self.story, "main", base_revision=doc.revision, find=old, replace=new)
+                return
+            except Conflict:
+                continue  # someone edited that paragraph meanwhile: read again
+
+    async def maybe_done(self, outline: Outline, plan: Message) -> None:
+        """Both lines in, and the one the critic sent back revised: report the dialogue done."""
+        k = outline.scene
+        lines, revised = {}, set()
+        page = await self.client.read_messages(self.story, GENERAL, before=None, after=max(0, plan.seq - 1), limit=500)
+        for message in page.results:
+            q = message.payload
+            if message.msg_type != "dialogue" or q.get("plan") != plan.id:
+                continue
+            if q.get("revision_of"):
+                revised.add(int(q.get("index", 0)))
+            else:
+                lines[int(q.get("index", 0))] = message
+        if {0, 1} <= set(lines) and revise_index(k) in revised:
+            await self.say(GENERAL, "task_update",
+                           {"task": f"Dialogue of scene {k}, '{outline.title}', is in the draft, revised once",
+                            "status": "done", "progress": 1.0, "stage": "dialogue", "scene": k},
+                           key=idempotency_key(self.story, "scene", k, "plan", plan.id, "dialogue-done"), scene=k)
+            await self.status("idle", f"Scene {k}: dialogue done", 1.0)
+
+
+class Voice(CrewAgent):
+    def __init__(self, crew, client, character: Character):
+        super().__init__(crew, client)
+        self.character = character
+        self.username = character.voice
+
+    async def on_text(self, m: Message) -> None:
+        if m.channel != f"inbox.{self.username}" or m.payload.get("request") != "line":
+            return
+        plan = await self.crew.plan(self.client, m.payload["plan"])
+        outline = self.crew.outline_of(plan)
+        index = int(m.payload.get("index", 0))
+        await self.status("working", f"Scene {outline.scene}: finding {self.character.name}'s line", 0.5)
+        line, direction = await self.writer.line(outline, index)
+        await self.say(GENERAL, "dialogue", {"character": self.character.name, "line": line, "direction": direction,
+                                             "scene": outline.scene, "index": index, "plan": plan.id},
+                       key=idempotency_key("re", m.id, "line"), scene=outline.scene, reply_to=plan.id)
+        await self.status("waiting", f"Scene {outline.scene}: waiting for notes", None)
+
+    async def on_feedback(self, m: Message) -> None:
+        p = m.payload
+        if m.channel != GENERAL or m.sender_name != "critic" or not p.get("revise") or not p.get("target"):
+            return
+        target = await self.client.get_message(p["target"])
+        if target.sender_name != self.username:
+            return
+        plan = await self.crew.plan(self.client, target.payload["plan"])
+        outline = self.crew.outline_of(plan)
+        index = int(target.payload.get("index", 0))
+        await self.status("working", f"Scene {outline.scene}: revising a line after the critic's note", 0.8)
+        line, direction = await self.writer.revise(outline, index, p.get("text", ""))
+        await self.say(GENERAL, "dialogue", {"character": self.character.name, "line": line, "direction": direction,
+                                             "scene": outline.scene, "index": index, "plan": plan.id,
+                                             "revision_of": target.id},
+                       key=idempotency_key("re", m.id, "revision"), scene=outline.scene, reply_to=m.id)
+        await self.status("idle", f"Scene {outline.scene}: line revised", 1.0)
+
+
+class Critic(CrewAgent):
+    username = "critic"
+    topics = (GENERAL,)
+
+    async def on_proposal(self, m: Message) -> None:
+        if m.sender_name != "showrunner" or not m.payload.get("plan"):
+            return
+        plan = await self.crew.plan(self.client, m.payload["plan"])
+        outline = self.crew.outline_of(plan)
+        reason = (f"'{outline.title}' earns its place: {_lower_first(outline.beats[1]) if len(outline.beats) > 1 else ''}"
+                  .rstrip())
+        await self.say(GENERAL, "vote", {"proposal": m.id, "choice": "yes", "reason": reason,
+                                         "scene": outline.scene},
+                       key=idempotency_key("re", m.id, "vote"), scene=outline.scene)
+
+    async def on_dialogue(self, m: Message) -> None:
+        p = m.payload
+        if not m.sender_name.startswith("voice-") or p.get("revision_of") or not p.get("plan"):
+            return
+        plan = await self.crew.plan(self.client, p["plan"])
+        outline = self.crew.outline_of(plan)
+        index = int(p.get("index", 0))
+        revise = index == revise_index(outline.scene)
+        await self.status("working", f"Scene {outline.scene}: reading {p.get('character')}'s line", 0.5)
+        text, rating = await self.writer.critique(outline, index, p.get("line", ""), revise)
+        await self.say(GENERAL, "feedback", {"text": text, "target": m.id, "rating": rating, "revise": revise,
+                                             "scene": outline.scene, "plan": plan.id},
+                       key=idempotency_key("re", m.id, "feedback"), scene=outline.scene, reply_to=m.id)
+        await self.status("idle", "Reading the draft", None)
+
+
+class Continuity(CrewAgent):
+    username = "continuity"
+    topics = (GENERAL,)
+
+    async def on_narration(self, m: Message) -> None:
+        p = m.payload
+        if m.sender_name != "narrator" or p.get("part") != 1 or not p.get("plan"):
+            return
+        plan = await self.crew.plan(self.client, p["plan"])
+        outline = self.crew.outline_of(plan)
+        await self.status("working", f"Checking scene {outline.scene} against the earlier ones", 0.5)
+        await self.say(GENERAL, "query", {"text": outline.question, "scene": outline.scene, "target": m.id,
+                                          "plan": plan.id},
+                       key=idempotency_key("re", m.id, "query"), scene=outline.scene, reply_to=m.id)
+        await self.status("idle", "Keeping the facts straight", None)

@@ -1,0 +1,329 @@
+"""`AsyncMythlineClient`: the REST side of the SDK, and the entry point to listening.
+
+Every request carries the bearer token. Requests that are safe to repeat (reads, status, acks,
+and message posts, which always carry an idempotency key) are retried on network errors, 429 and
+5xx, with exponential backoff and full jitter, never sooner than a `Retry-After`. Document edits
+are not idempotent on the server, so they are retried only when the request cannot have reached
+it (the connection was refused) or the server said so (429, 5xx: nothing kept).
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+
+import httpx
+
+from agents.sdk.errors import MythlineError, TransportError, error_from_response
+from agents.sdk.models import Document, InboxRow, Message, MessagePage
+from agents.sdk.retry import Backoff
+
+logger = logging.getLogger("mythline.sdk")
+
+Handler = Callable[[Message], Awaitable[None]]
+MAX_KEY_CHARS = 255
+# Network errors where the request surely never reached the server: retrying cannot duplicate.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def idempotency_key(*parts: Any) -> str:
+    """A deterministic Idempotency-Key from parts (a message id, a purpose, a number...).
+
+    The same parts give the same key, so an agent that restarts and handles a message again posts
+    the same key and the server answers with the reply it stored the first time. Long keys are
+    shortened with a hash (the API takes 1-255 characters).
+    """
+    key = ":".join(str(p) for p in parts)
+    if not key:
+        raise ValueError("an idempotency key needs at least one non-empty part")
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    return key[:MAX_KEY_CHARS - 65] + "#" + hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """Told to `on_retry` before each wait: what failed and how long the client will wait."""
+    method: str
+    path: str
+    attempt: int             # the try that failed (1 = the first)
+    delay: float             # seconds the client waits before the next try
+    error: MythlineError
+    retry_after: float | None
+
+
+class AsyncMythlineClient:
+    """Talk to a Mythline server as one user (usually an agent), with asyncio.
+
+    >>> async with AsyncMythlineClient("http://127.0.0.1:8000", token) as client:
+    ...     await client.post_message("tale", "general", "narration", {"text": "The lamp guttered."})
+    """
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, backoff: Backoff | None = None,
+                 username: str | None = None, transport: httpx.AsyncBaseTransport | None = None,
+                 on_retry: Callable[[RetryEvent], None] | None = None, user_agent: str = "mythline-sdk/1"):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.username = username  # learned from the socket's welcome frame if not given
+        self.backoff = backoff or Backoff()
+        self.on_retry = on_retry
+        self.user_agent = user_agent
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, transport=transport, trust_env=False,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json", "User-Agent": user_agent})
+        self._handlers: dict[str, list[Handler]] = {}
+
+    async def __aenter__(self) -> "AsyncMythlineClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def ws_url(self) -> str:
+        scheme, _, rest = self.base_url.partition("://")
+        return f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws/"
+
+    # --- the request loop -------------------------------------------------------------------
+    async def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                      headers: dict | None = None, idempotent: bool = True,
+                      backoff: Backoff | None = None) -> tuple[int, Any]:
+        """Send one API request with retries; answer (status, parsed JSON body) or raise."""
+        backoff = backoff or self.backoff
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(method, path, json=json, params=params, headers=headers)
+            except httpx.TransportError as exc:
+                error = TransportError(f"{type(exc).__name__}: {exc}", attempts=attempt + 1)
+                retry = idempotent or isinstance(exc, _NOT_SENT)
+                retry_after = None
+            else:
+                body = _json(response)
+                if response.status_code < 400:
+                    return response.status_code, body
+                error = error_from_response(response.status_code, body, response.headers)
+                error.attempts = attempt + 1
+                retry, retry_after = error.retryable, error.retry_after
+            if not retry or backoff.gives_up_after(attempt):
+                raise error
+            delay = backoff.delay(attempt, retry_after)
+            logger.debug("%s %s failed (%s); retry %d in %.2fs", method, path, error, attempt + 1, delay)
+            if self.on_retry is not None:
+                self.on_retry(RetryEvent(method, path, attempt + 1, delay, error, retry_after))
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def get(self, path: str, **params) -> Any:
+        return (await self.request("GET", path, params={k: v for k, v in params.items() if v is not None}))[1]
+
+    # --- stories and channels -----------------------------------------------------------------
+    async def get_story(self, story: str) -> dict:
+        return await self.get(f"/api/stories/{story}")
+
+    async def update_story(self, story: str, **fields) -> dict:
+        """Owner only: title, premise, visibility, requires_approval."""
+        return (await self.request("PATCH", f"/api/stories/{story}", json=fields))[1]
+
+    async def list_channels(self, story: str) -> list[dict]:
+        return [row async for row in self._pages(f"/api/stories/{story}/channels")]
+
+    async def list_participants(self, story: str) -> list[dict]:
+        return [row async for row in self._pages(f"/api/stories/{story}/participants")]
+
+    async def presence(self, story: str) -> dict:
+        return await self.get(f"/api/stories/{story}/presence")
+
+    async def _pages(self, path: str) -> AsyncIterator[dict]:
+        url: str | None = path
+        while url:
+            body = (await self.request("GET", url))[1]
+            for row in body["results"]:
+                yield row
+            url = body.get("next")
+
+    # --- messages -----------------------------------------------------------------------------
+    async def post_message(self, story: str, channel: str, msg_type: str, payload: dict, *,
+                           reply_to: str | None = None, correlation_id: str | None = None,
+                           audience: Any = None, id: str | None = None,
+                           idempotency_key: str | None = None) -> Message:
+        """Post a message; answer it with `created` True (201) or False (200: a repeat of a post
+        already stored, returned as stored). Without `id` or `idempotency_key` a random key is
+        made once and reused on every retry, so a retried post is stored once."""
+        body: dict[str, Any] = {"msg_type": msg_type, "payload": payload}
+        if reply_to is not None:
+            body["reply_to"] = str(reply_to)
+        if correlation_id is not None:
+            body["correlation_id"] = correlation_id
+        if audience is not None:
+            body["audience"] = audience
+        if id is not None:
+            body["id"] = str(id)
+        key = idempotency_key or (None if id is not None else f"sdk-{uuid.uuid4()}")
+        status, data = await self.request("POST", f"/api/stories/{story}/channels/{channel}/messages", json=body,
+                                          headers={"Idempotency-Key": key} if key else None)
+        return Message.from_json(data, created=status == 201)
+
+    async def reply(self, to: Message, msg_type: str, payload: dict, *, key: str = "reply",
+                    channel: str | None = None, correlation_id: str | None = None, audience: Any = None,
+                    thread: bool = True) -> Message:
+        """Answer `to`: in its channel (or `channel`), as a reply to it (unless `thread=False`),
+        with its correlation id, and an idempotency key derived from its id and `key`. Handling
+        `to` again (after a restart) posts the same key: the reply is stored once. Use a different
+        `key` for each distinct reply to the same message."""
+        return await self.post_message(
+            to.story, channel or to.channel, msg_type, payload, reply_to=to.id if thread else None,
+            correlation_id=correlation_id if correlation_id is not None else to.correlation_id,
+            audience=audience, idempotency_key=idempotency_key("re", to.id, key))
+
+    async def route(self, story: str, msg_type: str, payload: dict, *, reply_to: str | None = None,
+                    correlation_id: str | None = None, idempotency_key: str | None = None) -> dict:
+        """Post to the inbox of every agent whose capabilities include `msg_type`:
+        `{"results": [messages], "routed_to": [usernames]}`; NoRoute when none."""
+        body: dict[str, Any] = {"msg_type": msg_type, "payload": payload}
+        if reply_to is not None:
+            body["reply_to"] = str(reply_to)
+        if correlation_id is not None:
+            body["correlation_id"] = correlation_id
+        key = idempotency_key or f"sdk-{uuid.uuid4()}"
+        return (await self.request("POST", f"/api/stories/{story}/route", json=body,
+                                   headers={"Idempotency-Key": key}))[1]
+
+    async def read_messages(self, story: str, channel: str, *, after: int | None = 0, before: int | None = None,
+                            limit: int = 100, types: Iterable[str] | None = None) -> MessagePage:
+        params: dict[str, Any] = {"limit": limit}
+        if before is not None:
+            params["before"] = before
+        else:
+            params["after"] = after or 0
+        if types:
+            params["type"] = ",".join(types)
+        body = (await self.request("GET", f"/api/stories/{story}/channels/{channel}/messages", params=params))[1]
+        return MessagePage([Message.from_json(m) for m in body["results"]], body.get("next_after", after or 0),
+                           body.get("last_seq", 0))
+
+    async def iter_messages(self, story: str, channel: str, *, after: int = 0,
+                            types: Iterable[str] | None = None, page_size: int = 200) -> AsyncIterator[Message]:
+        """Every message after `after`, oldest first, page by page."""
+        while True:
+            page = await self.read_messages(story, channel, after=after, limit=page_size, types=types)
+            for message in page.results:
+                yield message
+            if not page.results:
+                return
+            after = page.next_after
+
+    async def get_message(self, message_id: str) -> Message:
+        return Message.from_json(await self.get(f"/api/messages/{message_id}"))
+
+    async def get_thread(self, message_id: str) -> list[Message]:
+        return [Message.from_json(m) for m in (await self.get(f"/api/messages/{message_id}/thread"))["results"]]
+
+    async def activity(self, *, story: str | None = None, after: str | None = None, limit: int = 100) -> dict:
+        return await self.get("/api/activity", story=story, after=after, limit=limit)
+
+    # --- cursors ------------------------------------------------------------------------------
+    async def inbox(self) -> list[InboxRow]:
+        """A row per readable channel: last_seq, the caller's read_seq (the ack cursor), unread."""
+        body = await self.get("/api/inbox")
+        return [InboxRow(story=r["story"], channel=r["channel"], last_seq=r["last_seq"], read_seq=r["read_seq"],
+                         unread=r["unread"], kind=r.get("kind", ""), archived=r.get("archived", False))
+                for r in body["results"]]
+
+    async def ack(self, story: str, channel: str, seq: int) -> int:
+        """Move the read cursor to `seq` (it never moves back); answer the cursor."""
+        body = (await self.request("POST", f"/api/stories/{story}/channels/{channel}/ack", json={"seq": seq}))[1]
+        return body["read_seq"]
+
+    # --- agent status -------------------------------------------------------------------------
+    async def set_status(self, status: str, task: str | None = None, progress: float | None = None) -> dict:
+        """`PUT /api/agents/me/status`: idle | working | waiting | error | offline, what, how far (0..1)."""
+        body: dict[str, Any] = {"status": status}
+        if task is not None:
+            body["task"] = task[:500]
+        if progress is not None:
+            body["progress"] = max(0.0, min(1.0, float(progress)))
+        data = (await self.request("PUT", "/api/agents/me/status", json=body))[1]
+        self.username = self.username or data.get("username")
+        return data
+
+    # --- documents ----------------------------------------------------------------------------
+    async def get_document(self, story: str, doc: str = "main", *, revision: int | None = None) -> Document:
+        return Document.from_json(await self.get(f"/api/stories/{story}/documents/{doc}", revision=revision))
+
+    async def edit_document(self, story: str, doc: str = "main", *, base_revision: int,
+                            edits: list[dict] | None = None, find: str | None = None,
+                            replace: str | None = None) -> dict:
+        """Edit made against `base_revision` (positions in characters): `edits=[{"from", "to",
+        "insert"}]`, or `find`/`replace` (must match exactly once). The server maps it through later
+        changes; Conflict (with `details["revision"]`) when they touched its range."""
+        body: dict[str, Any] = {"base_revision": base_revision}
+        if edits is not None:
+            body["edits"] = edits
+        if find is not None:
+            body["find"], body["replace"] = find, replace if replace is not None else ""
+        return (await self.request("POST", f"/api/stories/{story}/documents/{doc}/ops", json=body,
+                                   idempotent=False))[1]
+
+    async def append_document(self, story: str, doc: str = "main", text: str = "") -> dict:
+        """Append text at the end, whatever the revision. Not idempotent: check the text first if
+        a repeat would matter (see `append_once`)."""
+        return (await self.request("POST", f"/api/stories/{story}/documents/{doc}/ops", json={"append": text},
+                                   idempotent=False))[1]
+
+    async def append_once(self, story: str, doc: str, text: str, *, marker: str | None = None) -> dict | None:
+        """Append unless the document already holds `marker` (default: the text itself); None when
+        it did. Makes an append safe to repeat for one writer (a restarted agent)."""
+        current = await self.get_document(story, doc)
+        if (marker or text.strip()) in current.text:
+            return None
+        return await self.append_document(story, doc, text)
+
+    async def document_ops(self, story: str, doc: str = "main", *, after: int = 0) -> dict:
+        return await self.get(f"/api/stories/{story}/documents/{doc}/ops", after=after)
+
+    # --- listening ----------------------------------------------------------------------------
+    def on(self, msg_type: str = "*", handler: Handler | None = None):
+        """Register an async handler for a msg_type ('*' for every type), for every listener made
+        by this client. Use as a decorator or call with the handler."""
+        def register(fn: Handler) -> Handler:
+            self._handlers.setdefault(msg_type, []).append(fn)
+            return fn
+        return register(handler) if handler is not None else register
+
+    def listener(self, topics, **options) -> "Listener":
+        """A `Listener` on `topics` (channel topics, or `(story, channel)` pairs), with this
+        client's handlers. See `agents.sdk.listener.Listener` for the options."""
+        from agents.sdk.listener import Listener
+
+        listener = Listener(self, topics, **options)
+        for msg_type, handlers in self._handlers.items():
+            for handler in handlers:
+                listener.on(msg_type, handler)
+        return listener
+
+    async def listen(self, topics, *, stop: asyncio.Event | None = None, duration: float | None = None,
+                     **options) -> "Listener":
+        """Listen until `stop` is set, `duration` passes or the task is cancelled."""
+        listener = self.listener(topics, **options)
+        await listener.run(stop=stop, duration=duration)
+        return listener
+
+
+def _json(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return {"error": {"code": "invalid" if response.status_code < 500 else "internal",
+                          "message": response.text[:500], "details": None}}
+
+
+from agents.sdk.listener import Listener  # noqa: E402  (typing and re-export)
