@@ -1,0 +1,170 @@
+// The co-edited document beside the feed: a switcher over the story's documents, fork and new,
+// the sync status, and the CodeMirror editor from collab.js (others' named cursors included).
+
+import {EditorView, keymap, placeholder} from "@codemirror/view";
+import {defaultKeymap, history, historyKeymap} from "@codemirror/commands";
+import {openCollabEditor} from "./collab.js";
+import {describeError} from "./compose.js";
+import {api, clear, h, icon, toast} from "./ui.js";
+
+const STATUS_TEXT = {
+  loading: "Loading…",
+  synced: "Saved",
+  sending: "Saving…",
+  offline: "Offline: edits wait",
+  readonly: "Read only",
+  error: "Not saved",
+};
+
+const editorTheme = EditorView.theme({
+  "&": {height: "100%", fontSize: "15px"},
+  ".cm-scroller": {fontFamily: "var(--font-serif)", lineHeight: "1.65", padding: "8px 0"},
+  ".cm-content": {padding: "8px 18px 40px", caretColor: "var(--accent)"},
+  "&.cm-focused": {outline: "none"},
+  ".cm-line": {padding: "0"},
+});
+
+export class DocumentPanel {
+  constructor({socket, slug, head, host, documents, canWrite}) {
+    this.socket = socket;
+    this.slug = slug;
+    this.head = head;
+    this.host = host;
+    this.canWrite = canWrite;
+    this.documents = new Map(documents.map((d) => [d.name, d]));
+    this.editor = null;
+    this.name = null;
+    this.opening = null;
+    this.statusEl = h("span.doc-status", {id: "doc-status", dataset: {status: "loading"}}, STATUS_TEXT.loading);
+    this.revisionEl = h("span.doc-rev.muted.small");
+    this.select = h("select.doc-select", {id: "doc-select", "aria-label": "Document",
+      onchange: () => this.open(this.select.value)});
+    this.renderHead();
+  }
+
+  renderHead() {
+    clear(this.head);
+    this.renderOptions();
+    const actions = h("div.doc-actions");
+    if (this.canWrite) {
+      actions.append(
+        h("button.btn.ghost.sm", {type: "button", id: "fork-doc", title: "Fork this document at its current revision",
+          onclick: () => this.showCreate(true)}, "Fork"),
+        h("button.btn.ghost.sm", {type: "button", id: "new-doc", title: "A new, empty document",
+          onclick: () => this.showCreate(false)}, "New"));
+    }
+    this.formHost = h("div.doc-form-host");
+    this.head.append(h("div.doc-head-row", null, h("span.doc-icon", null, icon("doc")), this.select,
+      h("span.doc-meta", null, this.statusEl, this.revisionEl), actions), this.formHost);
+  }
+
+  renderOptions() {
+    clear(this.select);
+    for (const d of this.documents.values()) {
+      const label = d.forked_from ? `${d.name} (fork of ${d.forked_from} at r${d.forked_at_revision ?? 0})` : d.name;
+      this.select.append(h("option", {value: d.name, title: d.title || d.name}, label));
+    }
+    if (this.name) this.select.value = this.name;
+  }
+
+  add(doc) {
+    if (!doc || !doc.name) return;
+    this.documents.set(doc.name, {revision: 0, ...this.documents.get(doc.name), ...doc});
+    this.renderOptions();
+  }
+
+  async open(name) {
+    if (this.name === name && this.editor) return;
+    const token = Symbol(name);
+    this.opening = token;
+    if (this.editor) {
+      this.editor.destroy();
+      this.editor = null;
+    }
+    this.name = name;
+    this.select.value = name;
+    clear(this.host);
+    this.setStatus("loading");
+    const extensions = [
+      EditorView.lineWrapping,
+      history(),
+      keymap.of([...defaultKeymap, ...historyKeymap]),
+      placeholder(this.canWrite ? "Start writing the story…" : "Nothing written yet."),
+      editorTheme,
+      EditorView.updateListener.of((update) => {
+        if (update.docChanged || update.transactions.length) this.showRevision();
+      }),
+    ];
+    try {
+      const editor = await openCollabEditor({
+        socket: this.socket,
+        topic: `doc:${this.slug}/${name}`,
+        parent: this.host,
+        extensions,
+        readOnly: !this.canWrite,
+        onStatus: (status, detail) => this.setStatus(status, detail),
+      });
+      if (this.opening !== token) {
+        editor.destroy();
+        return;
+      }
+      this.editor = editor;
+      this.host.dataset.doc = name;
+      this.setStatus(editor.sync.status === "loading" ? "synced" : editor.sync.status);
+      this.showRevision();
+      window.mythlineEditor = editor; // for the console and the browser tests
+    } catch (error) {
+      if (this.opening !== token) return;
+      this.setStatus("error", describeError(error));
+      this.host.append(h("p.muted.doc-error", null, `This document cannot be opened: ${describeError(error)}`));
+    }
+  }
+
+  setStatus(status, detail = null) {
+    if (!this.canWrite && (status === "synced" || status === "sending")) status = "readonly";
+    this.statusEl.dataset.status = status;
+    this.statusEl.textContent = STATUS_TEXT[status] || status;
+    this.statusEl.title = detail || "";
+    this.showRevision();
+  }
+
+  showRevision() {
+    if (!this.editor) {
+      this.revisionEl.textContent = "";
+      return;
+    }
+    const rev = this.editor.sync.syncedVersion;
+    const chars = this.editor.view.state.doc.length;
+    this.revisionEl.textContent = `r${rev} · ${chars.toLocaleString()} chars`;
+  }
+
+  showCreate(fork) {
+    clear(this.formHost);
+    const current = this.name;
+    const revision = this.editor ? this.editor.sync.syncedVersion : undefined;
+    const name = h("input", {name: "name", placeholder: fork ? `${current}-alt` : "name, e.g. scene-4-draft", required: true,
+      autocomplete: "off", "aria-label": "Document name"});
+    const title = h("input", {name: "title", placeholder: "Title (optional)", autocomplete: "off", "aria-label": "Title"});
+    const error = h("div.form-error.small", {hidden: true});
+    const form = h("form.doc-form", {id: "doc-form", onsubmit: async (e) => {
+      e.preventDefault();
+      const body = {name: name.value.trim().toLowerCase()};
+      if (title.value.trim()) body.title = title.value.trim();
+      if (fork) Object.assign(body, {fork_of: current, at_revision: revision});
+      try {
+        const doc = await api("POST", `/api/stories/${this.slug}/documents`, body);
+        this.add(doc);
+        clear(this.formHost);
+        toast(fork ? `Forked ${current} at r${revision} as ${doc.name}.` : `Created ${doc.name}.`);
+        this.open(doc.name);
+      } catch (err) {
+        error.textContent = describeError(err);
+        error.hidden = false;
+      }
+    }}, h("span.small.muted", null, fork ? `Fork “${current}” at r${revision}` : "New document"), name, title,
+    h("button.btn.sm", {type: "submit"}, fork ? "Fork" : "Create"),
+    h("button.btn.ghost.sm", {type: "button", onclick: () => clear(this.formHost)}, "Cancel"), error);
+    this.formHost.append(form);
+    name.focus();
+  }
+}

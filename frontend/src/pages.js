@@ -1,0 +1,34 @@
+// Starts the page the server rendered: its `page-config` JSON names it ("room", "monitor",
+// "lobby"). Every live page shares one MythlineSocket (socket.js).
+
+import {MythlineSocket} from "./socket.js";
+import {startLobby} from "./lobby.js";
+import {MonitorPage} from "./monitor.js";
+import {RoomPage} from "./room.js";
+import {pageConfig} from "./ui.js";
+
+let started = null;
+
+export function boot() {
+  if (started) return started;
+  const config = pageConfig();
+  if (!config || !config.page) return null;
+  if (config.page === "lobby") {
+    startLobby();
+    started = {page: "lobby"};
+    return started;
+  }
+  // A page reconnects within ten seconds of the server coming back (the socket's default cap,
+  // 30 s, suits scripts and agents better than someone looking at a "Reconnecting…" badge).
+  const socket = new MythlineSocket({backoffMax: 10000});
+  const page = config.page === "room" ? new RoomPage(config, socket) : config.page === "monitor" ? new MonitorPage(config, socket) : null;
+  if (!page) return null;
+  page.start();
+  started = page;
+  return page;
+}
+
+if (typeof document !== "undefined" && document.getElementById) {
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot, {once: true});
+  else boot();
+}

@@ -1,0 +1,244 @@
+// A card per message type (SPEC 6), built from text nodes only: a payload is data, never markup.
+//
+// `renderMessage(message, ctx)` returns an <article class="msg">; `ctx` connects the card to the
+// page (look up other messages, open a thread, vote...). Cards carry data-id, data-seq and
+// data-type, so the page can find them again (live tallies, reply counts, jumps).
+
+import {avatar, clock, displayName, h, kindBadge, progressBar} from "./ui.js";
+
+export const TYPE_LABELS = {
+  text: "Message",
+  scene_plan: "Scene plan",
+  narration: "Narration",
+  dialogue: "Dialogue",
+  feedback: "Feedback",
+  query: "Question",
+  task_update: "Task update",
+  proposal: "Proposal",
+  vote: "Vote",
+  decision: "Decision",
+};
+
+export const VOTE_CHOICES = ["yes", "no", "abstain"];
+
+export function typeLabel(type) {
+  return TYPE_LABELS[type] || type;
+}
+
+/** One line of text that stands for a message (reply headers, links, thread titles). */
+export function snippet(message, max = 90) {
+  if (!message) return "";
+  const p = message.payload || {};
+  let text;
+  switch (message.msg_type) {
+    case "dialogue":
+      text = `${p.character ? p.character + ": " : ""}${p.line || ""}`;
+      break;
+    case "scene_plan":
+      text = p.title || "Scene plan";
+      break;
+    case "task_update":
+      text = `${p.task || "Task"} (${p.status || "?"})`;
+      break;
+    case "vote":
+      text = `voted ${p.choice || "?"}`;
+      break;
+    default:
+      text = typeof p.text === "string" ? p.text : typeof p.title === "string" ? p.title : JSON.stringify(p);
+  }
+  text = String(text).replace(/\s+/g, " ").trim();
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function stringOr(value, fallback = "") {
+  return typeof value === "string" ? value : value == null ? fallback : JSON.stringify(value);
+}
+
+/** A link to another message: jumps to it in the feed, or opens it in the thread panel. */
+function messageLink(ctx, id, label) {
+  const target = ctx.lookup(id);
+  const text = target ? `${displayName(target.sender)}: ${snippet(target, 70)}` : "a message";
+  return h("button.msg-link", {type: "button", title: "Show this message", dataset: {target: id},
+    onclick: (e) => {
+      e.preventDefault();
+      ctx.jumpTo(id);
+    }}, h("span.msg-link-label", null, label), " ", h("span.msg-link-text", null, text));
+}
+
+function paragraphs(text) {
+  return stringOr(text).split(/\n{2,}/).map((para) => h("p", null, para));
+}
+
+function bodyFor(message, ctx) {
+  const p = message.payload || {};
+  switch (message.msg_type) {
+    case "text":
+    case "query":
+      return h("div.msg-text", null, paragraphs(p.text));
+    case "narration":
+      return h("div.narration", null, paragraphs(p.text));
+    case "dialogue":
+      return h("div.dialogue", null,
+        h("div.dialogue-who", null, h("span.character", null, stringOr(p.character, "?")),
+          p.direction ? h("span.direction", null, `(${stringOr(p.direction)})`) : null),
+        h("blockquote.line", null, stringOr(p.line)));
+    case "scene_plan": {
+      const beats = Array.isArray(p.beats) ? p.beats : [];
+      return h("div.scene-plan", null, h("h4.scene-title", null, stringOr(p.title, "Untitled scene")),
+        h("ol.beats", null, beats.map((beat, i) => h("li", {dataset: {beat: String(i + 1)}}, stringOr(beat)))));
+    }
+    case "feedback": {
+      const rating = Number(p.rating);
+      const stars = rating >= 1 && rating <= 5
+        ? h("span.stars", {title: `${rating} out of 5`, "aria-label": `Rated ${rating} out of 5`},
+          h("span.stars-on", null, "★".repeat(rating)), h("span.stars-off", null, "★".repeat(5 - rating)))
+        : null;
+      // A feedback that replies to its target already shows it in the reply header.
+      return h("div.feedback", null, stars, h("div.msg-text", null, paragraphs(p.text)),
+        p.target && p.target !== message.reply_to ? messageLink(ctx, p.target, "On") : null);
+    }
+    case "task_update":
+      return h("div.task-update", null,
+        h("div.task-line", null, h("span.task-name", null, stringOr(p.task, "Task")),
+          h(`span.status.status-${String(p.status || "").replace(/[^a-z_]/gi, "") || "unknown"}`, null,
+            stringOr(p.status, "?"))),
+        progressBar(p.progress));
+    case "proposal":
+      return h("div.proposal", null, h("div.msg-text", null, paragraphs(p.text)), tallyElement(message, ctx));
+    case "vote":
+      return h("div.vote", null, h("span.vote-choice", {dataset: {choice: stringOr(p.choice)}}, stringOr(p.choice)),
+        p.proposal && p.proposal !== message.reply_to ? messageLink(ctx, p.proposal, "on") : null);
+    case "decision":
+      return h("div.decision", null, h("div.msg-text", null, paragraphs(p.text)),
+        p.proposal && p.proposal !== message.reply_to ? messageLink(ctx, p.proposal, "Decides") : null);
+    default:
+      return genericBody(p);
+  }
+}
+
+/** Any other type: its fields as a definition list of text. */
+function genericBody(payload) {
+  const rows = Object.entries(payload || {});
+  if (!rows.length) return h("div.msg-text.muted", null, "(empty)");
+  return h("dl.fields", null, rows.map(([key, value]) => [
+    h("dt", null, key),
+    h("dd", null, Array.isArray(value) && value.every((v) => typeof v === "string")
+      ? h("ul", null, value.map((v) => h("li", null, v)))
+      : stringOr(value)),
+  ]));
+}
+
+/** The live vote count of a proposal, with buttons to vote (editors). */
+export function tallyElement(proposal, ctx) {
+  const el = h("div.tally", {dataset: {proposal: proposal.id}});
+  fillTally(el, proposal, ctx);
+  return el;
+}
+
+export function fillTally(el, proposal, ctx) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+  const votes = ctx.votesFor(proposal.id); // Map username -> {choice, sender}
+  const counts = new Map(VOTE_CHOICES.map((c) => [c, 0]));
+  for (const v of votes.values()) counts.set(v.choice, (counts.get(v.choice) || 0) + 1);
+  const mine = ctx.me ? votes.get(ctx.me.username) : null;
+  const total = votes.size;
+  for (const [choice, n] of counts) {
+    const pct = total ? Math.round((n / total) * 100) : 0;
+    const bar = h("span.tally-bar-fill");
+    bar.style.width = `${pct}%`;
+    const voters = [...votes.values()].filter((v) => v.choice === choice).map((v) => displayName(v.sender));
+    const attrs = {type: "button", dataset: {choice}, title: voters.length ? voters.join(", ") : "No votes yet",
+      class: mine && mine.choice === choice ? "mine" : ""};
+    if (ctx.canVote && ctx.canVote(proposal)) {
+      attrs.onclick = (e) => {
+        e.preventDefault();
+        ctx.vote(proposal, choice);
+      };
+    } else {
+      attrs.disabled = true;
+    }
+    el.appendChild(h("button.tally-choice", attrs,
+      h("span.tally-name", null, choice), h("span.tally-bar", null, bar), h("span.tally-count", null, String(n))));
+  }
+  el.appendChild(h("span.tally-total.muted", null, `${total} vote${total === 1 ? "" : "s"}`));
+}
+
+/**
+ * The card of one message. `options.compact` leaves out the reply header (thread panel).
+ */
+export function renderMessage(message, ctx, {compact = false, root = false} = {}) {
+  const sender = message.sender || {username: "?", display_name: "?", kind: "human"};
+  const type = message.msg_type;
+  const safeType = /^[a-z0-9_.-]+$/.test(type) ? type.replace(/\./g, "-") : "other";
+  const card = h(`article.msg.msg-${safeType}`, {
+    dataset: {id: message.id, seq: String(message.seq), type, sender: sender.username, channel: message.channel},
+    class: [sender.kind === "agent" ? "from-agent" : "from-human", root ? "thread-root" : "",
+      ctx.me && sender.username === ctx.me.username ? "mine" : ""].filter(Boolean).join(" "),
+  });
+  const head = h("header.msg-head", null,
+    h("span.msg-author", null, displayName(sender)),
+    kindBadge(sender.kind),
+    type !== "text" ? h(`span.type-badge.t-${safeType}`, null, typeLabel(type)) : null,
+    message.audience && message.audience !== "all"
+      ? h("span.audience", {title: "Only these readers see it"},
+        `→ ${Array.isArray(message.audience) ? message.audience.join(", ") : message.audience}`)
+      : null,
+    h("time.msg-time", {datetime: message.created_at, title: `${message.created_at} · #${message.seq}`},
+      clock(message.created_at)));
+  const main = h("div.msg-main", null, head);
+  if (message.reply_to && !compact) {
+    const parent = ctx.lookup(message.reply_to);
+    main.appendChild(h("button.reply-ref", {type: "button", title: "Open the thread",
+      onclick: (e) => {
+        e.preventDefault();
+        ctx.openThread(message.id);
+      }}, h("span.reply-arrow", {"aria-hidden": "true"}, "↪"),
+    parent ? [h("b", null, displayName(parent.sender)), " ", snippet(parent, 80)] : "in reply to an earlier message"));
+  }
+  main.appendChild(h("div.msg-body", null, bodyFor(message, ctx)));
+  const foot = h("footer.msg-foot", null);
+  const replies = ctx.replyCount ? ctx.replyCount(message.id) : 0;
+  const repliesBtn = h("button.replies-link", {type: "button", hidden: !replies || compact,
+    onclick: (e) => {
+      e.preventDefault();
+      ctx.openThread(message.id);
+    }}, replies === 1 ? "1 reply" : `${replies} replies`);
+  foot.appendChild(repliesBtn);
+  const actions = h("span.msg-actions", null);
+  if (ctx.canReply && ctx.canReply(message)) {
+    actions.appendChild(h("button.act", {type: "button", dataset: {act: "reply"}, title: "Reply in thread",
+      onclick: (e) => {
+        e.preventDefault();
+        ctx.reply(message);
+      }}, "Reply"));
+    if (type !== "feedback" && type !== "vote") {
+      actions.appendChild(h("button.act", {type: "button", dataset: {act: "feedback"}, title: "Give feedback on this",
+        onclick: (e) => {
+          e.preventDefault();
+          ctx.feedback(message);
+        }}, "Feedback"));
+    }
+    if (type === "proposal") {
+      actions.appendChild(h("button.act", {type: "button", dataset: {act: "decide"}, title: "Record a decision",
+        onclick: (e) => {
+          e.preventDefault();
+          ctx.decide(message);
+        }}, "Decide"));
+    }
+  }
+  foot.appendChild(actions);
+  main.appendChild(foot);
+  card.appendChild(h("div.msg-avatar", null, avatar(sender)));
+  card.appendChild(main);
+  return card;
+}
+
+/** Updates the "N replies" button of every card of `id` in `root`. */
+export function updateReplyCount(root, id, count) {
+  for (const card of root.querySelectorAll(`.msg[data-id="${CSS.escape(id)}"]`)) {
+    const btn = card.querySelector(":scope > .msg-main > .msg-foot > .replies-link");
+    if (!btn || card.closest(".drawer")) continue;
+    btn.hidden = !count;
+    btn.textContent = count === 1 ? "1 reply" : `${count} replies`;
+  }
+}

@@ -1,0 +1,950 @@
+// The story room: channels, the live feed, threads, compose, presence and the co-edited document,
+// all over the one shared MythlineSocket.
+//
+// Data flow. The page is rendered with the readable channels and, for each, its `last_seq` and the
+// caller's unread count at that moment. Every open channel is subscribed with `after` = that
+// last_seq, so each message after it arrives exactly once (replay, then live; socket.js resumes and
+// de-duplicates across reconnects) and counts as unread unless it is read in place. History up to
+// that seq comes from REST (`before`), a page at a time as the reader scrolls up. Messages are kept
+// per channel by seq and rendered in seq order, whatever order they arrive in.
+
+import {bindConnectionIndicator} from "./socket.js";
+import {Compose, describeError} from "./compose.js";
+import {DocumentPanel} from "./docpanel.js";
+import {fillTally, renderMessage, snippet, updateReplyCount} from "./render.js";
+import {
+  $, ago, api, avatar, clear, displayName, h, icon, progressBar, statusBadge, toast, uuid4,
+} from "./ui.js";
+
+const PAGE = 50;
+const NEAR_TOP_PX = 300;
+const AT_BOTTOM_PX = 48;
+const TYPING_REPEAT_MS = 2500;
+const STATE_RANK = {active: 0, idle: 1, away: 2};
+const KIND_GROUPS = [
+  {kind: "public", title: "Channels", icon: "hash"},
+  {kind: "private", title: "Private", icon: "lock"},
+  {kind: "presence", title: "Rooms", icon: "room"},
+  {kind: "inbox", title: "Agent inboxes", icon: "inbox"},
+];
+
+function iconFor(kind) {
+  const group = KIND_GROUPS.find((g) => g.kind === kind);
+  return icon(group ? group.icon : "hash");
+}
+
+class ChannelState {
+  constructor(info) {
+    this.info = info;
+    this.messages = new Map(); // seq -> message
+    this.baseSeq = info.last_seq; // REST history is <= baseSeq; the subscription brings the rest
+    this.oldestSeq = null;
+    this.hasMore = info.last_seq > 0;
+    this.historyLoaded = !info.readable || info.last_seq === 0;
+    this.loading = null;
+    this.unread = info.unread || 0;
+    this.readSeq = info.read_seq || 0;
+    this.sub = null;
+    this.error = null;
+  }
+
+  get name() {
+    return this.info.name;
+  }
+
+  get archived() {
+    return !!this.info.archived;
+  }
+
+  sorted() {
+    return [...this.messages.values()].sort((a, b) => a.seq - b.seq);
+  }
+}
+
+export class RoomPage {
+  constructor(config, socket) {
+    this.config = config;
+    this.socket = socket;
+    this.slug = config.story.slug;
+    this.me = config.me;
+    this.channels = new Map();
+    this.byId = new Map(); // message id -> message (every channel)
+    this.replies = new Map(); // parent id -> Set of reply ids
+    this.votes = new Map(); // proposal id -> Map username -> vote
+    this.current = null;
+    this.thread = null;
+    this.typing = new Map(); // topic -> Map username -> {user, until}
+    this.typingSentAt = 0;
+    this.typingTopic = null;
+    this.newBelow = 0;
+    this.ackTimer = null;
+    this.agents = new Map((config.agents || []).map((a) => [a.username, {...a, connections: 0}]));
+    this.members = new Map(); // username -> presence entry (room)
+    this.presenceKnown = false;
+  }
+
+  topicOf(name) {
+    return `channel:${this.slug}/${name}`;
+  }
+
+  start() {
+    bindConnectionIndicator(this.socket, $("#connection"), {open: "Live"});
+    this.socket.onState((state) => document.body.classList.toggle("offline", state !== "open"));
+    for (const info of this.config.channels) this.channels.set(info.name, new ChannelState(info));
+
+    this.feedEl = $("#feed");
+    this.listEl = $("#feed-list");
+    this.topEl = $("#feed-top");
+    this.newBelowEl = $("#new-below");
+    this.typingEl = $("#typing");
+    this.feedEl.addEventListener("scroll", () => this.onScroll(), {passive: true});
+    this.newBelowEl.addEventListener("click", () => this.scrollToBottom(true));
+
+    this.compose = new Compose({
+      types: this.config.compose_types,
+      onSend: (body) => this.publish(this.current.name, body),
+      onTyping: (typing) => this.sendTyping(typing),
+    });
+    $("#compose-host").appendChild(this.compose.el);
+    this.composeNotice = h("div.compose-notice", {hidden: true});
+    $("#compose-host").appendChild(this.composeNotice);
+
+    this.socket.subscribe(`story:${this.slug}`, {}, (frame) => this.onStoryFrame(frame));
+    for (const ch of this.channels.values()) if (ch.info.readable && !ch.archived) this.subscribeChannel(ch);
+
+    this.renderSidebar();
+    this.renderPeople();
+    const first = this.channels.get(this.config.channel) ||
+      [...this.channels.values()].find((c) => c.info.readable) || [...this.channels.values()][0];
+    if (first) this.select(first.name, {replace: true});
+
+    this.docs = new DocumentPanel({
+      socket: this.socket, slug: this.slug, head: $("#doc-head"), host: $("#editor"),
+      documents: this.config.documents, canWrite: this.config.can_write,
+    });
+    this.docs.open("main");
+
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") this.maybeAck();
+    });
+    window.addEventListener("popstate", () => {
+      const name = new URLSearchParams(location.search).get("channel");
+      if (name && this.channels.has(name)) this.select(name, {push: false});
+    });
+    setInterval(() => this.expireTyping(), 1000);
+    window.mythline = {room: this, socket: this.socket}; // for the console and the browser tests
+  }
+
+  // --- subscriptions -------------------------------------------------------------------------
+
+  subscribeChannel(ch) {
+    if (ch.sub) return;
+    ch.sub = this.socket.subscribe(this.topicOf(ch.name), {after: ch.info.last_seq},
+      (frame) => this.onChannelFrame(ch, frame));
+  }
+
+  onChannelFrame(ch, frame) {
+    switch (frame.type) {
+      case "subscribed":
+        ch.error = null;
+        break;
+      case "message":
+        this.addMessage(ch, frame.message, {live: true});
+        break;
+      case "presence.state":
+      case "presence.diff":
+        if (ch.name === "room") this.onPresence(frame);
+        break;
+      case "typing":
+        this.onTyping(frame);
+        break;
+      case "unsubscribed":
+        if (frame.reason) {
+          toast(`You no longer have access to #${ch.name}.`, "warn");
+          this.removeChannel(ch.name);
+        }
+        break;
+      case "error":
+        if (!ch.sub || !ch.sub.subscribed) {
+          ch.error = frame.message || frame.code;
+          if (this.current === ch) this.renderFeed();
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  onStoryFrame(frame) {
+    if (frame.type !== "event") return;
+    const data = frame.data || {};
+    switch (frame.event) {
+      case "channel.created":
+        this.upsertChannel(data);
+        break;
+      case "channel.archived":
+      case "channel.unarchived":
+      case "channel.updated":
+        if (this.channels.has(data.name)) this.upsertChannel(data);
+        break;
+      case "member.joined":
+        if (data.username === this.me.username && !this.channels.has(data.channel)) {
+          api("GET", `/api/stories/${this.slug}/channels/${encodeURIComponent(data.channel)}`)
+            .then((info) => this.upsertChannel(info)).catch(() => {});
+        }
+        break;
+      case "member.left":
+        if (data.username === this.me.username) this.removeChannel(data.channel);
+        break;
+      case "document.created":
+        this.docs.add(data);
+        break;
+      case "agent.status":
+        this.updateAgent(data);
+        break;
+      case "participant.joined":
+        if (data.kind === "agent") {
+          this.refreshAgents();
+          // Editors post to a new agent's inbox without reading it (the owner hears channel.created).
+          const inbox = `inbox.${data.username}`;
+          if (this.config.can_write && !this.config.is_owner && !this.channels.has(inbox)) {
+            this.upsertChannel({name: inbox, kind: "inbox", inbox_of: data.username, topic: "", archived: false,
+              last_seq: 0, readable: false, can_manage: false});
+          }
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  upsertChannel(info) {
+    let ch = this.channels.get(info.name);
+    if (!ch) {
+      const data = {read_seq: 0, unread: 0, readable: true,
+        can_manage: this.config.is_owner || info.created_by === this.me.username, ...info};
+      ch = new ChannelState(data);
+      // A channel born after the page: everything in it is new.
+      ch.info.last_seq = 0;
+      ch.baseSeq = 0;
+      ch.hasMore = false;
+      ch.historyLoaded = true;
+      this.channels.set(info.name, ch);
+    } else {
+      Object.assign(ch.info, {...info, last_seq: Math.max(ch.info.last_seq, info.last_seq || 0)});
+    }
+    if (ch.info.readable && !ch.archived) this.subscribeChannel(ch);
+    this.renderSidebar();
+    if (this.current === ch) this.renderHeader();
+    return ch;
+  }
+
+  removeChannel(name) {
+    const ch = this.channels.get(name);
+    if (!ch) return;
+    if (ch.sub) ch.sub.unsubscribe();
+    this.channels.delete(name);
+    this.renderSidebar();
+    if (this.current === ch) {
+      const next = this.channels.get("general") || [...this.channels.values()][0];
+      if (next) this.select(next.name);
+    }
+  }
+
+  // --- messages --------------------------------------------------------------------------------
+
+  addMessage(ch, m, {live, render = true}) {
+    if (ch.messages.has(m.seq)) return false;
+    ch.messages.set(m.seq, m);
+    this.byId.set(m.id, m);
+    if (m.seq > ch.info.last_seq) ch.info.last_seq = m.seq;
+    if (m.reply_to) {
+      if (!this.replies.has(m.reply_to)) this.replies.set(m.reply_to, new Set());
+      this.replies.get(m.reply_to).add(m.id);
+      updateReplyCount(document, m.reply_to, this.replies.get(m.reply_to).size);
+    }
+    if (m.msg_type === "vote" && m.payload && m.payload.proposal) this.recordVote(m);
+    if (live && m.seq > ch.baseSeq) {
+      const mine = m.sender && m.sender.username === this.me.username;
+      if (!mine && m.seq > ch.readSeq && !(this.current === ch && this.readingHere())) {
+        ch.unread += 1;
+        this.renderUnread(ch);
+      }
+    }
+    if (this.current === ch && render) {
+      this.insertCard(m, {live});
+      if (live) this.maybeAck();
+      this.clearTypingOf(this.topicOf(ch.name), m.sender && m.sender.username);
+    }
+    if (this.thread && this.thread.ids.has(m.reply_to) && !this.thread.ids.has(m.id)) this.threadAdd(m);
+    return true;
+  }
+
+  recordVote(m) {
+    const id = m.payload.proposal;
+    if (!this.votes.has(id)) this.votes.set(id, new Map());
+    const votes = this.votes.get(id);
+    const previous = votes.get(m.sender.username);
+    if (!previous || previous.created_at <= m.created_at) {
+      votes.set(m.sender.username, {choice: String(m.payload.choice), sender: m.sender, created_at: m.created_at});
+    }
+    const proposal = this.byId.get(id);
+    for (const el of document.querySelectorAll(`.tally[data-proposal="${CSS.escape(id)}"]`)) {
+      if (proposal) fillTally(el, proposal, this.ctx());
+    }
+  }
+
+  /** What cards need from the page. */
+  ctx() {
+    if (this._ctx) return this._ctx;
+    const canWriteIn = (channel) => {
+      const ch = this.channels.get(channel);
+      return this.config.can_write && (!ch || !ch.archived);
+    };
+    this._ctx = {
+      me: this.me,
+      lookup: (id) => this.byId.get(id),
+      replyCount: (id) => (this.replies.has(id) ? this.replies.get(id).size : 0),
+      votesFor: (id) => this.votes.get(id) || new Map(),
+      canVote: (proposal) => canWriteIn(proposal.channel),
+      canReply: (m) => canWriteIn(m.channel),
+      vote: (proposal, choice) => this.publish(proposal.channel, {msg_type: "vote", payload: {proposal: proposal.id, choice}})
+        .catch((error) => toast(describeError(error), "error")),
+      openThread: (id) => this.openThread(id),
+      jumpTo: (id) => this.jumpTo(id),
+      reply: (m) => this.openThread(m.id, {replyTo: m}),
+      feedback: (m) => {
+        this.compose.setType("feedback");
+        this.compose.setContext("target", m);
+      },
+      decide: (m) => {
+        this.compose.setType("decision");
+        this.compose.setContext("proposal", m);
+      },
+    };
+    return this._ctx;
+  }
+
+  async publish(channelName, body) {
+    const frame = {type: "publish", topic: this.topicOf(channelName), id: uuid4(), ...body};
+    // The id makes a retry after a lost answer safe: the server answers with the original.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.socket.request(frame);
+      } catch (error) {
+        if ((error.code === "disconnected" || error.code === "timeout") && attempt < 2) continue;
+        if (error.code === "rate_limited" && attempt < 2) {
+          await new Promise((r) => setTimeout(r, 1000 * ((error.frame && error.frame.details && error.frame.details.retry_after) || 1)));
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  // --- the feed --------------------------------------------------------------------------------
+
+  select(name, {replace = false, push = true} = {}) {
+    const ch = this.channels.get(name);
+    if (!ch) return;
+    if (this.typingTopic && this.current && this.current !== ch) this.sendTyping(false);
+    this.current = ch;
+    if (push || replace) {
+      const url = new URL(location.href);
+      url.searchParams.set("channel", name);
+      history[replace ? "replaceState" : "pushState"](null, "", url);
+    }
+    if (ch.info.readable && !ch.sub) this.subscribeChannel(ch);
+    this.renderSidebar();
+    this.renderHeader();
+    this.renderCompose();
+    this.renderFeed();
+    this.renderTyping();
+    if (this.compose && !this.compose.el.classList.contains("disabled")) this.compose.focus();
+  }
+
+  renderHeader() {
+    const ch = this.current;
+    const nameEl = $("#channel-name");
+    clear(nameEl).append(h("span.chan-icon", null, iconFor(ch.info.kind)), " ", this.channelLabel(ch));
+    $("#channel-topic").textContent = ch.info.topic || (ch.info.kind === "inbox"
+      ? "Messages for this agent. Every editor may post; only the agent and the story owner read."
+      : "");
+    const actions = clear($("#channel-actions"));
+    actions.append(h("span.pill", null, ch.info.kind));
+    if (ch.archived) actions.append(h("span.pill.warn", null, "archived"));
+    if (ch.info.can_manage && ch.info.kind !== "inbox") {
+      actions.append(h("button.btn.ghost.sm", {type: "button", id: "archive-channel",
+        onclick: () => this.setArchived(ch, !ch.archived)}, ch.archived ? "Unarchive" : "Archive"));
+    }
+  }
+
+  channelLabel(ch) {
+    if (ch.info.kind === "inbox") {
+      const agent = this.agents.get(ch.info.inbox_of || ch.name.replace(/^inbox\./, ""));
+      return agent ? `${displayName(agent)} inbox` : ch.name;
+    }
+    return ch.name;
+  }
+
+  async setArchived(ch, archived) {
+    if (archived && !window.confirm(`Archive #${ch.name}? It becomes read-only; nothing is deleted.`)) return;
+    try {
+      const info = await api("PATCH", `/api/stories/${this.slug}/channels/${encodeURIComponent(ch.name)}`, {archived});
+      this.upsertChannel(info);
+      this.renderCompose();
+      toast(archived ? `#${ch.name} archived.` : `#${ch.name} is open again.`);
+    } catch (error) {
+      toast(describeError(error), "error");
+    }
+  }
+
+  renderCompose() {
+    const ch = this.current;
+    let reason = "";
+    let action = null;
+    if (!this.config.role && this.config.story.visibility === "public") {
+      reason = "You are reading this story. Join it to write.";
+      action = h("button.btn.sm", {type: "button", id: "join-story", onclick: () => this.join()}, "Join the story");
+    } else if (!this.config.can_write) {
+      reason = "Viewers read along; ask the owner to make you an editor to write.";
+    } else if (ch.archived) {
+      reason = "This channel is archived: it is read-only.";
+    }
+    this.compose.el.hidden = !!reason;
+    this.composeNotice.hidden = !reason;
+    clear(this.composeNotice).append(h("span", null, reason));
+    if (action) this.composeNotice.append(action);
+    if (!reason) {
+      this.compose.setContext("reply_to", null);
+      this.compose.setEnabled(true);
+    }
+  }
+
+  async join() {
+    try {
+      await api("POST", `/api/stories/${this.slug}/join`, {});
+      location.reload();
+    } catch (error) {
+      toast(describeError(error), "error");
+    }
+  }
+
+  renderFeed() {
+    const ch = this.current;
+    clear(this.listEl);
+    clear(this.topEl);
+    this.newBelow = 0;
+    this.updateNewBelow();
+    if (!ch.info.readable) {
+      this.topEl.append(h("div.feed-empty", null, h("div.empty-icon", null, "✉"),
+        h("h3", null, this.channelLabel(ch)),
+        h("p.muted", null, "Only the agent and the story owner read this inbox. What you send here goes straight to the agent.")));
+      return;
+    }
+    if (ch.error) {
+      this.topEl.append(h("div.feed-empty", null, h("p.muted", null, `This channel cannot be shown: ${ch.error}`)));
+      return;
+    }
+    for (const m of ch.sorted()) this.listEl.appendChild(renderMessage(m, this.ctx()));
+    this.renderFeedTop();
+    this.scrollToBottom(false);
+    if (!ch.historyLoaded) this.loadOlder(ch);
+    else this.fillViewport(ch);
+    this.markRead(ch);
+  }
+
+  renderFeedTop() {
+    const ch = this.current;
+    clear(this.topEl);
+    if (!ch || !ch.info.readable) return;
+    if (ch.loading) {
+      this.topEl.append(h("div.feed-loading", null, h("span.spinner"), "Loading earlier messages…"));
+    } else if (ch.historyLoaded && !ch.hasMore) {
+      this.topEl.append(h("div.feed-start", null,
+        h("div.feed-start-icon", null, iconFor(ch.info.kind)),
+        h("h3", null, `This is the start of ${ch.info.kind === "inbox" ? "" : "#"}${this.channelLabel(ch)}`),
+        h("p.muted", null, ch.info.topic || "Every message here is kept, in order.")));
+    }
+  }
+
+  /** Inserts a card in seq order; keeps the reader's place (see the module comment). */
+  insertCard(m, {live}) {
+    const card = renderMessage(m, this.ctx());
+    const cards = this.listEl.children;
+    const atBottom = this.isAtBottom();
+    let lo = 0;
+    let hi = cards.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (Number(cards[mid].dataset.seq) < m.seq) lo = mid + 1;
+      else hi = mid;
+    }
+    const appended = lo === cards.length;
+    if (appended) {
+      this.listEl.appendChild(card);
+      if (atBottom) this.scrollToBottom(false);
+      else if (live) {
+        this.newBelow += 1;
+        this.updateNewBelow();
+      }
+    } else {
+      const fromBottom = this.feedEl.scrollHeight - this.feedEl.scrollTop;
+      this.listEl.insertBefore(card, cards[lo]);
+      if (!atBottom) this.feedEl.scrollTop = this.feedEl.scrollHeight - fromBottom;
+      else this.scrollToBottom(false);
+    }
+  }
+
+  async loadOlder(ch) {
+    if (ch.loading || !ch.hasMore || !ch.info.readable) return ch.loading;
+    const before = ch.oldestSeq != null ? ch.oldestSeq : ch.baseSeq + 1;
+    const url = `/api/stories/${this.slug}/channels/${encodeURIComponent(ch.name)}/messages?before=${before}&limit=${PAGE}`;
+    ch.loading = (async () => {
+      if (this.current === ch) this.renderFeedTop();
+      try {
+        const page = await api("GET", url);
+        const rows = page.results || [];
+        const visible = this.current === ch;
+        // Prepending moves what the reader looks at down by exactly the added height: take it back.
+        const fromBottom = this.feedEl.scrollHeight - this.feedEl.scrollTop;
+        const atBottom = this.isAtBottom();
+        const added = [];
+        for (const m of rows) if (this.addMessage(ch, m, {live: false, render: false})) added.push(m);
+        if (visible && added.length) {
+          // All older than anything on screen (history goes down from baseSeq; live is above it).
+          const fragment = document.createDocumentFragment();
+          for (const m of added.sort((a, b) => a.seq - b.seq)) fragment.appendChild(renderMessage(m, this.ctx()));
+          this.listEl.insertBefore(fragment, this.listEl.firstChild);
+        }
+        ch.oldestSeq = rows.length ? rows[rows.length - 1].seq : (ch.oldestSeq ?? before);
+        ch.hasMore = page.next_before != null;
+        ch.historyLoaded = true;
+        ch.loading = null;
+        if (visible) {
+          this.renderFeedTop();
+          this.refreshReplyRefs();
+          if (atBottom) this.scrollToBottom(false);
+          else this.feedEl.scrollTop = this.feedEl.scrollHeight - fromBottom;
+          this.fillViewport(ch);
+        }
+      } catch (error) {
+        ch.loading = null;
+        if (this.current === ch) {
+          this.renderFeedTop();
+          this.topEl.append(h("div.feed-error", null, `Could not load earlier messages: ${describeError(error)}`,
+            " ", h("button.btn.ghost.sm", {type: "button", onclick: () => this.loadOlder(ch)}, "Retry")));
+        }
+      }
+    })();
+    return ch.loading;
+  }
+
+  /** Loads more until the feed overflows (so the reader can scroll up for the rest). */
+  fillViewport(ch) {
+    if (this.current === ch && ch.hasMore && !ch.loading && this.feedEl.scrollHeight <= this.feedEl.clientHeight + NEAR_TOP_PX) {
+      this.loadOlder(ch);
+    }
+  }
+
+  /** Reply headers rendered before their parent was loaded: fill them in now. */
+  refreshReplyRefs() {
+    for (const card of this.listEl.querySelectorAll(".msg")) {
+      const m = this.byId.get(card.dataset.id);
+      if (!m || !m.reply_to) continue;
+      const ref = card.querySelector(":scope > .msg-main > .reply-ref");
+      if (ref && !ref.querySelector("b") && this.byId.has(m.reply_to)) {
+        card.replaceWith(renderMessage(m, this.ctx()));
+      }
+    }
+  }
+
+  onScroll() {
+    const ch = this.current;
+    if (!ch) return;
+    if (this.feedEl.scrollTop < NEAR_TOP_PX) this.loadOlder(ch);
+    if (this.isAtBottom()) {
+      if (this.newBelow) {
+        this.newBelow = 0;
+        this.updateNewBelow();
+      }
+      this.maybeAck();
+    }
+  }
+
+  isAtBottom() {
+    const f = this.feedEl;
+    return f.scrollHeight - f.scrollTop - f.clientHeight < AT_BOTTOM_PX;
+  }
+
+  scrollToBottom(smooth) {
+    this.feedEl.scrollTo({top: this.feedEl.scrollHeight, behavior: smooth ? "smooth" : "instant"});
+    if (smooth) {
+      this.newBelow = 0;
+      this.updateNewBelow();
+    }
+  }
+
+  updateNewBelow() {
+    this.newBelowEl.hidden = !this.newBelow;
+    this.newBelowEl.textContent = this.newBelow === 1 ? "1 new message ↓" : `${this.newBelow} new messages ↓`;
+  }
+
+  readingHere() {
+    return document.visibilityState === "visible" && this.isAtBottom();
+  }
+
+  markRead(ch) {
+    ch.unread = 0;
+    this.renderUnread(ch);
+    this.maybeAck();
+  }
+
+  /** Moves the read cursor to the newest message once the reader sees it (debounced). */
+  maybeAck() {
+    const ch = this.current;
+    if (!ch || !ch.info.readable || !this.readingHere()) return;
+    if (ch.unread) {
+      ch.unread = 0;
+      this.renderUnread(ch);
+    }
+    if (ch.info.last_seq <= ch.readSeq || !this.config.role) return;
+    clearTimeout(this.ackTimer);
+    this.ackTimer = setTimeout(() => {
+      const seq = ch.info.last_seq;
+      if (seq <= ch.readSeq) return;
+      ch.readSeq = seq;
+      this.socket.request({type: "ack", topic: this.topicOf(ch.name), seq}).catch(() => {
+        ch.readSeq = Math.min(ch.readSeq, seq - 1);
+      });
+    }, 400);
+  }
+
+  async jumpTo(id) {
+    const card = this.listEl.querySelector(`.msg[data-id="${CSS.escape(id)}"]`);
+    if (card) {
+      card.scrollIntoView({block: "center", behavior: "smooth"});
+      card.classList.remove("flash");
+      void card.offsetWidth;
+      card.classList.add("flash");
+      return;
+    }
+    this.openThread(id);
+  }
+
+  // --- threads ----------------------------------------------------------------------------------
+
+  async openThread(id, {replyTo = null} = {}) {
+    const drawer = $("#thread");
+    const token = Symbol("thread");
+    this.threadToken = token;
+    drawer.hidden = false;
+    document.body.classList.add("thread-open");
+    clear(drawer).append(this.threadHeader(null), h("div.thread-body", null, h("div.feed-loading", null, h("span.spinner"), "Loading thread…")));
+    let data;
+    try {
+      data = await api("GET", `/api/messages/${encodeURIComponent(id)}/thread`);
+    } catch (error) {
+      if (this.threadToken !== token) return;
+      clear(drawer).append(this.threadHeader(null), h("div.thread-body", null, h("p.muted", null, describeError(error))));
+      return;
+    }
+    if (this.threadToken !== token) return;
+    const results = data.results || [];
+    for (const m of results) if (!this.byId.has(m.id)) this.byId.set(m.id, m);
+    const root = results.find((m) => m.id === data.root) || results[0];
+    this.thread = {root: data.root, ids: new Set(results.map((m) => m.id)), messages: results, channel: root && root.channel};
+    const list = h("div.thread-list");
+    const body = h("div.thread-body", null, list);
+    // Inside a thread, a reply to its root needs no "in reply to" header; deeper replies keep theirs.
+    for (const m of results) {
+      list.appendChild(renderMessage(m, this.ctx(), {compact: m.id === data.root || m.reply_to === data.root, root: m.id === data.root}));
+    }
+    const compose = new Compose({
+      types: ["text", "feedback", "narration", "dialogue", "query", "proposal"],
+      compact: true,
+      label: "Reply",
+      placeholder: "Reply in thread…",
+      onSend: (payload) => this.publish(this.thread.channel, {...payload, reply_to: payload.reply_to || this.thread.root}),
+    });
+    compose.keepReply = false;
+    if (replyTo && replyTo.id !== data.root) compose.setContext("reply_to", replyTo);
+    const canWrite = this.config.can_write && !(this.channels.get(this.thread.channel) || {}).archived;
+    clear(drawer).append(this.threadHeader(root), body);
+    if (canWrite) drawer.append(compose.el);
+    this.thread.list = list;
+    this.thread.compose = compose;
+    list.lastElementChild && list.lastElementChild.scrollIntoView({block: "end"});
+    const target = list.querySelector(`.msg[data-id="${CSS.escape(id)}"]`);
+    if (target && id !== data.root) target.classList.add("flash");
+    if (canWrite) compose.focus();
+  }
+
+  threadHeader(root) {
+    return h("header.panel-head.thread-head", null,
+      h("div", null, h("h3", null, "Thread"),
+        root ? h("p.muted.small", null, `${root.channel ? "#" + root.channel : ""} · ${snippet(root, 60)}`) : null),
+      h("button.icon-btn", {type: "button", id: "close-thread", title: "Close", "aria-label": "Close thread",
+        onclick: () => this.closeThread()}, "×"));
+  }
+
+  threadAdd(m) {
+    const t = this.thread;
+    if (!t || !t.list) return;
+    t.ids.add(m.id);
+    t.messages.push(m);
+    const atBottom = t.list.parentElement.scrollHeight - t.list.parentElement.scrollTop - t.list.parentElement.clientHeight < AT_BOTTOM_PX;
+    t.list.appendChild(renderMessage(m, this.ctx(), {compact: m.reply_to === t.root}));
+    if (atBottom) t.list.lastElementChild.scrollIntoView({block: "end"});
+  }
+
+  closeThread() {
+    this.thread = null;
+    this.threadToken = null;
+    $("#thread").hidden = true;
+    document.body.classList.remove("thread-open");
+  }
+
+  // --- typing -----------------------------------------------------------------------------------
+
+  sendTyping(typing) {
+    if (!this.current || !this.current.sub) return;
+    const topic = this.topicOf(this.current.name);
+    const now = Date.now();
+    if (typing) {
+      if (this.typingTopic === topic && now - this.typingSentAt < TYPING_REPEAT_MS) return;
+      this.typingSentAt = now;
+      this.typingTopic = topic;
+      this.socket.send({type: "typing", topic, typing: true});
+    } else if (this.typingTopic) {
+      this.socket.send({type: "typing", topic: this.typingTopic, typing: false});
+      this.typingTopic = null;
+      this.typingSentAt = 0;
+    }
+  }
+
+  onTyping(frame) {
+    if (!frame.user || frame.user.username === this.me.username) return;
+    if (!this.typing.has(frame.topic)) this.typing.set(frame.topic, new Map());
+    const map = this.typing.get(frame.topic);
+    if (frame.typing) map.set(frame.user.username, {user: frame.user, until: Date.now() + 1000 * (frame.expires_in || 6)});
+    else map.delete(frame.user.username);
+    this.renderTyping();
+    this.renderPeople();
+  }
+
+  clearTypingOf(topic, username) {
+    const map = this.typing.get(topic);
+    if (map && username && map.delete(username)) {
+      this.renderTyping();
+      this.renderPeople();
+    }
+  }
+
+  expireTyping() {
+    const now = Date.now();
+    let changed = false;
+    for (const map of this.typing.values()) {
+      for (const [name, t] of map) {
+        if (t.until <= now) {
+          map.delete(name);
+          changed = true;
+        }
+      }
+    }
+    if (changed) {
+      this.renderTyping();
+      this.renderPeople();
+    }
+  }
+
+  typingHere() {
+    if (!this.current) return [];
+    const map = this.typing.get(this.topicOf(this.current.name));
+    return map ? [...map.values()].map((t) => t.user) : [];
+  }
+
+  renderTyping() {
+    const users = this.typingHere();
+    clear(this.typingEl);
+    if (!users.length) return;
+    const names = users.map(displayName);
+    const text = names.length === 1 ? `${names[0]} is typing…`
+      : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : "Several people are typing…";
+    this.typingEl.append(h("span.typing-dots", {"aria-hidden": "true"}, h("i"), h("i"), h("i")), h("span", null, text));
+  }
+
+  // --- presence ---------------------------------------------------------------------------------
+
+  onPresence(frame) {
+    if (frame.type === "presence.state") {
+      this.presenceKnown = true;
+      this.members = new Map((frame.members || []).map((m) => [m.username, m]));
+      for (const a of frame.agents || []) this.agents.set(a.username, {...(this.agents.get(a.username) || {}), ...a});
+    } else {
+      for (const m of frame.joins || []) this.members.set(m.username, m);
+      for (const m of frame.updates || []) {
+        if (m.connections > 0 || this.members.has(m.username)) {
+          if (m.connections === 0) this.members.delete(m.username);
+          else this.members.set(m.username, {...(this.members.get(m.username) || {}), ...m});
+        }
+        if (m.kind === "agent") this.updateAgent({username: m.username, display_name: m.display_name, ...(m.agent || {}),
+          ...(m.status !== undefined ? {status: m.status, task: m.task, progress: m.progress} : {})});
+      }
+      for (const m of frame.leaves || []) this.members.delete(m.username);
+    }
+    for (const a of this.agents.values()) {
+      const live = this.members.get(a.username);
+      a.connections = live ? live.connections || 1 : 0;
+    }
+    this.renderPeople();
+  }
+
+  updateAgent(data) {
+    if (!data || !data.username) return;
+    const current = this.agents.get(data.username) || {username: data.username, kind: "agent", connections: 0};
+    this.agents.set(data.username, {...current, ...data});
+    this.renderPeople();
+    this.renderSidebar();
+  }
+
+  async refreshAgents() {
+    try {
+      const state = await api("GET", `/api/stories/${this.slug}/presence`);
+      for (const a of state.agents || []) this.updateAgent(a);
+    } catch {
+      // the next presence frame will do
+    }
+  }
+
+  renderPeople() {
+    const body = $("#people-body");
+    if (!body) return;
+    const typingNow = new Set(this.typingHere().map((u) => u.username));
+    const humans = [...this.members.values()].filter((m) => m.kind !== "agent")
+      .sort((a, b) => (STATE_RANK[a.state] ?? 3) - (STATE_RANK[b.state] ?? 3) || displayName(a).localeCompare(displayName(b)));
+    const agents = [...this.agents.values()].sort((a, b) => displayName(a).localeCompare(displayName(b)));
+    clear(body);
+    const online = h("div.people-group", null, h("h4.group-title", null, "Online", h("span.count", null, String(humans.length))));
+    if (!humans.length) {
+      online.append(h("p.muted.small.people-empty", null, this.presenceKnown ? "Nobody else is here." :
+        this.channels.has("room") ? "Connecting…" : "Join the story to see who is here."));
+    }
+    for (const m of humans) {
+      const typing = m.typing || typingNow.has(m.username);
+      const state = m.state || "active";
+      online.append(h("div.person", {dataset: {user: m.username, state, kind: "human"}},
+        h("span.avatar-wrap", null, avatar(m, "sm"), h(`span.dot.dot-${state}`, {title: state})),
+        h("div.person-main", null,
+          h("div.person-name", null, displayName(m), m.username === this.me.username ? h("span.you", null, " (you)") : null),
+          h("div.person-sub", null, typing ? h("span.typing-label", null, "typing…") : h(`span.state.state-${state}`, null, state),
+            m.connections > 1 ? h("span.muted", null, ` · ${m.connections} tabs`) : null))));
+    }
+    body.append(online);
+    const group = h("div.people-group", null, h("h4.group-title", null, "Agents", h("span.count", null, String(agents.length))));
+    if (!agents.length) group.append(h("p.muted.small.people-empty", null, "No agents in this story yet."));
+    for (const a of agents) {
+      const connected = a.connections > 0;
+      group.append(h("div.person.agent", {dataset: {user: a.username, status: a.status || "offline", kind: "agent"}},
+        h("span.avatar-wrap", null, avatar({...a, kind: "agent"}, "sm"), connected ? h("span.dot.dot-active", {title: "connected"}) : null),
+        h("div.person-main", null,
+          h("div.person-name", null, displayName(a), " ", statusBadge(a.status)),
+          a.task ? h("div.person-sub.task", {title: a.task}, a.task) : h("div.person-sub.muted", null, a.last_seen ? `seen ${ago(a.last_seen)}` : "not seen yet"),
+          a.progress != null ? progressBar(a.progress) : null)));
+    }
+    body.append(group);
+    $("#people-count").textContent = `${humans.length} online · ${agents.length} agent${agents.length === 1 ? "" : "s"}`;
+  }
+
+  // --- the sidebar ------------------------------------------------------------------------------
+
+  renderSidebar() {
+    const nav = $("#channel-groups");
+    clear(nav);
+    const all = [...this.channels.values()];
+    for (const group of KIND_GROUPS) {
+      const items = all.filter((c) => c.info.kind === group.kind && !c.archived).sort((a, b) => a.name.localeCompare(b.name));
+      if (!items.length && group.kind !== "public") continue;
+      const head = h("div.group-head", null, h("span", null, group.title));
+      if (group.kind === "public" && this.config.can_write) {
+        head.append(h("button.icon-btn.on-dark", {type: "button", id: "new-channel", title: "Create a channel",
+          "aria-label": "Create a channel", onclick: () => this.showNewChannel()}, "+"));
+      }
+      nav.append(h("section.chan-group", {dataset: {kind: group.kind}}, head,
+        h("ul", null, items.map((c) => this.channelItem(c, iconFor(c.info.kind))))));
+    }
+    const archived = all.filter((c) => c.archived);
+    if (archived.length) {
+      const details = h("details.chan-group.archived", {open: this.current && this.current.archived},
+        h("summary.group-head", null, `Archived (${archived.length})`),
+        h("ul", null, archived.map((c) => this.channelItem(c, iconFor(c.info.kind)))));
+      nav.append(details);
+    }
+    if (this.newChannelForm) nav.prepend(this.newChannelForm);
+  }
+
+  channelItem(ch, glyph) {
+    const active = this.current === ch;
+    let status = null;
+    if (ch.info.kind === "inbox") {
+      const agent = this.agents.get(ch.info.inbox_of || ch.name.replace(/^inbox\./, ""));
+      if (agent) status = h(`span.mini-status.status-${agent.status || "offline"}`, {title: agent.status || "offline"});
+    }
+    const unread = h("span.unread", {hidden: !ch.unread || active}, String(ch.unread));
+    return h("li", null, h("a.chan", {href: `?channel=${encodeURIComponent(ch.name)}`,
+      class: [active ? "active" : "", ch.unread && !active ? "has-unread" : "", ch.info.readable ? "" : "writeonly"].filter(Boolean).join(" "),
+      dataset: {channel: ch.name}, "aria-current": active ? "page" : null,
+      onclick: (e) => {
+        e.preventDefault();
+        this.select(ch.name);
+      }}, h("span.chan-icon", null, glyph), h("span.chan-name", null, this.channelLabel(ch)), status, unread));
+  }
+
+  renderUnread(ch) {
+    const el = document.querySelector(`.chan[data-channel="${CSS.escape(ch.name)}"]`);
+    if (!el) return;
+    const badge = el.querySelector(".unread");
+    const show = ch.unread > 0 && this.current !== ch;
+    badge.hidden = !show;
+    badge.textContent = String(ch.unread);
+    el.classList.toggle("has-unread", show);
+  }
+
+  showNewChannel() {
+    if (this.newChannelForm) {
+      this.newChannelForm.querySelector("input").focus();
+      return;
+    }
+    const name = h("input", {name: "name", placeholder: "name, e.g. scene-4", required: true, autocomplete: "off",
+      pattern: "[a-z0-9][a-z0-9._-]{0,63}", "aria-label": "Channel name"});
+    const kind = h("select", {name: "kind", "aria-label": "Kind"},
+      h("option", {value: "public"}, "Public"), h("option", {value: "private"}, "Private"), h("option", {value: "presence"}, "Room (presence)"));
+    const topic = h("input", {name: "topic", placeholder: "Topic (optional)", autocomplete: "off", "aria-label": "Topic"});
+    const error = h("div.form-error.small", {hidden: true});
+    const close = () => {
+      this.newChannelForm = null;
+      this.renderSidebar();
+    };
+    const form = h("form.new-channel", {id: "new-channel-form", onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const info = await api("POST", `/api/stories/${this.slug}/channels`,
+          {name: name.value.trim().toLowerCase(), kind: kind.value, ...(topic.value.trim() ? {topic: topic.value.trim()} : {})});
+        this.newChannelForm = null;
+        this.upsertChannel({...info, can_manage: true});
+        this.select(info.name);
+      } catch (err) {
+        error.textContent = describeError(err);
+        error.hidden = false;
+      }
+    }}, h("div.new-channel-title", null, "New channel"), name, kind, topic, error,
+    h("div.row", null, h("button.btn.sm", {type: "submit"}, "Create"), h("button.btn.ghost.sm.on-dark", {type: "button", onclick: close}, "Cancel")));
+    form.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") close();
+    });
+    this.newChannelForm = form;
+    this.renderSidebar();
+    name.focus();
+  }
+}
+
