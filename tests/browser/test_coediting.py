@@ -1,0 +1,82 @@
+"""Two people type into the `main` document at the same time, in two browsers."""
+import time
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.browser]
+
+
+def editor_text(page):
+    return page.evaluate("() => window.mythlineEditor.view.state.doc.toString()")
+
+
+def wait_until(predicate, timeout=15.0, interval=0.05, message="condition"):
+    """Polls `predicate` until it is true (a condition wait, not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
+
+
+def test_two_people_type_at_once_and_converge_with_each_others_cursors(open_as, server, tale):
+    alice = open_as(tale["alice"], "/stories/tale/")
+    bob = open_as(tale["bob"], "/stories/tale/")
+    for page in (alice, bob):
+        expect(page.locator("#editor .cm-content")).to_be_visible()
+        expect(page.locator("#doc-status")).to_have_attribute("data-status", "synced")
+
+    # Both put the caret at the (empty) document's start and type in turns, a few keys at a time,
+    # without waiting for the other's edits to arrive: the pushes race and get rebased.
+    alice.locator("#editor .cm-content").click()
+    bob.locator("#editor .cm-content").click()
+    alice_words = ["Mara ", "wound ", "the ", "clock. "]
+    bob_words = ["Elias ", "climbed ", "the ", "stairs. "]
+    for a, b in zip(alice_words, bob_words):
+        alice.keyboard.type(a)
+        bob.keyboard.type(b)
+
+    def converged():
+        a, b = editor_text(alice), editor_text(bob)
+        statuses = {p.locator("#doc-status").get_attribute("data-status") for p in (alice, bob)}
+        return a == b and statuses == {"synced"} and a
+
+    text = wait_until(converged, message="both editors to hold the same text")
+    with httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {tale['alice_token']}"}) as api:
+        server_doc = api.get("/api/stories/tale/documents/main").json()
+    assert server_doc["text"] == text
+    # Every word typed is there once, whole: a rebased insert never splits or drops another's.
+    assert sorted(text.split()) == sorted(w.strip() for w in alice_words + bob_words)
+
+    # Each sees the other's named cursor.
+    expect(alice.locator("#editor .cm-remoteCursorName", has_text="Bob")).to_be_visible(timeout=5000)
+    expect(bob.locator("#editor .cm-remoteCursorName", has_text="Alice")).to_be_visible(timeout=5000)
+
+    # A later edit by one shows up for the other.
+    alice.keyboard.press("End")
+    alice.keyboard.type("!")
+    wait_until(lambda: editor_text(bob) == editor_text(alice) and editor_text(alice).count("!") == 1,
+               message="bob to see alice's edit")
+
+    # Alice forks the document to explore a branch; bob's switcher learns of it live and opens it.
+    text = editor_text(alice)
+    alice.locator("#fork-doc").click()
+    alice.locator("#doc-form input[name=name]").fill("main-alt")
+    alice.locator("#doc-form button[type=submit]").click()
+    expect(alice.locator("#doc-select")).to_have_value("main-alt")
+    expect(alice.locator("#editor")).to_have_attribute("data-doc", "main-alt")
+    wait_until(lambda: editor_text(alice) == text, message="the fork to open with main's text")
+    expect(bob.locator('#doc-select option[value="main-alt"]')).to_be_attached(timeout=3000)
+    bob.locator("#doc-select").select_option("main-alt")
+    expect(bob.locator("#editor")).to_have_attribute("data-doc", "main-alt")
+    wait_until(lambda: editor_text(bob) == text, message="bob to open the fork")
+    bob.locator("#editor .cm-content").click()
+    bob.keyboard.press("Control+End")
+    bob.keyboard.type(" A branch.")
+    wait_until(lambda: editor_text(alice) == text + " A branch.", message="the fork's edit to reach alice")
+    assert not alice.errors and not bob.errors, (alice.errors, bob.errors)

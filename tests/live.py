@@ -1,0 +1,104 @@
+"""Real server processes for tests: Daphne on a free port, on the test database.
+
+Tests that use these must be `django_db(transaction=True)`, so that what they create is
+committed and visible to the server process.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TEST_REDIS = os.environ.get("MYTHLINE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """The URL of the database this test runs on (pytest-django's test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+
+
+def redis_available(url: str = DEFAULT_TEST_REDIS) -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return False
+
+
+class LiveServer:
+    def __init__(self, *, redis_url: str | None = None, env: dict | None = None, port: int | None = None):
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.ws = f"ws://127.0.0.1:{self.port}/ws/"
+        self.env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mythline_site.settings",
+                    "DATABASE_URL": test_database_url(), "DEBUG": "0", "PYTHONUNBUFFERED": "1",
+                    "SECRET_KEY": settings.SECRET_KEY, "MYTHLINE_ARCHIVE_SWEEP_SECONDS": "0",
+                    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+                    "CSRF_TRUSTED_ORIGINS": f"http://127.0.0.1:{self.port},http://localhost:{self.port}"}
+        self.env.pop("REDIS_URL", None)
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+        self.env.update(env or {})
+        self.log = tempfile.NamedTemporaryFile(prefix="mythline-live-", suffix=".log", delete=False)
+        self.proc = None
+
+    def start(self, timeout: float = 30) -> "LiveServer":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "mythline_site.asgi:application"],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if httpx.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start: {self.output()[-3000:]}")
+
+    def output(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def kill(self):
+        """SIGKILL: no shutdown hooks run, as when a machine dies."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        Path(self.log.name).unlink(missing_ok=True)

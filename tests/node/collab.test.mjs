@@ -1,0 +1,272 @@
+// Unit tests of frontend/src/collab.js (node --test): headless editors over the real socket client
+// against an in-process authority that speaks the doc frames of SPEC 9 and misbehaves on request
+// (lost answers, rate limits, copied client ids, dropped connections). The live server is covered
+// by converge.mjs / test_convergence.py; this covers the failure paths deterministically.
+import assert from "node:assert/strict";
+import {test} from "node:test";
+
+import {MythlineSocket} from "../../frontend/src/socket.js";
+// (collab.js re-exports @codemirror/state: a bare import from tests/ would not find frontend/node_modules.)
+import {ChangeSet, EditorSelection, EditorState, openHeadlessEditor, remoteCursors} from "../../frontend/src/collab.js";
+
+const TOPIC = "doc:s/main";
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function mulberry32(a) {
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class Authority {
+  constructor({text = "", faults = {}} = {}) {
+    this.doc = EditorState.create({doc: text}).doc;
+    this.log = []; // {revision, changes, client_id, author}
+    this.conns = new Set();
+    this.faults = {rateLimitEvery: 0, loseAnswerEvery: 0, ...faults};
+    this.pushes = 0;
+    this.held = []; // pushes not processed yet (faults.hold)
+    this.pageSize = 1000; // changes per doc.pull answer, as the server
+    this.refuse = new Set(); // users whose connections fail
+    const authority = this;
+    this.WebSocket = class {
+      constructor(url, {headers}) {
+        this.user = headers.Authorization.replace("Bearer ", "");
+        this.queue = Promise.resolve();
+        this.subscribed = false;
+        this.open = true;
+        if (authority.refuse.has(this.user)) {
+          this.open = false;
+          setTimeout(() => this.onclose && this.onclose({code: 1006, reason: ""}), 1);
+          return;
+        }
+        authority.conns.add(this);
+        this.out({type: "welcome", user: {username: this.user, display_name: this.user.toUpperCase()}, heartbeat_seconds: 15});
+      }
+
+      out(frame) {
+        // Asynchronous, in order, with a little random latency.
+        this.queue = this.queue.then(() => sleep(Math.random() * 3)).then(() => {
+          if (this.open && this.onmessage) this.onmessage({data: JSON.stringify(frame)});
+        });
+      }
+
+      send(text) {
+        if (this.open) authority.receive(this, JSON.parse(text));
+      }
+
+      close() {
+        this.drop(1000);
+      }
+
+      drop(code = 1006) {
+        if (!this.open) return;
+        this.open = false;
+        authority.conns.delete(this);
+        setTimeout(() => this.onclose && this.onclose({code, reason: ""}), 1);
+      }
+    };
+  }
+
+  release() {
+    this.faults.hold = false;
+    for (const [conn, frame] of this.held.splice(0)) this.receive(conn, frame);
+  }
+
+  get revision() {
+    return this.log.length;
+  }
+
+  apply(changesJSON, clientID, author, except = null) {
+    const changes = ChangeSet.fromJSON(changesJSON);
+    this.doc = changes.apply(this.doc);
+    const entry = {revision: this.revision + 1, changes: changesJSON, client_id: clientID, author};
+    this.log.push(entry);
+    for (const c of this.conns) if (c.subscribed && c !== except) c.out({type: "doc.change", topic: TOPIC, ...entry});
+    return entry;
+  }
+
+  receive(conn, frame) {
+    const reply = (f) => conn.out(frame.ref ? {...f, ref: frame.ref} : f);
+    switch (frame.type) {
+      case "heartbeat":
+        return reply({type: "heartbeat_ack"});
+      case "subscribe":
+        conn.subscribed = true;
+        reply({type: "subscribed", topic: TOPIC, revision: this.revision});
+        return conn.out({type: "doc.state", topic: TOPIC, revision: this.revision, text: this.doc.toString()});
+      case "doc.pull":
+        return reply({type: "doc.changes", topic: TOPIC, changes: this.log.slice(frame.after, frame.after + this.pageSize)});
+      case "cursor":
+        for (const c of this.conns) {
+          if (c !== conn && c.subscribed) {
+            c.out({type: "cursor", topic: TOPIC, user: {username: conn.user, display_name: conn.user.toUpperCase()},
+              anchor: frame.anchor, head: frame.head, revision: this.revision});
+          }
+        }
+        return undefined;
+      case "doc.push": {
+        if (this.faults.hold) {
+          this.held.push([conn, frame]);
+          return undefined;
+        }
+        this.pushes += 1;
+        const {rateLimitEvery, loseAnswerEvery} = this.faults;
+        if (rateLimitEvery && this.pushes % rateLimitEvery === 0) {
+          return reply({type: "error", code: "rate_limited", message: "slow down", details: {retry_after: 0.01}});
+        }
+        if (frame.revision !== this.revision) {
+          return reply({type: "error", code: "conflict", message: "pull", revision: this.revision});
+        }
+        const lose = loseAnswerEvery && this.pushes % loseAnswerEvery === 0;
+        // A lost answer: applied, but the sender never hears of it (it times out and pulls).
+        this.apply(frame.changes, frame.client_id, conn.user, lose ? conn : null);
+        return undefined;
+      }
+      default:
+        return reply({type: "error", code: "invalid", message: `unknown ${frame.type}`});
+    }
+  }
+}
+
+async function client(authority, user, options = {}) {
+  const socket = new MythlineSocket({url: "ws://x/ws/", WebSocket: authority.WebSocket, headers: {Authorization: `Bearer ${user}`},
+    backoffBase: 5, backoffMax: 20});
+  const editor = await openHeadlessEditor({socket, topic: TOPIC, cursorInterval: 5, ...options});
+  editor.sync.pushTimeout = 150;
+  return {socket, editor, user};
+}
+
+async function settle(clients) {
+  for (let round = 0; round < 3; round++) {
+    await Promise.all(clients.map((c) => c.editor.sync.whenSynced()));
+    for (const c of clients) await c.editor.sync.catchUp();
+  }
+}
+
+function randomEdit(rng, state) {
+  const len = state.doc.length;
+  const from = Math.floor(rng() * (len + 1));
+  const to = Math.min(len, from + Math.floor(rng() * 4));
+  const r = rng();
+  if (r < 0.5 || !len) return {changes: {from, insert: ["a", "bc", "\n", "é", "xyz"][Math.floor(rng() * 5)]}};
+  if (r < 0.75) return {changes: {from, to}};
+  return {changes: {from, to, insert: "R"}};
+}
+
+test("three editors converge through conflicts, rate limits and lost answers", async () => {
+  const authority = new Authority({text: "Once upon a time\nthere was a lighthouse.", faults: {rateLimitEvery: 7, loseAnswerEvery: 5}});
+  const clients = await Promise.all(["ann", "bob", "cy"].map((u) => client(authority, u)));
+  const rngs = clients.map((_, i) => mulberry32(42 + i));
+  let changed = 0;
+  await Promise.all(clients.map(async (c, i) => {
+    for (let n = 0; n < 40; n++) {
+      if (c.editor.dispatch(randomEdit(rngs[i], c.editor.state)).docChanged) changed += 1;
+      await sleep(rngs[i]() * 6);
+    }
+  }));
+  await settle(clients);
+  const text = authority.doc.toString();
+  for (const c of clients) assert.equal(c.editor.text, text, `${c.user} diverged`);
+  for (const c of clients) assert.equal(c.editor.sync.syncedVersion, authority.revision);
+  // Pushes compose what piled up: at most one revision per local change.
+  assert.ok(authority.log.length <= changed && authority.log.length > 0, `${authority.log.length} / ${changed}`);
+  const stats = clients.map((c) => c.editor.sync.stats);
+  assert.ok(stats.some((s) => s.conflicts > 0) && stats.some((s) => s.rateLimited > 0));
+  for (const c of clients) c.socket.close();
+});
+
+test("edits made while offline are pushed after the reconnect, rebased over what others did", async () => {
+  const authority = new Authority({text: "abc"});
+  const [ann, bob] = await Promise.all([client(authority, "ann"), client(authority, "bob")]);
+  [...authority.conns].find((c) => c.user === "ann").drop();
+  await sleep(2);
+  ann.editor.dispatch({changes: {from: 0, insert: "A"}});
+  ann.editor.dispatch({changes: {from: 4, insert: "Z"}});
+  bob.editor.dispatch({changes: {from: 1, to: 2, insert: "B"}});
+  await settle([ann, bob]);
+  assert.equal(authority.doc.toString(), "AaBcZ");
+  assert.equal(ann.editor.text, "AaBcZ");
+  assert.equal(bob.editor.text, "AaBcZ");
+  ann.socket.close();
+  bob.socket.close();
+});
+
+test("a change carrying our client_id from another author is theirs, not a confirmation of ours", async () => {
+  const authority = new Authority({text: "hello"});
+  const ann = await client(authority, "ann");
+  authority.faults.hold = true; // ann's push waits while mallory copies its client_id
+  ann.editor.dispatch({changes: {from: 5, insert: "!"}});
+  await sleep(5);
+  const [[, held]] = authority.held;
+  authority.apply([[0, "X"], 5], held.client_id, "mallory");
+  authority.release(); // ann's push is now stale: conflict, pull, rebase, push again
+  await settle([ann]);
+  assert.equal(authority.doc.toString(), "Xhello!");
+  assert.equal(ann.editor.text, "Xhello!");
+  ann.socket.close();
+});
+
+test("others' cursors show with their names at the right place, mapped through later changes", async () => {
+  const authority = new Authority({text: "0123456789"});
+  const [ann, bob] = await Promise.all([client(authority, "ann"), client(authority, "bob")]);
+  ann.editor.dispatch({selection: EditorSelection.single(4, 7)});
+  await sleep(40);
+  assert.deepEqual(remoteCursors(bob.editor.state), {ann: {name: "ANN", anchor: 4, head: 7}});
+  bob.editor.dispatch({changes: {from: 0, insert: "ab"}, selection: {anchor: 2}}); // before ann's selection
+  await settle([ann, bob]);
+  assert.deepEqual(remoteCursors(bob.editor.state).ann, {name: "ANN", anchor: 6, head: 9});
+  assert.deepEqual(remoteCursors(ann.editor.state), {bob: {name: "BOB", anchor: 2, head: 2}});
+  ann.socket.close();
+  bob.socket.close();
+});
+
+test("every insert lands exactly once, through lost answers, dropped connections and composed pushes", async () => {
+  const authority = new Authority({faults: {loseAnswerEvery: 3, rateLimitEvery: 11}});
+  const clients = await Promise.all(["ann", "bob", "cy"].map((u) => client(authority, u)));
+  const tokens = [];
+  await Promise.all(clients.map(async (c, i) => {
+    const rng = mulberry32(7 + i);
+    for (let n = 0; n < 30; n++) {
+      const token = `<${c.user}${n}>`;
+      tokens.push(token);
+      // Insert between tokens only, so that no token is split by another.
+      const text = c.editor.text;
+      const cuts = [0, ...[...text.matchAll(/>/g)].map((m) => m.index + 1)];
+      c.editor.dispatch({changes: {from: cuts[Math.floor(rng() * cuts.length)], insert: token}});
+      if (n % 10 === 9) [...authority.conns].find((conn) => conn.user === c.user)?.drop();
+      await sleep(rng() * 4);
+    }
+  }));
+  await settle(clients);
+  const text = authority.doc.toString();
+  for (const token of tokens) assert.equal(text.split(token).length - 1, 1, `${token} in ${text}`);
+  assert.equal(text.length, tokens.join("").length);
+  for (const c of clients) assert.equal(c.editor.text, text);
+  assert.ok(authority.log.length < tokens.length, "some pushes carried several updates");
+  for (const c of clients) c.socket.close();
+});
+
+test("after a reconnect the editor pulls page after page until it has everything", async () => {
+  const authority = new Authority({text: ""});
+  authority.pageSize = 10;
+  const [ann, bob] = await Promise.all([client(authority, "ann"), client(authority, "bob")]);
+  authority.refuse.add("ann");
+  [...authority.conns].find((c) => c.user === "ann").drop();
+  for (let i = 0; i < 35; i++) {
+    bob.editor.dispatch({changes: {from: 0, insert: `${i},`}});
+    await sleep(1);
+    await bob.editor.sync.whenSynced();
+  }
+  assert.equal(ann.editor.sync.syncedVersion, 0);
+  authority.refuse.delete("ann");
+  for (let waited = 0; waited < 2000 && ann.editor.sync.syncedVersion !== authority.revision; waited += 10) await sleep(10);
+  assert.equal(authority.revision, 35);
+  assert.equal(ann.editor.sync.syncedVersion, 35);
+  assert.equal(ann.editor.text, authority.doc.toString());
+  ann.socket.close();
+  bob.socket.close();
+});
