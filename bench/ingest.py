@@ -1,0 +1,628 @@
+#!/usr/bin/env python
+"""Ingest benchmark: N concurrent agents posting messages over REST to a real server.
+
+    .venv/bin/python bench/ingest.py --db both            # SQLite and Postgres, N = 1, 8, 32, 10 s each
+    .venv/bin/python bench/ingest.py --db sqlite --agents 8 --seconds 3
+
+For each database the script builds everything from scratch and tears it down at the end:
+
+1. a fresh temp dir (MYTHLINE_VAR_DIR: the SQLite file, static root, server log); for Postgres a
+   database `mythline_bench` (dropped and recreated on every run, so runs are comparable);
+2. `manage.py migrate`, then `manage.py shell -c` creates the story `bench` (owner `bench-owner`),
+   a public channel `bench-baseline` and max(N) agents through the `create_agent` command;
+3. `daphne -b 127.0.0.1 -p <free port> mythline_site.asgi:application` as a subprocess, with rate
+   limits raised out of the way (MYTHLINE_POST_RATE=100000/s, MYTHLINE_POST_BURST=100000, the same
+   for reads) and MYTHLINE_BENCH_BASELINE=1, which mounts the baseline view (bench/baseline.py);
+4. for each N: N agents, one httpx.AsyncClient each (HTTP/1.1 keep-alive, one connection), post
+   `{"msg_type": "narration", "payload": {"text": ...}}` to the story's `general` channel in a loop
+   ("ours"), and N more post the same body to the baseline view ("baseline": a bare Django view
+   that inserts the same Message row, see bench/baseline.py); after a short unrecorded warm-up the
+   two sides take turns in --rounds slices of --seconds in all, so both see the same machine;
+5. posts/s, p50/p99 latency, errors, and CPU per post of the server (and of Postgres, and what
+   else kept the machine busy); the queries one post costs (counted in-process with
+   CaptureQueriesContext); a check that the `general` channel's seqs are gapless.
+
+The load generator and the server share the machine (2 cores here): the client is kept light (plain
+httpx async, one event loop) and its own CPU time is reported too. Output: a Markdown table on
+stdout and a JSON file under bench/results/ (gitignored). Only 127.0.0.1 is contacted; every loop is
+bounded by time and count; every process, temp dir and database the script made is removed on exit,
+Ctrl-C included.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+PYTHON = sys.executable
+DAPHNE = str(Path(PYTHON).with_name("daphne"))
+DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/test"
+STORY, CHANNEL, BASELINE_CHANNEL = "bench", "general", "bench-baseline"
+MAX_REQUESTS_PER_AGENT = 1_000_000  # a hard bound besides the clock
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Rate limits far above anything two cores can do, so the throttle never answers 429.
+SERVER_ENV = {
+    "MYTHLINE_POST_RATE": "100000/s", "MYTHLINE_POST_BURST": "100000",
+    "MYTHLINE_WRITE_RATE": "100000/s", "MYTHLINE_WRITE_BURST": "100000",
+    "MYTHLINE_READ_RATE": "100000/s", "MYTHLINE_READ_BURST": "100000",
+    "MYTHLINE_BENCH_BASELINE": "1",
+    "DEBUG": "0",
+    "LOG_LEVEL": "WARNING",
+}
+
+SETUP_SCRIPT = r"""
+import io, json, os
+from django.core.management import call_command
+from accounts.models import User
+from messaging.models import Channel
+from messaging.services import channel_create
+from stories.services import story_create
+
+owner = User.objects.create_user("bench-owner", password=None)
+story = story_create(owner=owner, slug="%(story)s", title="Ingest benchmark")
+base = channel_create(story=story, creator=owner, name="%(baseline)s", kind="public")
+agents = []
+for i in range(int(os.environ["BENCH_AGENTS"])):
+    name = f"bench-agent-{i:02d}"
+    out = io.StringIO()
+    call_command("create_agent", name, story=[story.slug], stdout=out, stderr=io.StringIO())
+    agents.append({"username": name, "id": User.objects.get(username=name).pk,
+                   "token": out.getvalue().strip().splitlines()[-1]})
+general = Channel.objects.get(story=story, name="%(channel)s")
+print("BENCH-SETUP " + json.dumps({"story_id": story.pk, "channel_id": general.pk,
+                                   "baseline_channel_id": base.pk, "agents": agents}))
+""" % {"story": STORY, "channel": CHANNEL, "baseline": BASELINE_CHANNEL}
+
+# Counts the queries of one post through each path, in-process (the same code the server runs).
+QUERIES_SCRIPT = r"""
+import json, os
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+token, story_id, sender_id, base_id = (os.environ["BENCH_TOKEN"], os.environ["BENCH_STORY_ID"],
+                                       os.environ["BENCH_SENDER_ID"], os.environ["BENCH_BASELINE_ID"])
+client = Client()
+out = {}
+for name, url, headers in (
+        ("ours", "/api/stories/%(story)s/channels/%(channel)s/messages", {"HTTP_AUTHORIZATION": "Bearer " + token}),
+        ("baseline", f"/bench/baseline/{base_id}?story={story_id}&sender={sender_id}", {})):
+    for text in ("warming up: token last_used_at, caches", "counting the queries of one post"):
+        body = json.dumps({"msg_type": "narration", "payload": {"text": f"{name} {text}"}})
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.post(url, body, content_type="application/json", **headers)
+        assert response.status_code == 201, (name, response.status_code, response.content[:300])
+    out[name] = [q["sql"] for q in ctx.captured_queries]
+print("BENCH-QUERIES " + json.dumps(out))
+""" % {"story": STORY, "channel": CHANNEL}
+
+CHECK_SCRIPT = r"""
+import json
+from django.db.models import Count, Max, Min
+from messaging.models import Channel, Message
+
+channel = Channel.objects.get(story__slug="%(story)s", name="%(channel)s")
+agg = Message.objects.filter(channel=channel).aggregate(n=Count("id"), lo=Min("seq"), hi=Max("seq"))
+print("BENCH-CHECK " + json.dumps({"messages": agg["n"], "min_seq": agg["lo"], "max_seq": agg["hi"],
+                                   "last_seq": channel.last_seq,
+                                   "gapless": agg["n"] == channel.last_seq == (agg["hi"] or 0) and (agg["lo"] or 1) == 1}))
+""" % {"story": STORY, "channel": CHANNEL}
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+# --- processes and databases ----------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def manage(env: dict, *args: str, timeout: float = 600) -> str:
+    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+def shell_json(env: dict, script: str, marker: str, extra_env: dict | None = None) -> dict:
+    out = manage({**env, **(extra_env or {})}, "shell", "-c", script)
+    for line in reversed(out.splitlines()):
+        if line.startswith(marker + " "):
+            return json.loads(line[len(marker) + 1:])
+    raise RuntimeError(f"no {marker} line in:\n{out[-2000:]}")
+
+
+def pg_url_with_db(url: str, dbname: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+def pg_recreate(admin_url: str, dbname: str, *, drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def proc_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of one process (all its threads), from /proc."""
+    fields = _proc_stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU of the local Postgres: every live `postgres` process, plus what the postmaster's exited
+    children used (Django's CONN_MAX_AGE=0 means one short-lived backend per request).
+
+    It is the whole cluster: anything else using the same server meanwhile is counted too.
+    """
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+        except OSError:
+            continue
+        fields = _proc_stat(int(entry.name))
+        if fields is None:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        try:
+            parent_is_postgres = Path(f"/proc/{fields[1]}/comm").read_text().strip() == "postgres"
+        except OSError:
+            parent_is_postgres = False
+        if not parent_is_postgres:  # the postmaster: add its reaped children (cutime + cstime)
+            total += (int(fields[13]) + int(fields[14])) / CLK_TCK
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by anything on this machine (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+class Server:
+    """daphne in its own process group, stopped (group-wide) on exit."""
+
+    def __init__(self, env: dict, workdir: Path):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "daphne.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [DAPHNE, "-b", "127.0.0.1", "-p", str(self.port), "mythline_site.asgi:application"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"daphne exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                r = httpx.get(self.base_url + "/healthz", timeout=2)
+                if r.status_code == 200:
+                    return
+                last = f"{r.status_code} {r.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"/healthz not 200 after {timeout}s ({last}):\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float | None:
+        return proc_cpu_seconds(self.proc.pid)
+
+    def log_tail(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+class Profiler:
+    """Optional: py-spy records the server (GIL-holding samples, collapsed stacks) during an extra
+    phase of ours alone at the largest N, after the measured rounds."""
+
+    def __init__(self, py_spy: str | None):
+        self.py_spy = py_spy
+        self.proc = None
+
+    def start(self, pid: int, seconds: float, out: Path):
+        if not self.py_spy:
+            return
+        self.proc = subprocess.Popen([self.py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                                      "--rate", "200", "--format", "raw", "--gil", "--output", str(out)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def wait(self):
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            self.proc = None
+
+
+# --- load -------------------------------------------------------------------------------------
+
+async def agent_loop(client: httpx.AsyncClient, url: str, agent_no: int, deadline: float, latencies: list | None,
+                     errors: dict) -> int:
+    ok = 0
+    for i in range(MAX_REQUESTS_PER_AGENT):
+        if time.perf_counter() >= deadline:
+            break
+        # Every text differs in its letters, not only its numbers: the loop-prevention policies
+        # (messaging/loops.py) refuse an agent's repeated or near-identical payloads, as they should.
+        body = {"msg_type": "narration",
+                "payload": {"text": f"Agent {agent_no} tells part {i} of the tale: {uuid.uuid4().hex}."}}
+        started = time.perf_counter()
+        try:
+            response = await client.post(url, json=body)
+        except httpx.HTTPError as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            await asyncio.sleep(0.05)
+            continue
+        elapsed = time.perf_counter() - started
+        if response.status_code in (200, 201):
+            ok += 1
+            if latencies is not None:
+                latencies.append(elapsed)
+        else:
+            errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
+    return ok
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+class Side:
+    """One side of the comparison ('ours' or 'baseline') at one N: its clients and its tallies."""
+
+    def __init__(self, server: Server, kind: str, agents: list[dict], setup: dict):
+        self.kind = kind
+        self.clients, self.urls = [], []
+        for agent in agents:
+            if kind == "ours":
+                url = f"/api/stories/{STORY}/channels/{CHANNEL}/messages"
+                headers = {"Authorization": f"Bearer {agent['token']}"}
+            else:
+                url = f"/bench/baseline/{setup['baseline_channel_id']}?story={setup['story_id']}&sender={agent['id']}"
+                headers = {}
+            # One plain HTTP/1.1 keep-alive connection per agent, as a real agent would hold.
+            self.clients.append(httpx.AsyncClient(base_url=server.base_url, headers=headers, timeout=30.0,
+                                                  limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)))
+            self.urls.append(url)
+        self.posts = 0
+        self.wall = 0.0
+        self.latencies: list[float] = []
+        self.errors: dict = {}
+        self.cpu = {"server": 0.0, "client": 0.0, "postgres": 0.0, "machine": 0.0}
+
+    async def run(self, seconds: float, *, record: bool = True) -> None:
+        deadline = time.perf_counter() + seconds
+        latencies = self.latencies if record else None
+        errors = self.errors if record else {}
+        counts = await asyncio.gather(*(agent_loop(c, u, i, deadline, latencies, errors)
+                                        for i, (c, u) in enumerate(zip(self.clients, self.urls))))
+        if record:
+            self.posts += sum(counts)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self.clients), return_exceptions=True)
+
+    def result(self, n: int) -> dict:
+        posts, wall = self.posts, self.wall
+        latencies = sorted(self.latencies)
+        per_post = (lambda cpu: round(cpu * 1000 / posts, 3) if posts and cpu is not None else None)
+        cpu = self.cpu
+        return {
+            "kind": self.kind, "agents": n, "seconds": round(wall, 3), "posts": posts,
+            "posts_per_s": round(posts / wall, 1) if wall else 0.0,
+            "p50_ms": round(percentile(latencies, 0.50) * 1000, 2) if latencies else None,
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
+            "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
+            "errors": self.errors,
+            "server_cpu_ms_per_post": per_post(cpu["server"]),
+            # All of Postgres, shared with anything else that uses the same cluster meanwhile.
+            "postgres_cpu_ms_per_post": per_post(cpu["postgres"]) if cpu["postgres"] else None,
+            "client_cpu_ms_per_post": per_post(cpu["client"]),
+            # Everything on the machine, in cores (2.0 = both cores of this machine busy), and what
+            # was neither the server, nor the client, nor Postgres: other work on a shared machine.
+            "machine_busy_cores": round(cpu["machine"] / wall, 2) if wall else None,
+            "others_busy_cores": round((cpu["machine"] - cpu["server"] - cpu["client"] - cpu["postgres"]) / wall, 2)
+            if wall else None,
+        }
+
+
+def cpu_snapshot(server: Server, with_pg: bool) -> dict:
+    return {"server": server.cpu_seconds() or 0.0, "client": time.process_time(),
+            "postgres": postgres_cpu_seconds() if with_pg else 0.0, "machine": machine_busy_seconds()}
+
+
+async def run_level(server: Server, *, n: int, agents: list[dict], setup: dict, seconds: float, warmup: float,
+                    rounds: int, with_baseline: bool, with_pg: bool, profiler: Profiler | None = None,
+                    profile_out: Path | None = None) -> list[dict]:
+    """Both sides at N agents, in `rounds` alternating slices (ours, baseline, baseline, ours, ...)
+
+    so both see the same machine: on a shared 2-core box, other work comes and goes by the second.
+    """
+    sides = [Side(server, "ours", agents[:n], setup)]
+    if with_baseline:
+        sides.append(Side(server, "baseline", agents[:n], setup))
+    try:
+        if warmup > 0:
+            for side in sides:
+                await side.run(warmup, record=False)
+        slice_seconds = seconds / rounds
+        for r in range(rounds):
+            for side in (sides if r % 2 == 0 else sides[::-1]):
+                before = cpu_snapshot(server, with_pg)
+                started = time.perf_counter()
+                await side.run(slice_seconds)
+                side.wall += time.perf_counter() - started
+                after = cpu_snapshot(server, with_pg)
+                for key in side.cpu:
+                    side.cpu[key] += after[key] - before[key]
+                if server.proc.poll() is not None:
+                    raise RuntimeError(f"daphne died:\n{server.log_tail()}")
+        if profiler is not None and profile_out is not None:
+            # An extra, unrecorded phase of ours alone, sampled by py-spy (which slows the server).
+            profiler.start(server.proc.pid, seconds, profile_out)
+            await sides[0].run(seconds, record=False)
+            profiler.wait()
+    finally:
+        if profiler is not None:
+            profiler.stop()
+        for side in sides:
+            await side.aclose()
+    return [side.result(n) for side in sides]
+
+
+# --- one database -----------------------------------------------------------------------------
+
+def bench_database(db: str, args, cleanup: list) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix=f"mythline-bench-{db}-"))
+    cleanup.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    if db == "sqlite":
+        database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    else:
+        database_url = pg_url_with_db(args.pg_url, args.pg_db)
+        pg_recreate(args.pg_url, args.pg_db)
+        if not args.keep:
+            cleanup.append(lambda: pg_recreate(args.pg_url, args.pg_db, drop_only=True))
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(SERVER_ENV, DATABASE_URL=database_url, MYTHLINE_VAR_DIR=str(workdir),
+               DJANGO_SETTINGS_MODULE="mythline_site.settings",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    if args.no_housekeeping:
+        env["MYTHLINE_ARCHIVE_SWEEP_SECONDS"] = "0"
+
+    print(f"[{db}] migrate + setup ({max(args.agents)} agents) in {workdir}", file=sys.stderr)
+    manage(env, "migrate", "--noinput")
+    setup = shell_json(env, SETUP_SCRIPT, "BENCH-SETUP", {"BENCH_AGENTS": str(max(args.agents))})
+    agents = setup["agents"]
+    first = agents[0]
+    queries = shell_json(env, QUERIES_SCRIPT, "BENCH-QUERIES", {
+        "BENCH_TOKEN": first["token"], "BENCH_STORY_ID": str(setup["story_id"]),
+        "BENCH_SENDER_ID": str(first["id"]), "BENCH_BASELINE_ID": str(setup["baseline_channel_id"])})
+
+    server = Server(env, workdir)
+    cleanup.append(server.stop)
+    server.wait_healthy()
+    print(f"[{db}] daphne on {server.base_url} (pid {server.proc.pid})", file=sys.stderr)
+    profiler = Profiler(args.py_spy)
+    runs = []
+    try:
+        for n in args.agents:
+            profile_out = None
+            if args.py_spy and n == max(args.agents):
+                RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+                profile_out = RESULTS_DIR / f"profile-{db}-n{n}-{datetime.now():%Y%m%d-%H%M%S}.txt"
+            results = asyncio.run(run_level(server, n=n, agents=agents, setup=setup, seconds=args.seconds,
+                                            warmup=args.warmup, rounds=args.rounds,
+                                            with_baseline=not args.no_baseline, with_pg=db == "postgres",
+                                            profiler=profiler, profile_out=profile_out))
+            for result in results:
+                if profile_out is not None:
+                    result["profile"] = str(profile_out.relative_to(ROOT))
+                result["db"] = db
+                runs.append(result)
+                print(f"[{db}] N={n:<3} {result['kind']:<8} {result['posts_per_s']:>8} posts/s"
+                      f"  p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  errors {result['errors'] or 0}"
+                      f"  server {result['server_cpu_ms_per_post']} ms CPU/post"
+                      f"  (machine busy {result['machine_busy_cores']} cores, others {result['others_busy_cores']})",
+                      file=sys.stderr)
+    finally:
+        server.stop()
+    check = shell_json(env, CHECK_SCRIPT, "BENCH-CHECK")
+    return {"db": db, "database_url": database_url.replace(str(workdir), "<tmp>"), "runs": runs,
+            "queries_per_post": {k: len(v) for k, v in queries.items()}, "queries": queries,
+            "seq_check": check}
+
+
+# --- report -----------------------------------------------------------------------------------
+
+def ratio(a, b, digits=2):
+    return round(a / b, digits) if a is not None and b else None
+
+
+def summarize(results: list[dict]) -> list[dict]:
+    rows = []
+    for result in results:
+        by = {(r["kind"], r["agents"]): r for r in result["runs"]}
+        for n in sorted({r["agents"] for r in result["runs"]}):
+            ours, base = by.get(("ours", n)), by.get(("baseline", n))
+            rows.append({
+                "db": result["db"], "agents": n, "ours": ours, "baseline": base,
+                "throughput_ratio": ratio(ours["posts_per_s"], base["posts_per_s"]) if base else None,
+                "p50_ratio": ratio(ours["p50_ms"], base["p50_ms"]) if base else None,
+            })
+    return rows
+
+
+def fmt(value, suffix=""):
+    return "–" if value is None else f"{value:g}{suffix}" if isinstance(value, (int, float)) else str(value)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = [
+        "| DB | N | ours posts/s | baseline posts/s | ours/baseline posts/s | ours p50 ms | baseline p50 ms "
+        "| ours/baseline p50 | ours p99 ms | baseline p99 ms | server CPU ms/post (ours / baseline) | errors "
+        "| other load (cores) |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in rows:
+        o, b = row["ours"], row["baseline"] or {}
+        cpu = f"{fmt(o['server_cpu_ms_per_post'])} / {fmt(b.get('server_cpu_ms_per_post'))}"
+        errors = sum(o["errors"].values()) + sum((b.get("errors") or {}).values())
+        others = max((r["others_busy_cores"] for r in (o, b) if r and r.get("others_busy_cores") is not None),
+                     default=None)
+        lines.append(
+            f"| {row['db']} | {row['agents']} | {fmt(o['posts_per_s'])} | {fmt(b.get('posts_per_s'))} "
+            f"| **{fmt(row['throughput_ratio'])}** | {fmt(o['p50_ms'])} | {fmt(b.get('p50_ms'))} "
+            f"| {fmt(row['p50_ratio'])} | {fmt(o['p99_ms'])} | {fmt(b.get('p99_ms'))} | {cpu} | {errors} "
+            f"| {fmt(others)} |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="sqlite")
+    parser.add_argument("--agents", default="1,8,32", help="comma-separated concurrency levels (default 1,8,32)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per N and side (default 10)")
+    parser.add_argument("--warmup", type=float, default=1.0,
+                        help="unrecorded seconds per side before each N (default 1)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="split --seconds into this many slices, alternating ours and baseline (default 5)")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL,
+                        help=f"an existing Postgres database to connect to for DROP/CREATE (default {DEFAULT_PG_URL})")
+    parser.add_argument("--pg-db", default="mythline_bench", help="the database the bench recreates (default mythline_bench)")
+    parser.add_argument("--keep", action="store_true", help="keep the Postgres bench database at the end")
+    parser.add_argument("--no-baseline", action="store_true", help="only measure the real endpoint")
+    parser.add_argument("--no-housekeeping", action="store_true", help="turn the idle-archive sweep off in the server")
+    parser.add_argument("--py-spy", metavar="PATH",
+                        help="py-spy binary: after the largest N, record the server during an extra, unrecorded "
+                             "phase of ours alone (bench/results/profile-*.txt, collapsed stacks)")
+    parser.add_argument("--out", type=Path, help="result JSON (default bench/results/ingest-<time>.json)")
+    args = parser.parse_args(argv)
+    args.agents = sorted({int(a) for a in args.agents.split(",") if a.strip()})
+    if not args.agents or min(args.agents) < 1 or max(args.agents) > 200:
+        parser.error("--agents: 1..200")
+    if not 0 < args.seconds <= 600:
+        parser.error("--seconds: 0 < s <= 600")
+    if not 1 <= args.rounds <= 100:
+        parser.error("--rounds: 1..100")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    cleanup: list = []
+    results = []
+    started = datetime.now(timezone.utc)
+    try:
+        for db in dbs:
+            results.append(bench_database(db, args, cleanup))
+    except (KeyboardInterrupt, Interrupted):
+        print("interrupted: stopping everything the bench started", file=sys.stderr)
+        return 130
+    finally:
+        for fn in reversed(cleanup):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - clean up the rest anyway
+                print(f"cleanup: {exc!r}", file=sys.stderr)
+    rows = summarize(results)
+    table = markdown_table(rows)
+    meta = {
+        "started_at": started.isoformat(timespec="seconds"), "command": " ".join([Path(PYTHON).name, *sys.argv]),
+        "python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+        "seconds": args.seconds, "warmup": args.warmup, "rounds": args.rounds, "agents": args.agents, "server_env": SERVER_ENV,
+    }
+    out = args.out or RESULTS_DIR / f"ingest-{started:%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "summary": rows, "databases": results}, indent=2))
+    print(table)
+    print()
+    for result in results:
+        q = result["queries_per_post"]
+        print(f"{result['db']}: queries per post: ours {q['ours']}, baseline {q['baseline']}; "
+              f"seq check: {result['seq_check']}")
+    print(f"\nresults: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
