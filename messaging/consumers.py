@@ -14,12 +14,15 @@ import logging
 import time
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from messaging import services
 from messaging.events import dumps, story_group
+from messaging.fanout import Inbox, get_fanout, group_send, subscriber_id
 from messaging.models import Channel
 from messaging.policies import access_channel
 from messaging.realtime import ChannelFeed, open_channel_feed, parse_topic
@@ -102,6 +105,48 @@ class StorySub:
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
+    """A socket's frames and its topics' events are handled one at a time, in arrival order.
+
+    The socket does not hold a channel of its own in the channel layer: its events come from the
+    process's `Fanout` (one layer membership per group and process) through `self.inbox`.
+    `self.channel_name` is only this socket's unique id (presence, cursor echo).
+    """
+
+    async def __call__(self, scope, receive, send):
+        self.scope = scope
+        self.channel_layer = get_channel_layer()
+        self.channel_name = subscriber_id("ws")
+        self.base_send = send
+        self.inbox = Inbox()
+        self.fanout = get_fanout()
+        loop = asyncio.get_running_loop()
+        from_client = loop.create_task(receive())
+        from_topics = loop.create_task(self.inbox.get())
+        try:
+            while True:
+                done, _ = await asyncio.wait((from_client, from_topics), return_when=asyncio.FIRST_COMPLETED)
+                if from_client in done:
+                    await self.dispatch(from_client.result())
+                    from_client = loop.create_task(receive())
+                if from_topics in done:
+                    event = from_topics.result()
+                    if event is None:  # fell MYTHLINE_WS_INBOX_EVENTS behind: resume with `after`
+                        logger.info("closing slow client %s: inbox overflowed", self.user.username)
+                        await self.shut(CLOSE_SLOW_CONSUMER)
+                        from_topics = loop.create_future()  # nothing more comes
+                        continue
+                    await self.dispatch(event)
+                    while self.inbox.events and not self.inbox.overflowed:  # a burst: no task per event
+                        await self.dispatch(self.inbox.events.popleft())
+                    from_topics = loop.create_task(self.inbox.get())
+        except StopConsumer:
+            pass
+        finally:
+            from_client.cancel()
+            from_topics.cancel()
+            if getattr(self, "counted", False):  # the server dropped us without a disconnect
+                await self.disconnect(None)
+
     async def connect(self):
         user = self.scope.get("user")
         await self.accept()
@@ -114,7 +159,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.rejected = 0
         self.closing = False
         self.typing_sent: dict[str, float] = {}
-        self.groups_joined_at = time.monotonic()
         self.presence: dict[str, tuple] = {}  # presence topic -> (Room, this connection's meta)
         self.state = "active"
         self.hub = get_hub()
@@ -243,14 +287,14 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if kind == "story":
             access = await database_sync_to_async(access_story)(self.user, story)
             sub = StorySub(topic, access.story, self.user)
-            await self.channel_layer.group_add(sub.group, self.channel_name)
+            await self.fanout.join(sub.group, self.inbox)
             self.subs[topic] = sub
             metrics.SUBSCRIPTIONS.inc()
             await self.reply({"type": "subscribed", "topic": topic}, ref)
             return
         if kind == "doc":
             sub = await database_sync_to_async(open_doc_sub)(self.user, story, name, topic)
-            await self.channel_layer.group_add(sub.group, self.channel_name)
+            await self.fanout.join(sub.group, self.inbox)
             self.subs[topic] = sub
             metrics.SUBSCRIPTIONS.inc()
             revision, text = await database_sync_to_async(sub.current)()
@@ -260,7 +304,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         feed = await database_sync_to_async(open_channel_feed)(self.user, story, name, topic=topic, types=types)
         # Join first, then read last_seq: whatever commits after the read is published after the join.
-        await self.channel_layer.group_add(feed.group, self.channel_name)
+        await self.fanout.join(feed.group, self.inbox)
         self.subs[topic] = feed
         metrics.SUBSCRIPTIONS.inc()
         last_seq = await database_sync_to_async(feed.current_last_seq)()
@@ -278,7 +322,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def unsubscribe(self, topic):
         sub = self.subs.pop(topic, None)
         if sub is not None:
-            await self.channel_layer.group_discard(sub.group, self.channel_name)
+            await self.fanout.leave(sub.group, self.inbox)
             metrics.SUBSCRIPTIONS.dec()
         tracked = self.presence.pop(topic, None)
         if tracked is not None:
@@ -327,8 +371,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await self.hub.touch(room, self.channel_name, meta)
         out = {"type": "typing", "topic": topic, "user": sender_json(self.user), "typing": typing,
                "expires_in": TYPING_TTL_SECONDS}
-        await self.channel_layer.group_send(sub.group, {"type": "typing.event", "topic": topic,
-                                                        "user_id": self.user.pk, "frame": dumps(out)})
+        await group_send(sub.group, {"type": "typing.event", "topic": topic, "user_id": self.user.pk,
+                                     "frame": dumps(out)})
 
     async def on_heartbeat(self, frame, ref):
         state = frame.get("state", "active")
@@ -338,22 +382,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         for room, meta in self.presence.values():
             meta["s"] = state
             await self.hub.touch(room, self.channel_name, meta)
-        await self.refresh_groups()
+        await self.fanout.refresh()
         await self.reply({"type": "heartbeat_ack"}, ref)
-
-    async def refresh_groups(self):
-        """channels-redis forgets a group member after `group_expiry`: a socket open that long
-        re-joins its groups (on a heartbeat, well before the expiry) instead of going silent."""
-        every = settings.MYTHLINE_WS_GROUP_REFRESH_SECONDS
-        if every is None:
-            expiry = getattr(self.channel_layer, "group_expiry", None)
-            every = expiry / 2 if expiry else None
-        now = time.monotonic()
-        if every is None or now - self.groups_joined_at < every:
-            return
-        self.groups_joined_at = now
-        for sub in self.subs.values():
-            await self.channel_layer.group_add(sub.group, self.channel_name)
 
     async def on_ack(self, frame, ref):
         kind, story, name = parse_topic(frame.get("topic"))
@@ -420,8 +450,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         sub.pending_cursor, sub.cursor_sent_at = None, time.monotonic()
         out = {"type": "cursor", "topic": sub.topic, "user": sender_json(self.user), "anchor": anchor, "head": head,
                "revision": sub.last_revision}
-        await self.channel_layer.group_send(sub.group, {"type": "cursor.event", "topic": sub.topic,
-                                                        "conn": self.channel_name, "frame": dumps(out)})
+        await group_send(sub.group, {"type": "cursor.event", "topic": sub.topic, "conn": self.channel_name,
+                                     "frame": dumps(out)})
         # The cursor is part of the user's presence in the story's room, when they are there.
         for room, meta in self.presence.values():
             if room.story_id == sub.doc.story_id:

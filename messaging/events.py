@@ -11,8 +11,9 @@ import json
 import logging
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import transaction
+
+from messaging.fanout import group_send
 
 logger = logging.getLogger("mythline.events")
 
@@ -30,11 +31,8 @@ def channel_group(channel_id: int) -> str:
 
 
 def _send(group: str, event: dict) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
     try:
-        async_to_sync(layer.group_send)(group, event)
+        async_to_sync(group_send)(group, event)
     except Exception:  # noqa: BLE001 - the write is committed; a lost event is backfilled by seq
         logger.exception("publishing %s to %s failed", event.get("type"), group)
 

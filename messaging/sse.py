@@ -9,12 +9,12 @@ import asyncio
 import time
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import aget_user
 from django.http import StreamingHttpResponse
 
 from accounts.authentication import bearer_from_header, user_for_token
+from messaging.fanout import Inbox, get_fanout, subscriber_id
 from messaging.models import Channel
 from messaging.realtime import open_channel_feed
 from messaging.selectors import parse_int
@@ -55,13 +55,10 @@ async def channel_events(request, story, channel):
         metrics.ERRORS.labels(error.code, "sse").inc()
         return error_response(error.code, error.message, error.status, error.details, error.headers)
 
-    layer = get_channel_layer()
-    inbox = await layer.new_channel("sse.")
-    await layer.group_add(feed.group, inbox)
-    last_seq = await database_sync_to_async(feed.current_last_seq)()
-    feed.last_seq = last_seq if after is None else min(after, last_seq)
-
     async def stream():
+        # Subscribing happens here, when the response starts: a response the server never sends
+        # leaves nothing behind. Join first, then read last_seq (see messaging/realtime.py).
+        fanout, inbox, conn_id = get_fanout(), Inbox(), subscriber_id("sse")
         out: list[str] = []
 
         async def collect(frame_text, seq):
@@ -77,8 +74,11 @@ async def channel_events(request, story, channel):
         beat = settings.MYTHLINE_HEARTBEAT_SECONDS
         wait = min(settings.MYTHLINE_SSE_KEEPALIVE_SECONDS, beat) if room else settings.MYTHLINE_SSE_KEEPALIVE_SECONDS
         try:
+            await fanout.join(feed.group, inbox)
+            last_seq = await database_sync_to_async(feed.current_last_seq)()
+            feed.last_seq = last_seq if after is None else min(after, last_seq)
             if room:
-                await hub.touch(room, inbox, meta)
+                await hub.touch(room, conn_id, meta)
             yield f"retry: 2000\n: subscribed {feed.topic} last_seq={last_seq}\n\n"
             if after is not None and after < last_seq:
                 await feed.send_range(after, last_seq, collect, replay=True)
@@ -93,7 +93,7 @@ async def channel_events(request, story, channel):
                     # (a busy room): only refreshing on a quiet interval would let it expire.
                     due = refreshed + beat - time.monotonic()
                     if due <= 0:
-                        await hub.touch(room, inbox, meta)
+                        await hub.touch(room, conn_id, meta)
                         refreshed, due = time.monotonic(), beat
                     timeout = min(wait, due)
                 try:
@@ -101,10 +101,12 @@ async def channel_events(request, story, channel):
                     # cancellation (the client went away) when an event arrives at the same moment,
                     # and the stream would then run on, and keep its reader present, forever.
                     async with asyncio.timeout(timeout):
-                        event = await layer.receive(inbox)
+                        event = await inbox.get()
                 except TimeoutError:
                     yield ": keep-alive\n\n"
                     continue
+                if event is None:
+                    return  # fell too far behind: the client reconnects with Last-Event-ID
                 if event.get("type") == "access.revoked" and event["user_id"] == user.pk:
                     return  # removed from the channel: the stream ends
                 if event.get("type") != "message.created":
@@ -116,10 +118,10 @@ async def channel_events(request, story, channel):
                 out.clear()
         finally:
             if room:
-                await hub.remove(room, inbox)
+                await hub.remove(room, conn_id)
             metrics.SSE_STREAMS_OPEN.dec()
             metrics.SUBSCRIPTIONS.dec()
-            await layer.group_discard(feed.group, inbox)
+            await fanout.leave(feed.group, inbox)
 
     response = StreamingHttpResponse(stream(), content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"

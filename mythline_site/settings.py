@@ -207,6 +207,8 @@ MYTHLINE_WS_SEND_BUFFER_BYTES = int(os.environ.get("MYTHLINE_WS_SEND_BUFFER_BYTE
 # During a replay (a whole page written at once) a socket over the send buffer gets this long to
 # drain before it is closed as a slow consumer.
 MYTHLINE_WS_SEND_DRAIN_SECONDS = float(os.environ.get("MYTHLINE_WS_SEND_DRAIN_SECONDS", 2))
+# Events a socket or SSE stream may have waiting before it is closed as a slow consumer (4008).
+MYTHLINE_WS_INBOX_EVENTS = int(os.environ.get("MYTHLINE_WS_INBOX_EVENTS", 1000))
 # Re-join channel-layer groups on a heartbeat this often (default: half the layer's group_expiry).
 MYTHLINE_WS_GROUP_REFRESH_SECONDS = (float(os.environ["MYTHLINE_WS_GROUP_REFRESH_SECONDS"])
                                      if os.environ.get("MYTHLINE_WS_GROUP_REFRESH_SECONDS") else None)

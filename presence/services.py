@@ -16,10 +16,10 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from messaging.events import dumps
+from messaging.fanout import group_send
 from presence.store import STATE_RANK, encode_meta, get_presence_store, ttl_seconds
 
 logger = logging.getLogger("mythline.presence")
@@ -188,8 +188,7 @@ class PresenceHub:
                 return  # nothing anyone could see changed
             await self._attach_agents(room, joins + updates)
             frame = {"type": "presence.diff", "topic": room.topic, "joins": joins, "leaves": leaves, "updates": updates}
-            await get_channel_layer().group_send(room.group, {"type": "presence.diff", "topic": room.topic,
-                                                              "frame": dumps(frame)})
+            await group_send(room.group, {"type": "presence.diff", "topic": room.topic, "frame": dumps(frame)})
         except Exception:  # noqa: BLE001 - presence must never take a connection down
             logger.exception("presence flush for room %s failed", room_id)
 

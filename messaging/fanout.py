@@ -1,0 +1,186 @@
+"""Per-process fan-out: one channel-layer membership per group and process, not per socket.
+
+The usual Channels pattern adds every socket's own channel to a group, so a broadcast to K
+sockets costs K channel-layer messages (K pushes into Redis with channels-redis, K deep copies
+with the in-memory layer) and K consumers woken through the layer. Here every server process
+(event loop) holds one layer channel for all its subscribers: `Fanout.join(group, inbox)` adds
+that channel to the group when the first local inbox joins, removes it when the last one leaves,
+and one receive loop hands each event to the local inboxes of its group. A broadcast costs one
+layer message per process, whatever the number of sockets.
+
+Events name their group (`"group"`), so publish with `group_send` here, not with the layer's.
+
+An `Inbox` is a subscriber's bounded queue. A subscriber that falls `MYTHLINE_WS_INBOX_EVENTS`
+events behind (stuck in a slow send, say) is marked overflowed and stops receiving; its owner
+closes it, and the client resumes with `after` (the same contract as a slow consumer).
+"""
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from mythline_site import metrics
+
+logger = logging.getLogger("mythline.fanout")
+
+
+class Inbox:
+    """Events for one subscriber (a socket or an SSE stream), in order, bounded."""
+
+    __slots__ = ("events", "limit", "overflowed", "_waiter")
+
+    def __init__(self, limit: int | None = None):
+        self.events: deque = deque()
+        self.limit = limit or settings.MYTHLINE_WS_INBOX_EVENTS
+        self.overflowed = False
+        self._waiter: asyncio.Future | None = None
+
+    def put(self, event: dict) -> None:
+        if self.overflowed:
+            return
+        if len(self.events) >= self.limit:
+            self.overflowed = True
+            self.events.clear()
+            metrics.SLOW_CLIENTS_CLOSED.inc()
+        else:
+            self.events.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> dict | None:
+        """The next event; None once the inbox overflowed (the owner then closes)."""
+        while not self.events:
+            if self.overflowed:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self.events.popleft()
+
+
+class _Group:
+    __slots__ = ("inboxes", "ready")
+
+    def __init__(self):
+        self.inboxes: set[Inbox] = set()
+        self.ready = asyncio.Event()
+
+
+class Fanout:
+    def __init__(self, layer):
+        self.layer = layer
+        self.channel: str | None = None
+        self.groups: dict[str, _Group] = {}
+        self.lock = asyncio.Lock()  # membership changes reach the layer in the order they were made
+        self.joined_at = time.monotonic()
+        self.tasks: list[asyncio.Task] = []
+
+    async def join(self, group: str, inbox: Inbox) -> None:
+        """Deliver `group`'s events to `inbox`; returns once the layer has this process in the group
+        (so anything published after this returns reaches the inbox)."""
+        entry = self.groups.get(group)
+        if entry is None:
+            entry = self.groups[group] = _Group()
+            entry.inboxes.add(inbox)
+            async with self.lock:
+                if self.channel is None:
+                    self.channel = await self.layer.new_channel("fanout.")
+                    loop = asyncio.get_running_loop()
+                    self.tasks = [loop.create_task(self._receive_forever()), loop.create_task(self._refresh_forever())]
+                try:
+                    await self.layer.group_add(group, self.channel)
+                finally:
+                    entry.ready.set()
+            return
+        entry.inboxes.add(inbox)
+        await entry.ready.wait()
+
+    async def leave(self, group: str, inbox: Inbox) -> None:
+        entry = self.groups.get(group)
+        if entry is None:
+            return
+        entry.inboxes.discard(inbox)
+        if entry.inboxes:
+            return
+        async with self.lock:
+            if self.groups.get(group) is entry and not entry.inboxes:
+                del self.groups[group]
+                await self.layer.group_discard(group, self.channel)
+
+    def refresh_every(self) -> float | None:
+        every = settings.MYTHLINE_WS_GROUP_REFRESH_SECONDS
+        if every is None:
+            expiry = getattr(self.layer, "group_expiry", None)
+            every = expiry / 2 if expiry else None
+        return every
+
+    async def refresh(self) -> None:
+        """channels-redis forgets a group member after `group_expiry`: re-join well before that.
+        Runs on its own clock and on every socket heartbeat (which costs a comparison)."""
+        every = self.refresh_every()
+        now = time.monotonic()
+        if every is None or self.channel is None or now - self.joined_at < every:
+            return
+        self.joined_at = now
+        async with self.lock:
+            for group in list(self.groups):
+                await self.layer.group_add(group, self.channel)
+
+    def deliver(self, event: dict) -> None:
+        entry = self.groups.get(event.get("group"))
+        if entry is not None:
+            for inbox in entry.inboxes:
+                inbox.put(event)
+
+    async def _receive_forever(self) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a layer hiccup (Redis restart): retry, never stop
+                logger.exception("fan-out receive failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            self.deliver(event)
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(min(max(self.refresh_every() or 300, 1.0), 300))
+            try:
+                await self.refresh()
+            except Exception:  # noqa: BLE001 - try again on the next round
+                logger.exception("fan-out group refresh failed")
+
+
+_fanouts: dict[asyncio.AbstractEventLoop, Fanout] = {}
+
+
+def get_fanout() -> Fanout:
+    """The fan-out of the running event loop (one per server process; tests run several loops)."""
+    loop = asyncio.get_running_loop()
+    fanout = _fanouts.get(loop)
+    if fanout is None:
+        for old in [lp for lp in _fanouts if lp.is_closed()]:
+            del _fanouts[old]
+        fanout = _fanouts[loop] = Fanout(get_channel_layer())
+    return fanout
+
+
+def subscriber_id(kind: str = "ws") -> str:
+    """A unique id for one socket or stream (presence connection ids, cursor echo suppression)."""
+    return f"{kind}.{uuid.uuid4().hex}"
+
+
+async def group_send(group: str, event: dict) -> None:
+    """Send `event` to every subscriber of `group`, in every process."""
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.group_send(group, {**event, "group": group})
