@@ -91,7 +91,7 @@ class Fanout:
             entry.inboxes.add(inbox)
             async with self.lock:
                 if self.channel is None:
-                    self.channel = await self.layer.new_channel("fanout.")
+                    self.channel = await self.layer.new_channel()
                     loop = asyncio.get_running_loop()
                     self.tasks = [loop.create_task(self._receive_forever()), loop.create_task(self._refresh_forever())]
                 try:

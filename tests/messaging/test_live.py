@@ -294,3 +294,23 @@ def test_comma_separated_redis_urls_shard_the_channel_layer(tale, make_user):
                             for k in redis.Redis.from_url(url).keys(f"{env['MYTHLINE_REDIS_PREFIX']}:asgi:group:*")}
                     assert keys == expected, url
         asyncio.run(go())
+
+
+def test_healthz_answers_while_sockets_listen_on_redis(tale):
+    """The fan-out's blocking read of the layer must not starve the health check's round trip
+    (channels-redis reads a process's channels one prefix at a time)."""
+    require(redis_available(), f"Redis at {DEFAULT_TEST_REDIS}")
+    env = {"MYTHLINE_REDIS_PREFIX": f"mythline-test-{time.monotonic_ns()}", **SYNTHETIC_TRAFFIC}
+    with LiveServer(redis_url=DEFAULT_TEST_REDIS, env=env) as live:
+        async def go():
+            async with connect(live.ws, additional_headers={"Authorization": f"Bearer {tale['alice']}"}) as ws:
+                await ws.send(json.dumps({"type": "subscribe", "topic": "channel:tale/general"}))
+                await frames_until(ws, lambda f: f["type"] == "subscribed")
+                async with httpx.AsyncClient(base_url=live.base, timeout=10) as http:
+                    for _ in range(3):
+                        r = await http.get("/healthz")
+                        assert r.status_code == 200 and r.json()["channel_layer"]["ok"], r.text
+                with rest(live, tale["narrator"]) as agent:
+                    await asyncio.to_thread(post, agent, "still delivered")
+                await frames_until(ws, lambda f: f.get("message", {}).get("seq") == 1)
+        asyncio.run(go())
