@@ -105,11 +105,11 @@ class StorySub:
 
 
 class RealtimeConsumer(AsyncWebsocketConsumer):
-    """A socket's frames and its topics' events are handled one at a time, in arrival order.
+    """A socket's frames and its topics' events are handled one at a time (`self.turn`).
 
     The socket does not hold a channel of its own in the channel layer: its events come from the
-    process's `Fanout` (one layer membership per group and process) through `self.inbox`.
-    `self.channel_name` is only this socket's unique id (presence, cursor echo).
+    process's `Fanout` (one layer membership per group and process) through `self.inbox`, read by
+    one long-lived task. `self.channel_name` is only this socket's unique id (presence, cursors).
     """
 
     async def __call__(self, scope, receive, send):
@@ -119,33 +119,37 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.base_send = send
         self.inbox = Inbox()
         self.fanout = get_fanout()
-        loop = asyncio.get_running_loop()
-        from_client = loop.create_task(receive())
-        from_topics = loop.create_task(self.inbox.get())
+        self.turn = asyncio.Lock()
+        events = asyncio.get_running_loop().create_task(self.handle_events())
         try:
             while True:
-                done, _ = await asyncio.wait((from_client, from_topics), return_when=asyncio.FIRST_COMPLETED)
-                if from_client in done:
-                    await self.dispatch(from_client.result())
-                    from_client = loop.create_task(receive())
-                if from_topics in done:
-                    event = from_topics.result()
-                    if event is None:  # fell MYTHLINE_WS_INBOX_EVENTS behind: resume with `after`
-                        logger.info("closing slow client %s: inbox overflowed", self.user.username)
-                        await self.shut(CLOSE_SLOW_CONSUMER)
-                        from_topics = loop.create_future()  # nothing more comes
-                        continue
-                    await self.dispatch(event)
-                    while self.inbox.events and not self.inbox.overflowed:  # a burst: no task per event
-                        await self.dispatch(self.inbox.events.popleft())
-                    from_topics = loop.create_task(self.inbox.get())
+                message = await receive()
+                async with self.turn:
+                    await self.dispatch(message)
         except StopConsumer:
             pass
         finally:
-            from_client.cancel()
-            from_topics.cancel()
+            events.cancel()
             if getattr(self, "counted", False):  # the server dropped us without a disconnect
                 await self.disconnect(None)
+
+    async def handle_events(self):
+        try:
+            while True:
+                event = await self.inbox.get()
+                async with self.turn:
+                    if event is None:  # fell MYTHLINE_WS_INBOX_EVENTS behind: resume with `after`
+                        logger.info("closing slow client %s: inbox overflowed", self.user.username)
+                        await self.shut(CLOSE_SLOW_CONSUMER)
+                        return
+                    await self.dispatch(event)
+                    while self.inbox.events:  # a burst: handled in one turn
+                        await self.dispatch(self.inbox.events.popleft())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in a handler: close this socket rather than let it go silent
+            logger.exception("event handling failed on %s", self.channel_name)
+            await self.shut(1011)
 
     async def connect(self):
         user = self.scope.get("user")
