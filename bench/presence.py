@@ -11,7 +11,8 @@ What one run does, from scratch, and tears down at the end (errors and Ctrl-C in
    channel), N users `pres-NNNN` and an observer, each an editor with a bearer token (one
    `manage.py shell -c` script);
 2. per store (`memory`: REDIS_URL unset, in-process store and channel layer; `redis`: REDIS_URL
-   set, the Redis presence store and channels-redis, a key prefix of its own), one Daphne process
+   set, the Redis presence store and channels-redis, a key prefix of its own), one server process
+   (`--server daphne` by default, or `uvicorn`)
    with MYTHLINE_HEARTBEAT_SECONDS=--heartbeat and rate limits raised out of the way;
 3. --procs client processes (asyncio + `websockets`) open the N sockets, each subscribes to
    `channel:bench/room` (and gets `presence.state`), then heartbeats every interval at a random
@@ -20,7 +21,7 @@ What one run does, from scratch, and tears down at the end (errors and Ctrl-C in
    plus --change-share of the connections (10%) changing state each second (a `heartbeat` frame
    with a new state, its send time recorded).
 
-Reported per store and phase: server CPU (utime+stime delta of the Daphne process from
+Reported per store and phase: server CPU (utime+stime delta of the server process from
 /proc/<pid>/stat, as % of one core), Redis CPU for the redis store, diff latency (change sent ->
 the observer's presence.diff carrying that user's new state: p50/p99/max, over the changes the
 observer saw; changes undone inside one coalescing window are never sent and are counted apart),
@@ -151,13 +152,18 @@ def manage(env, *args, timeout=600) -> str:
 
 
 class Server:
-    def __init__(self, env: dict, log_path: Path):
+    def __init__(self, env: dict, log_path: Path, kind: str = "daphne"):
         self.port = free_port()
         self.log_path = log_path
         self._log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "mythline_site.asgi:application"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        if kind == "daphne":
+            cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "mythline_site.asgi:application"]
+        else:
+            cmd = [str(BIN / "uvicorn"), "mythline_site.asgi:application", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+        self.kind = kind
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
 
     def wait_healthy(self, timeout=60):
@@ -166,14 +172,14 @@ class Server:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"{self.kind} exited:\n{self.log_path.read_text()[-3000:]}")
             try:
                 if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"daphne not healthy after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+        raise RuntimeError(f"{self.kind} not healthy after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -484,7 +490,7 @@ def run_store(store, args, tokens, workdir, base_env):
         env.update(REDIS_URL=REDIS_URL, MYTHLINE_REDIS_PREFIX=prefix, MYTHLINE_CHANNEL_LAYER=args.layer)
     else:
         env.pop("REDIS_URL", None)
-    server = Server(env, workdir / f"daphne-{store}.log")
+    server = Server(env, workdir / f"{args.server}-{store}.log", args.server)
     clients = None
     try:
         server.wait_healthy()
@@ -519,7 +525,7 @@ def run_store(store, args, tokens, workdir, base_env):
         log_text = server.log_path.read_text(errors="replace")
         log_errors = log_text.count("Traceback")
         if log_errors:  # keep the evidence: the temp dir goes at the end
-            kept = ROOT / "bench" / "results" / f"presence-{store}-daphne-{int(time.time())}.log"
+            kept = ROOT / "bench" / "results" / f"presence-{store}-{args.server}-{int(time.time())}.log"
             kept.parent.mkdir(parents=True, exist_ok=True)
             kept.write_text(log_text[-200_000:])
             print(f"  [{store}] {log_errors} tracebacks in the server log, its tail kept in {kept}", flush=True)
@@ -608,6 +614,7 @@ def main():
     parser.add_argument("--churn-seconds", type=float, default=30.0)
     parser.add_argument("--settle", type=float, default=None, help="seconds between setup and measuring")
     parser.add_argument("--store", default="memory,redis", help="memory, redis or both (comma-separated)")
+    parser.add_argument("--server", default="daphne", choices=("daphne", "uvicorn"), help="server command")
     parser.add_argument("--layer", default="core", choices=("core", "pubsub"), help="channel layer with redis")
     parser.add_argument("--quick", action="store_true", help="200 conns, 2 s heartbeat, 10 s phases")
     parser.add_argument("--json", type=Path, help="write the rows here too")

@@ -56,9 +56,10 @@ def _visible(entry: dict) -> dict:
     return {k: v for k, v in entry.items() if k != "last_seen"}
 
 
-async def room_members(room_id: int) -> dict[int, dict]:
+async def room_members(room_id: int, user_ids=None) -> dict[int, dict]:
+    """Present users of the room (only among `user_ids` when given) and their entries."""
     by_user = defaultdict(list)
-    for meta, expires in await get_presence_store().connections(room_id):
+    for meta, expires in await get_presence_store().connections(room_id, user_ids=user_ids):
         by_user[meta["u"]].append((meta, expires))
     return {uid: aggregate(conns) for uid, conns in by_user.items()}
 
@@ -122,19 +123,28 @@ class PresenceHub:
         self.pending: dict[int, dict[int, bool]] = {}  # room -> user -> present before the window
         self.left_meta: dict[tuple[int, int], dict] = {}  # users whose last connection this hub removed
         self.typing_until: dict[tuple[int, int], float] = {}
+        self.conn_users: dict[tuple[int, str], int] = {}  # (room, connection) of this process -> user
         self.flushes: dict[int, asyncio.TimerHandle] = {}
 
     # --- changes from this process's connections ------------------------------------------------
+    @staticmethod
+    def store_id(user_id: int, conn_id: str) -> str:
+        return f"{user_id}:{conn_id}"  # the store finds a user's connections by this prefix
+
     async def touch(self, room: Room, conn_id: str, meta: dict) -> None:
         self.rooms[room.id] = room
-        result = await self.store.touch(room.id, conn_id, meta)
+        self.conn_users[(room.id, conn_id)] = meta["u"]
+        result = await self.store.touch(room.id, self.store_id(meta["u"], conn_id), meta)
         if meta.get("t"):
             self.typing_until[(room.id, meta["u"])] = meta["t"]
         if result.joined or result.changed:
             self.note(room.id, meta["u"], was_present=not result.joined)
 
     async def remove(self, room: Room, conn_id: str) -> None:
-        removal = await self.store.remove(room.id, conn_id)
+        user_id = self.conn_users.pop((room.id, conn_id), None)
+        if user_id is None:
+            return  # never touched here
+        removal = await self.store.remove(room.id, self.store_id(user_id, conn_id))
         if removal is not None:
             self._note_removal(room.id, removal)
 
@@ -165,7 +175,7 @@ class PresenceHub:
             if room is None:
                 return
             self.rooms[room_id] = room
-            members = await room_members(room_id)
+            members = await room_members(room_id, user_ids=changes)
             # What clients were last told about each user is kept in the store, shared by every
             # process: a process comparing with only what it sent itself would drop an update that
             # undoes another process's (and repeat one that another process already sent).

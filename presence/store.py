@@ -16,6 +16,10 @@ Per room (a presence channel's pk):
 - `shown`: user id -> the user's entry as last broadcast (by any process), so that each process
   compares against what clients were actually told, not against what it sent itself.
 The database is never written on a heartbeat.
+
+Connection ids start with the user id and a colon (`PresenceHub` makes them so): reading some
+users' connections (`connections(room, user_ids=...)`, what a diff needs) skips everyone else's
+entries without decoding them.
 """
 import asyncio
 import json
@@ -53,6 +57,10 @@ def ttl_seconds() -> float:
 
 def encode_meta(meta: dict) -> str:
     return json.dumps(meta, separators=(",", ":"), sort_keys=True)
+
+
+def _user_prefixes(user_ids) -> set[str] | None:
+    return None if user_ids is None else {str(uid) for uid in user_ids}
 
 
 class MemoryPresenceStore:
@@ -107,12 +115,15 @@ class MemoryPresenceStore:
         with self._lock:
             return [room_id for room_id, room in self._rooms.items() if room["conns"]]
 
-    async def connections(self, room_id: int, *, now: float | None = None) -> list[tuple[dict, float]]:
-        """Live connections: (meta, expires_at)."""
+    async def connections(self, room_id: int, *, now: float | None = None,
+                          user_ids=None) -> list[tuple[dict, float]]:
+        """Live connections: (meta, expires_at); only those of `user_ids` when given."""
         now = time.time() if now is None else now
+        wanted = _user_prefixes(user_ids)
         with self._lock:
             room = self._room(room_id)
-            return [(json.loads(room["meta"][c]), expires) for c, expires in room["conns"].items() if expires > now]
+            return [(json.loads(room["meta"][c]), expires) for c, expires in room["conns"].items()
+                    if expires > now and (wanted is None or c.partition(":")[0] in wanted)]
 
     async def swap_shown(self, room_id: int, shown: dict[int, str | None]) -> dict[int, str | None]:
         """Record each user's entry as now broadcast (None: gone) and return the previous ones."""
@@ -251,15 +262,24 @@ class RedisPresenceStore:
     async def rooms(self) -> list[int]:
         return [int(r) for r in await self.client.smembers(f"{self.prefix}:rooms")]
 
-    async def connections(self, room_id: int, *, now: float | None = None) -> list[tuple[dict, float]]:
+    async def connections(self, room_id: int, *, now: float | None = None,
+                          user_ids=None) -> list[tuple[dict, float]]:
         now = time.time() if now is None else now
         conns_key, meta_key, _, _ = self._keys(room_id)
         client = self.client
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.zrangebyscore(conns_key, f"({now}", "+inf", withscores=True)
-            pipe.hgetall(meta_key)
-            live, metas = await pipe.execute()
-        return [(json.loads(metas[conn]), score) for conn, score in live if conn in metas]
+        wanted = _user_prefixes(user_ids)
+        if wanted is None:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.zrangebyscore(conns_key, f"({now}", "+inf", withscores=True)
+                pipe.hgetall(meta_key)
+                live, metas = await pipe.execute()
+            return [(json.loads(metas[conn]), score) for conn, score in live if conn in metas]
+        live = [(conn, score) for conn, score in await client.zrangebyscore(conns_key, f"({now}", "+inf", withscores=True)
+                if conn.partition(b":")[0].decode() in wanted]
+        if not live:
+            return []
+        metas = await client.hmget(meta_key, [conn for conn, _ in live])
+        return [(json.loads(meta), score) for (_, score), meta in zip(live, metas) if meta is not None]
 
     async def swap_shown(self, room_id: int, shown: dict[int, str | None]) -> dict[int, str | None]:
         if not shown:

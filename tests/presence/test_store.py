@@ -275,3 +275,20 @@ def test_many_concurrent_touches_all_succeed(stores):
         assert all(r.joined for r in results)
         assert len(await store.connections(ROOM, now=T0)) == 600
     stores.run(go)
+
+
+def test_connections_of_some_users_only(stores):
+    """A diff reads only its changed users' connections; ids start with the user id and ':'."""
+    store = stores.new()
+
+    async def go():
+        for uid, conn in ((1, "1:a"), (1, "1:b"), (12, "12:a"), (2, "2:a")):
+            await store.touch(ROOM, conn, meta(uid), now=T0)
+        await store.touch(ROOM, "1:old", meta(1, "away"), now=T0 - TTL)  # expired by T0 + 1
+        await store.touch(OTHER_ROOM, "2:x", meta(2), now=T0)
+        got = await store.connections(ROOM, now=T0 + 1, user_ids=[1, 2])
+        assert sorted((m["u"], m["s"]) for m, _ in got) == [(1, "active"), (1, "active"), (2, "active")]
+        assert await store.connections(ROOM, now=T0 + 1, user_ids=[3]) == []
+        assert [m["u"] for m, _ in await store.connections(ROOM, now=T0 + 1, user_ids={12})] == [12]
+        assert len(await store.connections(ROOM, now=T0 + 1)) == 4
+    stores.run(go)
