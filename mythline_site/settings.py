@@ -220,6 +220,10 @@ MYTHLINE_DOC_MAX_CHARS = int(os.environ.get("MYTHLINE_DOC_MAX_CHARS", 2_000_000)
 MYTHLINE_DOC_SNAPSHOT_EVERY = int(os.environ.get("MYTHLINE_DOC_SNAPSHOT_EVERY", 100))
 MYTHLINE_RATE_KEY_PREFIX = "rl"  # cache keys of the rate limiter
 MYTHLINE_ARCHIVE_SWEEP_SECONDS = float(os.environ.get("MYTHLINE_ARCHIVE_SWEEP_SECONDS", 30))
+# Each server process moves long-lived objects out of the garbage collector's full scans this
+# often (0: never), and collects everything once this often (mythline_site/housekeeping.py).
+MYTHLINE_GC_FREEZE_SECONDS = float(os.environ.get("MYTHLINE_GC_FREEZE_SECONDS", 30))
+MYTHLINE_GC_FULL_SECONDS = float(os.environ.get("MYTHLINE_GC_FULL_SECONDS", 900))
 # Message policies run, in order, before a message is stored; each may raise a MythlineError.
 MYTHLINE_MESSAGE_POLICIES = [
     "messaging.policies.payload_size_policy",
