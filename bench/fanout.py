@@ -143,6 +143,22 @@ def proc_cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def session_cpu_seconds(sid: int) -> float | None:
+    """utime + stime of every live process in session `sid` (a server and its workers)."""
+    total, found = 0.0, False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid:
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            found = True
+    return total if found else None
+
+
 def machine_busy_seconds() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
@@ -163,8 +179,9 @@ def redis_server_pid() -> int | None:
 class Server:
     """One server process in its own session, stopped (group-wide) by stop()."""
 
-    def __init__(self, kind: str, env: dict, workdir: Path, label: str):
-        self.kind = kind
+    def __init__(self, kind: str, env: dict, workdir: Path, label: str, workers: int = 1):
+        self.kind = kind if workers == 1 else f"{kind}-w{workers}"
+        self.workers = workers
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_base = f"ws://127.0.0.1:{self.port}"
@@ -175,6 +192,8 @@ class Server:
         elif kind == "uvicorn":
             cmd = [str(BIN / "uvicorn"), "mythline_site.asgi:application", "--host", "127.0.0.1",
                    "--port", str(self.port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+            if workers > 1:
+                cmd += ["--workers", str(workers)]
         elif kind == "ws":
             cmd = [PYTHON, str(ROOT / "bench" / "baseline_ws.py"), "--port", str(self.port)]
         else:
@@ -202,6 +221,8 @@ class Server:
         raise RuntimeError(f"/healthz not 200 after {timeout}s ({last}):\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float | None:
+        if self.workers > 1:  # the workers are children in the server's session
+            return session_cpu_seconds(self.proc.pid)
         return proc_cpu_seconds(self.proc.pid)
 
     def log_tail(self, n: int = 3000) -> str:
@@ -742,7 +763,7 @@ def bench(args, cleanup: list, save) -> list[dict]:
         server_env = {**env, "MYTHLINE_REDIS_PREFIX": f"{run_prefix}-{label}"}
         if layer:
             server_env["MYTHLINE_CHANNEL_LAYER"] = layer
-        server = Server(kind, server_env, workdir, label)
+        server = Server(kind, server_env, workdir, label, args.workers if kind == "uvicorn" else 1)
         cleanup.append(server.stop)
         server.wait_healthy()
         return server
@@ -959,6 +980,8 @@ def parse_args(argv=None):
                         help="channels_redis layer for the Django targets (MYTHLINE_CHANNEL_LAYER; default core)")
     parser.add_argument("--server", choices=["daphne", "uvicorn", "both"], default="daphne",
                         help="server command for the Django targets (default daphne)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="uvicorn worker processes (--workers N; Redis layers only; default 1)")
     parser.add_argument("--targets", default="ours,channels,ws",
                         help="which of ours,channels,ws to measure (default all three)")
     parser.add_argument("--rate", type=float, default=20.0, help="published messages per second (default 20)")
