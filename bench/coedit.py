@@ -129,6 +129,7 @@ class Editor:
         self.inflight: tuple[str, int, float] | None = None  # client_id, count composed, sent at
         self.pulling = False
         self.counter = 0
+        self.conflicts = 0
         self.ready = asyncio.Event()
 
     async def send(self, frame: dict):
@@ -208,6 +209,7 @@ class Editor:
             elif kind == "error":
                 if frame.get("code") == "conflict":
                     self.stats.ws_conflicts += 1
+                    self.conflicts += 1
                     self.inflight = None
                     current = frame.get("revision")
                     if not isinstance(current, int):
@@ -341,6 +343,8 @@ async def run_load(server: Server, agents: list[dict], args) -> dict:
         "converged": converged, "final_revision": server_doc["revision"], "final_chars": len(text),
         "final_sha256": hashlib.sha256(text.encode()).hexdigest()[:16], "final_text": text,
         "editor_revisions": sorted({e.rev for e in editors}),
+        # Who loses the races: conflicts and pushes per editor, in the order they subscribed.
+        "conflicts_by_editor": [e.conflicts for e in editors], "pushes_by_editor": [e.counter for e in editors],
     }
 
 
