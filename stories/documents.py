@@ -3,9 +3,10 @@
 The server is the single authority. A browser pushes a CodeMirror change set made against the
 current revision (`document_push`); a stale one is refused with `conflict` and the current
 revision, never rebased here: the client receives the missing changes over its subscription,
-rebases on them and pushes again (frontend/src/collab.js, docs/coediting.md). An agent's REST edit names the revision
-it was made against (`document_edit`); it is mapped through every change made since, unless one
-of them touched its range, which is a `conflict` with nothing applied.
+rebases on them and pushes again (frontend/src/collab.js, docs/coediting.md). An agent's REST
+edit names the revision it was made against (`document_edit`); it is mapped through every
+change made since, unless one of them touched its range, which is a `conflict` with nothing
+applied.
 
 Every write locks the document row, checks, applies, appends a DocumentChange, and publishes a
 `doc.change` frame after commit.
@@ -182,9 +183,9 @@ def document_push(*, doc: Document, author, revision, changes, client_id: str = 
                   known_revision: int = 0) -> DocumentChange:
     """A browser's change set, made against `revision`, which must be the current one."""
     document_push_known_stale(doc=doc, revision=revision, client_id=client_id, known_revision=known_revision)
-    # Most refused pushes are seen stale by a plain read, answered without a write transaction
-    # (on SQLite, BEGIN IMMEDIATE would queue them behind every writer). What decides is the same
-    # check again under the row lock.
+    # A stale push the memory above did not catch (a change made by another process, say) is
+    # refused after a plain read, without a write transaction (on SQLite, BEGIN IMMEDIATE would
+    # queue it behind every writer). What decides is the same check again under the row lock.
     current = Document.objects.filter(pk=doc.pk).values_list("revision", flat=True).first()
     if current is None:
         raise NotFound("The document no longer exists.")
