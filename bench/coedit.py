@@ -12,13 +12,15 @@ rate limits raised out of the way. Then, for --seconds:
   `doc:bench/main`, typing --rate (5) edits/s: a character or a short word inserted at a random
   position of its local copy. Like @codemirror/collab: local text + synced revision, unconfirmed
   change sets, one `doc.push` in flight (the unconfirmed ones composed); a remote `doc.change`
-  rebases the unconfirmed ones (`u.map(C)`, `C.map(u, True)`); `conflict` -> `doc.pull` -> rebase ->
-  push again.
+  rebases the unconfirmed ones (`u.map(C)`, `C.map(u, True)`); `conflict` (with the current revision
+  R) -> wait until the doc.change frames up to R have arrived over the subscription (rebasing as
+  they come) -> push again; `doc.pull` only if they have not all come within 1 s, or on a gap.
 - 2 REST agents, ~1 op/s each, alternating `{"append": ...}` and
   `{"base_revision": R, "edits": [...]}` (R read just before with GET).
 
 Reported: push-to-ack (push sent -> own doc.change) and push-to-others (push sent -> the same
-change at each other editor; keyed by client_id, which carries editor + counter) p50/p99, server
+change at each other editor; keyed by client_id, which carries editor + counter) p50/p99,
+edit-to-ack (a keystroke typed -> the push carrying it confirmed, conflicts and retries included), server
 changes/s, conflicts, and the ceiling: a `manage.py shell -c` loop doing row-locked updates of the
 same Document + DocumentChange insert for 5 s. At the end every editor's text must equal the server's.
 Only 127.0.0.1 is contacted; everything started is stopped, temp dirs and the database removed.
@@ -33,6 +35,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -43,14 +46,15 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.ingest import (DEFAULT_PG_URL, RESULTS_DIR, ROOT, SERVER_ENV, SETUP_SCRIPT, Interrupted, Server,  # noqa: E402
-                          _on_sigterm, manage, percentile, pg_recreate, pg_url_with_db, shell_json)
+from bench.ingest import (DEFAULT_PG_URL, RESULTS_DIR, ROOT, SERVER_ENV, SETUP_SCRIPT, Interrupted, Profiler,  # noqa: E402
+                          Server, _on_sigterm, manage, percentile, pg_recreate, pg_url_with_db, shell_json)
 from stories.changesets import ChangeSet  # noqa: E402  (pure Python, no Django)
 
 STORY, DOC = "bench", "main"
 TOPIC = f"doc:{STORY}/{DOC}"
 WORDS = ["a", "e", " ", "the ", "sea ", "wolf ", "ash ", "king ", "and ", "x", "moon ", "ember "]
 MAX_PUSHES = 1_000_000  # a hard bound besides the clock
+CONFLICT_WAIT = 1.0  # s to wait for the changes a conflict announced before pulling (collab.js: conflictWait)
 
 COEDIT_ENV = {**SERVER_ENV, "MYTHLINE_WS_FRAME_RATE": "100000", "MYTHLINE_WS_FRAME_BURST": "100000",
               "MYTHLINE_WS_FLOOD_CLOSE_AFTER": "1000000", "MYTHLINE_LOOP_WINDOW_SECONDS": "0"}
@@ -80,10 +84,25 @@ print("BENCH-CEILING " + json.dumps({"changes": n, "seconds": wall, "per_s": n /
 """
 
 
+class ThreadProfiler(Profiler):
+    """py-spy on the server, every thread, waiting included: where a push's time goes, not only
+    its CPU (the event loop and the database thread show apart)."""
+
+    def start(self, pid: int, seconds: float, out: Path):
+        if self.py_spy:
+            self.proc = subprocess.Popen([self.py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)),
+                                          "--rate", "200", "--format", "raw", "--threads", "--idle",
+                                          "--output", str(out)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
 class Stats:
     def __init__(self):
         self.ack: list[float] = []
         self.others: list[float] = []
+        self.edit_ack: list[float] = []
+        self.pulls = 0
+        self.conflict_waits = 0
         self.sent_at: dict[str, float] = {}
         self.ws_conflicts = 0
         self.rest_conflicts = 0
@@ -105,16 +124,19 @@ class Editor:
         self.prefix = f"e{no}-"
         self.text, self.rev = "", 0
         self.unconfirmed: list[ChangeSet] = []
+        self.typed_at: list[float] = []  # when each unconfirmed change was typed
+        self.waiting_for: int | None = None  # after a conflict: the revision to reach before pushing again
         self.inflight: tuple[str, int, float] | None = None  # client_id, count composed, sent at
         self.pulling = False
         self.counter = 0
+        self.conflicts = 0
         self.ready = asyncio.Event()
 
     async def send(self, frame: dict):
         await self.ws.send(json.dumps(frame))
 
     async def maybe_push(self):
-        if self.inflight or self.pulling or not self.unconfirmed:
+        if self.inflight or self.pulling or self.waiting_for is not None or not self.unconfirmed:
             return
         cs = self.unconfirmed[0]
         for u in self.unconfirmed[1:]:
@@ -133,6 +155,7 @@ class Editor:
         cs = ChangeSet.of([(pos, pos, self.rng.choice(WORDS))], len(self.text))
         self.text = cs.apply(self.text)
         self.unconfirmed.append(cs)
+        self.typed_at.append(time.perf_counter())
 
     def apply_change(self, change: dict, now: float) -> None:
         """A change at revision self.rev + 1 (own ack or remote)."""
@@ -141,7 +164,9 @@ class Editor:
             if self.stats.recording:
                 self.stats.ack.append(now - self.inflight[2])
                 self.stats.acked += 1
+                self.stats.edit_ack.extend(now - t for t in self.typed_at[:self.inflight[1]])
             del self.unconfirmed[:self.inflight[1]]
+            del self.typed_at[:self.inflight[1]]
             self.inflight = None
         else:
             c = ChangeSet.from_json(change["changes"], len(self.text) - sum(u.new_length - u.length for u in self.unconfirmed))
@@ -155,6 +180,9 @@ class Editor:
             if sent is not None and self.stats.recording:
                 self.stats.others.append(now - sent)
         self.rev = change["revision"]
+        if self.waiting_for is not None and self.rev >= self.waiting_for:
+            self.waiting_for = None  # rebased over everything the conflict announced: push again
+            self.stats.conflict_waits += 1
 
     async def reader(self):
         async for raw in self.ws:
@@ -169,24 +197,42 @@ class Editor:
                     self.apply_change(frame, now)
                     await self.maybe_push()
                 elif frame["revision"] > self.rev + 1 and not self.pulling:
-                    self.pulling = True
-                    await self.send({"type": "doc.pull", "topic": TOPIC, "after": self.rev, "ref": "pull"})
+                    await self.pull()
             elif kind == "doc.changes":
                 for change in frame["changes"]:
                     if change["revision"] == self.rev + 1:
                         self.apply_change(change, now)
                 self.pulling = False
+                if self.waiting_for is not None:  # the pull was the fallback: whatever it brought, go on
+                    self.waiting_for = None
                 await self.maybe_push()
             elif kind == "error":
                 if frame.get("code") == "conflict":
                     self.stats.ws_conflicts += 1
+                    self.conflicts += 1
                     self.inflight = None
-                    if not self.pulling:
-                        self.pulling = True
-                        await self.send({"type": "doc.pull", "topic": TOPIC, "after": self.rev, "ref": "pull"})
+                    current = frame.get("revision")
+                    if not isinstance(current, int):
+                        await self.pull()
+                    elif current <= self.rev:  # what it announced has already come
+                        self.stats.conflict_waits += 1
+                        await self.maybe_push()
+                    else:
+                        self.waiting_for = current
+                        asyncio.get_running_loop().call_later(CONFLICT_WAIT, self.wait_expired, current)
                 else:
                     self.stats.error(f"ws:{frame.get('code')}")
                     self.inflight = None
+
+    async def pull(self):
+        if not self.pulling:
+            self.pulling = True
+            self.stats.pulls += 1
+            await self.send({"type": "doc.pull", "topic": TOPIC, "after": self.rev, "ref": "pull"})
+
+    def wait_expired(self, target: int):
+        if self.waiting_for == target and self.rev < target:  # a change lost on the way: fall back to a pull
+            asyncio.ensure_future(self.pull())
 
     async def typist(self, deadline: float, rate: float):
         interval = 1.0 / rate
@@ -201,7 +247,7 @@ class Editor:
 
     @property
     def settled(self) -> bool:
-        return not self.unconfirmed and not self.inflight and not self.pulling
+        return not self.unconfirmed and not self.inflight and not self.pulling and self.waiting_for is None
 
 
 async def rest_agent(client: httpx.AsyncClient, no: int, deadline: float, stats: Stats, rng: random.Random):
@@ -280,20 +326,25 @@ async def run_load(server: Server, agents: list[dict], args) -> dict:
             t.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
         await asyncio.gather(*(c.aclose() for c in rest_clients), return_exceptions=True)
-    ack, others = sorted(stats.ack), sorted(stats.others)
+    ack, others, edit_ack = sorted(stats.ack), sorted(stats.others), sorted(stats.edit_ack)
     ms = (lambda v: round(v * 1000, 1) if v is not None else None)
     text = server_doc["text"]
     return {
         "seconds": round(wall, 2), "editors": args.editors, "rate_per_editor": args.rate,
         "ws_pushes": stats.pushes, "ws_acked": stats.acked, "ws_conflicts": stats.ws_conflicts,
+        "ws_conflict_waits": stats.conflict_waits, "ws_pulls": stats.pulls,
         "rest_ok": stats.rest_ok, "rest_conflicts": stats.rest_conflicts, "errors": stats.errors,
         "server_changes": rev1 - rev0, "server_changes_per_s": round((rev1 - rev0) / wall, 1),
         "ack_p50_ms": ms(percentile(ack, 0.5)), "ack_p99_ms": ms(percentile(ack, 0.99)), "ack_n": len(ack),
         "others_p50_ms": ms(percentile(others, 0.5)), "others_p99_ms": ms(percentile(others, 0.99)),
         "others_n": len(others),
+        "edit_ack_p50_ms": ms(percentile(edit_ack, 0.5)), "edit_ack_p99_ms": ms(percentile(edit_ack, 0.99)),
+        "edit_ack_n": len(edit_ack),
         "converged": converged, "final_revision": server_doc["revision"], "final_chars": len(text),
         "final_sha256": hashlib.sha256(text.encode()).hexdigest()[:16], "final_text": text,
         "editor_revisions": sorted({e.rev for e in editors}),
+        # Who loses the races: conflicts and pushes per editor, in the order they subscribed.
+        "conflicts_by_editor": [e.conflicts for e in editors], "pushes_by_editor": [e.counter for e in editors],
     }
 
 
@@ -317,11 +368,19 @@ def bench_database(db: str, args, cleanup: list) -> dict:
     cleanup.append(server.stop)
     server.wait_healthy()
     print(f"[{db}] daphne on {server.base_url} (pid {server.proc.pid}); {args.seconds:g} s of load", file=sys.stderr)
+    profiler = ThreadProfiler(args.py_spy)
+    if args.py_spy:  # the whole load phase; py-spy slows the server, so profiled numbers are not results
+        profile = RESULTS_DIR / f"coedit-{db}-{datetime.now():%Y%m%d-%H%M%S}.pyspy.txt"
+        profile.parent.mkdir(parents=True, exist_ok=True)
+        profiler.start(server.proc.pid, args.seconds + 5, profile)
+        print(f"[{db}] py-spy -> {profile}", file=sys.stderr)
     try:
         result = asyncio.run(run_load(server, setup["agents"], args))
+        profiler.wait()
         if server.proc.poll() is not None:
             raise RuntimeError(f"daphne died:\n{server.log_tail()}")
     finally:
+        profiler.stop()
         server.stop()
     # The ceiling, with the server stopped: one loop of row-locked updates of the same tables.
     ceiling = shell_json(env, CEILING_SCRIPT % {"story": STORY, "doc": DOC, "seconds": args.ceiling_seconds},
@@ -333,15 +392,16 @@ def bench_database(db: str, args, cleanup: list) -> dict:
 
 
 def markdown_table(results: list[dict]) -> str:
-    lines = ["| DB | push→ack p50 / p99 ms | push→others p50 / p99 ms | server changes/s | ceiling changes/s "
-             "| ours/ceiling | WS conflicts (pushes) | REST ok / 409 | errors | converged |",
-             "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
+    lines = ["| DB | push→ack p50 / p99 ms | push→others p50 / p99 ms | edit→ack p50 / p99 ms | server changes/s "
+             "| ceiling changes/s | ours/ceiling | WS conflicts (pushes) | pulls | REST ok / 409 | errors | converged |",
+             "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for r in results:
         errors = sum(r["errors"].values())
         lines.append(
             f"| {r['db']} | {r['ack_p50_ms']} / {r['ack_p99_ms']} | {r['others_p50_ms']} / {r['others_p99_ms']} "
+            f"| {r['edit_ack_p50_ms']} / {r['edit_ack_p99_ms']} "
             f"| {r['server_changes_per_s']} | {r['ceiling_per_s']} | {r['ours_over_ceiling']} "
-            f"| {r['ws_conflicts']} ({r['ws_pushes']}) | {r['rest_ok']} / {r['rest_conflicts']} | {errors} "
+            f"| {r['ws_conflicts']} ({r['ws_pushes']}) | {r['ws_pulls']} | {r['rest_ok']} / {r['rest_conflicts']} | {errors} "
             f"| {'yes' if r['converged'] else 'NO'} (r{r['final_revision']}, {r['final_chars']} chars, "
             f"sha256 {r['final_sha256']}) |")
     return "\n".join(lines)
@@ -360,6 +420,8 @@ def parse_args(argv=None):
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     parser.add_argument("--pg-db", default="mythline_bench_coedit")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--py-spy", metavar="PATH", help="py-spy binary: record the server (raw collapsed stacks, "
+                        "all threads, idle included) during the load; slows the server, so not for results")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds = 10.0

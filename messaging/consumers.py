@@ -13,6 +13,7 @@ import json
 import logging
 import time
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -32,7 +33,7 @@ from mythline_site.errors import Conflict, Forbidden, Invalid, MythlineError, No
 from mythline_site.throttling import check_rate
 from mythline_site.transport import close_with_protocol_code, pending_bytes
 from presence.services import Room, connection_meta, get_hub, room_state
-from stories.documents import changes_after, document_push
+from stories.documents import changes_after, committed_revision, document_push, document_push_known_stale, note_committed
 from stories.models import Document
 from stories.policies import access_story
 
@@ -413,16 +414,25 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def on_doc_push(self, frame, ref):
         sub = self.doc_sub(frame)
         try:
-            await database_sync_to_async(self._doc_push)(sub, frame)
+            revision, known = frame.get("revision"), max(sub.last_revision, committed_revision(sub.doc))
+            if isinstance(revision, int) and revision < known:
+                # Stale for sure (a later revision is committed): refused off the database thread.
+                await sync_to_async(self._doc_push, thread_sensitive=False)(sub, frame, known_stale=known)
+            else:
+                await database_sync_to_async(self._doc_push)(sub, frame)
         except Conflict as error:
             await self.send_error(error, ref, topic=sub.topic, revision=error.details["revision"])
 
-    def _doc_push(self, sub, frame):
+    def _doc_push(self, sub, frame, known_stale: int | None = None):
         check_rate("post", f"u{self.user.pk}")
         if not sub.can_write():
             raise Forbidden("Viewers read the document but do not edit it.")
+        if known_stale is not None:
+            return document_push_known_stale(doc=sub.doc, revision=frame.get("revision"),
+                                             client_id=frame.get("client_id", ""), known_revision=known_stale)
         return document_push(doc=sub.doc, author=self.user, revision=frame.get("revision"),
-                             changes=frame.get("changes"), client_id=frame.get("client_id", ""))
+                             changes=frame.get("changes"), client_id=frame.get("client_id", ""),
+                             known_revision=sub.last_revision)
 
     async def on_doc_pull(self, frame, ref):
         sub = self.doc_sub(frame)
@@ -503,6 +513,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                                                                       event["revision"] - 1 - sub.last_revision):
                 await self.send_frame(dumps({"type": "doc.change", "topic": sub.topic, **change}))
         sub.last_revision = event["revision"]
+        note_committed(sub.doc, event["revision"])  # also what other processes committed
         await self.send_frame(event["frame"])
 
     async def cursor_event(self, event):

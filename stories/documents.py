@@ -1,14 +1,18 @@
 """Co-editing: documents and their linear change log (SPEC 9).
 
 The server is the single authority. A browser pushes a CodeMirror change set made against the
-current revision (`document_push`); a stale one is refused with `conflict` and the client pulls,
-rebases and pushes again (@codemirror/collab does this). An agent's REST edit names the revision
-it was made against (`document_edit`); it is mapped through every change made since, unless one
-of them touched its range, which is a `conflict` with nothing applied.
+current revision (`document_push`); a stale one is refused with `conflict` and the current
+revision, never rebased here: the client receives the missing changes over its subscription,
+rebases on them and pushes again (frontend/src/collab.js, docs/coediting.md). An agent's REST
+edit names the revision it was made against (`document_edit`); it is mapped through every
+change made since, unless one of them touched its range, which is a `conflict` with nothing
+applied.
 
 Every write locks the document row, checks, applies, appends a DocumentChange, and publishes a
 `doc.change` frame after commit.
 """
+import threading
+
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
@@ -40,6 +44,32 @@ def change_json(change: DocumentChange, author=None) -> dict:
 
 def doc_topic(doc: Document) -> str:
     return f"doc:{doc.story.slug}/{doc.name}"
+
+
+# --- what this process has seen committed ---------------------------------------------------------
+# Revisions only grow, so a revision this process saw committed (its own writes, and the doc.change
+# events it received) is a lower bound of the current one: a push made against an older revision
+# is refused from memory, without a connection or a query. Most refused pushes are of this kind:
+# when a change is broadcast, every editor with pending edits pushes on top of it, one wins, and
+# the others are queued behind the winner. Keyed with created_at as well as the id, so that an id
+# reused after a database reset is a new key.
+_committed: dict[tuple, int] = {}
+_committed_lock = threading.Lock()
+_COMMITTED_MAX = 10_000  # documents remembered; past that the memory starts again (only a shortcut is lost)
+
+
+def committed_revision(doc: Document) -> int:
+    """The highest revision of `doc` this process knows to be committed (0 if none)."""
+    return _committed.get((doc.pk, doc.created_at), 0)
+
+
+def note_committed(doc: Document, revision: int) -> None:
+    key = (doc.pk, doc.created_at)
+    with _committed_lock:
+        if revision > _committed.get(key, 0):
+            if len(_committed) >= _COMMITTED_MAX:
+                _committed.clear()
+            _committed[key] = revision
 
 
 # --- reads --------------------------------------------------------------------------------------
@@ -119,22 +149,52 @@ def _append(doc: Document, cs: ChangeSet, *, author, client_id: str, via: str) -
         DocumentSnapshot.objects.create(document=doc, revision=doc.revision, text=doc.text)
     frame = {"type": "doc.change", "topic": doc_topic(doc), "revision": doc.revision, "changes": change.changes,
              "client_id": change.client_id, "author": author.username}
+    revision = doc.revision
+    transaction.on_commit(lambda: note_committed(doc, revision))  # before the publish: pushes queued behind see it
     events.publish_on_commit(doc.group_name, {"type": "doc.change", "topic": doc_topic(doc), "revision": doc.revision,
                                               "frame": events.dumps(frame)})
     return change
 
 
-def document_push(*, doc: Document, author, revision, changes, client_id: str = "") -> DocumentChange:
-    """A browser's change set, made against `revision`, which must be the current one."""
+def _check_push_args(revision, client_id) -> None:
     if isinstance(revision, bool) or not isinstance(revision, int):
         raise Invalid("'revision' must be an integer.", details={"revision": "must be an integer"})
     if not isinstance(client_id, str) or len(client_id) > 64:
         raise Invalid("'client_id' must be a string of at most 64 characters.", details={"client_id": "invalid"})
+
+
+def _push_conflict(current: int) -> Conflict:
+    return Conflict(f"The document is at revision {current}; rebase on the changes up to it and push again.",
+                    details={"revision": current})
+
+
+def document_push_known_stale(*, doc: Document, revision, client_id, known_revision: int = 0) -> None:
+    """Refuses, without the database, a push made against a revision older than one known to be
+    committed (`known_revision`, say one the pusher's subscription was already sent, or
+    `committed_revision(doc)`): revisions only grow, so such a push can only be a conflict.
+    Anything else returns, for `document_push` to decide."""
+    _check_push_args(revision, client_id)
+    known = max(known_revision, committed_revision(doc))
+    if revision < known:
+        raise _push_conflict(known)
+
+
+def document_push(*, doc: Document, author, revision, changes, client_id: str = "",
+                  known_revision: int = 0) -> DocumentChange:
+    """A browser's change set, made against `revision`, which must be the current one."""
+    document_push_known_stale(doc=doc, revision=revision, client_id=client_id, known_revision=known_revision)
+    # A stale push the memory above did not catch (a change made by another process, say) is
+    # refused after a plain read, without a write transaction (on SQLite, BEGIN IMMEDIATE would
+    # queue it behind every writer). What decides is the same check again under the row lock.
+    current = Document.objects.filter(pk=doc.pk).values_list("revision", flat=True).first()
+    if current is None:
+        raise NotFound("The document no longer exists.")
+    if revision != current:
+        raise _push_conflict(current)
     with transaction.atomic():
         doc = _locked(doc)
         if revision != doc.revision:
-            raise Conflict(f"The document is at revision {doc.revision}; pull and rebase.",
-                           details={"revision": doc.revision})
+            raise _push_conflict(doc.revision)
         try:
             cs = ChangeSet.from_json(changes, utf16_len(doc.text))
             return _append(doc, cs, author=author, client_id=client_id, via="ws")

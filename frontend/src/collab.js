@@ -3,8 +3,11 @@
 // The server is the authority and keeps a linear log, one change set per revision. A client pushes
 // its unconfirmed updates, composed into one change set, against the revision it is synced to; the
 // server applies it and broadcasts `doc.change` to every subscriber (the sender too, which is how
-// the push is confirmed), or answers `conflict`, and then the client pulls what it missed, rebases
-// (receiveUpdates maps its unconfirmed updates over them) and pushes again.
+// the push is confirmed), or answers `conflict` with the current revision. The changes up to that
+// revision are committed and already on their way to us over the subscription: the client waits
+// for them (receiveUpdates maps its unconfirmed updates over each as it comes) and pushes again as
+// soon as it has them, without a `doc.pull` round trip. It pulls only if they do not all arrive
+// within `conflictWait` ms (a change lost in transit) or when a gap shows in the revisions.
 //
 // One push in flight at a time: the server cannot tell whether a push at revision R+1 was made on
 // top of the same client's push at R, so pipelining would let a second push land on a document
@@ -199,13 +202,15 @@ function composeUpdates(updates, max) {
  * "error" (the server refused a change; `detail` says why).
  */
 export class DocSync {
-  constructor(socket, topic, {clientID = randomID(), onStatus = null, cursorInterval = 100, pushTimeout = 10000} = {}) {
+  constructor(socket, topic, {clientID = randomID(), onStatus = null, cursorInterval = 100, pushTimeout = 10000,
+    conflictWait = 1000} = {}) {
     this.socket = socket;
     this.topic = topic;
     this.clientID = clientID;
     this.onStatus = onStatus;
     this.cursorInterval = cursorInterval;
     this.pushTimeout = pushTimeout;
+    this.conflictWait = conflictWait; // ms to wait for the changes a conflict announced before pulling
     this.host = null;
     this.status = "loading";
     this.detail = null;
@@ -226,8 +231,9 @@ export class DocSync {
     this.cursorDirty = false;
     this.lastCursorSent = 0;
     this.stopped = false;
-    this.stats = {pushes: 0, conflicts: 0, pulls: 0, received: 0, rateLimited: 0};
+    this.stats = {pushes: 0, conflicts: 0, conflictWaits: 0, pulls: 0, received: 0, rateLimited: 0};
     this._idleWaiters = [];
+    this._revisionWaiters = new Set(); // {target, done(ok)}: resolved once syncedVersion >= target
     this._stateOff = null;
     this.sub = null;
   }
@@ -241,6 +247,7 @@ export class DocSync {
       this._stateOff = this.socket.onState((state, info) => {
         if (state === "open") return; // the resubscription's doc.state resumes
         this.live = false;
+        this._endRevisionWaits(false); // what was on its way is lost with the socket: _resume pulls
         if (state === "closed" && this.startVersion == null && this.socket._stopped) {
           reject(new Error(`the socket closed (${info ? info.code : "?"}) before ${topic} loaded`));
         }
@@ -267,6 +274,7 @@ export class DocSync {
     if (this._stateOff) this._stateOff();
     if (this.sub) this.sub.unsubscribe();
     for (const w of this._idleWaiters.splice(0)) w.reject(new Error("closed"));
+    this._endRevisionWaits(false);
   }
 
   get state() {
@@ -400,6 +408,31 @@ export class DocSync {
     if (applied) {
       this._replayStashedCursors();
       this._updateStatus();
+      this._endRevisionWaits(true);
+    }
+  }
+
+  /** Resolves with true once every change up to `target` is applied, false after `timeout` ms or
+   * if the socket drops first. */
+  _waitForRevision(target, timeout) {
+    if (this.syncedVersion >= target) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = {
+        target,
+        done: (ok) => {
+          clearTimeout(waiter.timer);
+          this._revisionWaiters.delete(waiter);
+          resolve(ok);
+        },
+      };
+      waiter.timer = setTimeout(() => waiter.done(false), timeout);
+      this._revisionWaiters.add(waiter);
+    });
+  }
+
+  _endRevisionWaits(reached) {
+    for (const waiter of [...this._revisionWaiters]) {
+      if (!reached || this.syncedVersion >= waiter.target) waiter.done(reached);
     }
   }
 
@@ -470,7 +503,15 @@ export class DocSync {
         this.stats.conflicts += 1;
         const current = error.frame && typeof error.frame.revision === "number" ? error.frame.revision : null;
         if (current != null) this.serverRevision = Math.max(this.serverRevision, current);
-        await this.pull().catch(() => {});
+        // The changes up to `current` are committed, so their doc.change frames are coming over our
+        // subscription (the server sent the ones it had before this answer): once we have them,
+        // receiveUpdates has rebased what is unconfirmed and the next push is made at `current`.
+        // A pull is the fallback, for a change lost on the way (or an answer without a revision).
+        if (current != null && await this._waitForRevision(current, this.conflictWait)) {
+          this.stats.conflictWaits += 1;
+        } else {
+          await this.pull().catch(() => {});
+        }
       } else if (error.code === "rate_limited") {
         this.stats.rateLimited += 1;
         const details = (error.frame && error.frame.details) || {};
@@ -610,8 +651,8 @@ export class HeadlessEditor {
   }
 }
 
-export async function openHeadlessEditor({socket, topic, clientID, onStatus, extensions = [], cursorInterval}) {
-  const sync = new DocSync(socket, topic, {clientID, onStatus, cursorInterval});
+export async function openHeadlessEditor({socket, topic, clientID, onStatus, extensions = [], cursorInterval, conflictWait}) {
+  const sync = new DocSync(socket, topic, {clientID, onStatus, cursorInterval, conflictWait});
   const {text} = await sync.open();
   return new HeadlessEditor(sync, text, extensions);
 }
@@ -622,13 +663,14 @@ export async function openHeadlessEditor({socket, topic, clientID, onStatus, ext
  * refuses an edit as forbidden). Resolves with {view, sync, destroy}.
  */
 export async function openCollabEditor({socket, topic, parent, extensions = [], clientID, onStatus, cursorInterval,
-  readOnly = false}) {
+  conflictWait, readOnly = false}) {
   const editable = new Compartment();
   const lock = (locked) => [EditorState.readOnly.of(locked), EditorView.editable.of(!locked)];
   let view = null;
   const sync = new DocSync(socket, topic, {
     clientID,
     cursorInterval,
+    conflictWait,
     onStatus(status, detail) {
       if (status === "readonly" && view) view.dispatch({effects: editable.reconfigure(lock(true))});
       if (onStatus) onStatus(status, detail);

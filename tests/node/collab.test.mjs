@@ -28,6 +28,7 @@ class Authority {
     this.conns = new Set();
     this.faults = {rateLimitEvery: 0, loseAnswerEvery: 0, ...faults};
     this.pushes = 0;
+    this.pulls = 0; // doc.pull frames received
     this.held = []; // pushes not processed yet (faults.hold)
     this.pageSize = 1000; // changes per doc.pull answer, as the server
     this.refuse = new Set(); // users whose connections fail
@@ -99,6 +100,7 @@ class Authority {
         reply({type: "subscribed", topic: TOPIC, revision: this.revision});
         return conn.out({type: "doc.state", topic: TOPIC, revision: this.revision, text: this.doc.toString()});
       case "doc.pull":
+        this.pulls += 1;
         return reply({type: "doc.changes", topic: TOPIC, changes: this.log.slice(frame.after, frame.after + this.pageSize)});
       case "cursor":
         for (const c of this.conns) {
@@ -269,4 +271,71 @@ test("after a reconnect the editor pulls page after page until it has everything
   assert.equal(ann.editor.text, authority.doc.toString());
   ann.socket.close();
   bob.socket.close();
+});
+
+/** Waits (polling) until `condition()` holds; fails after `timeout` ms. */
+async function until(condition, what, timeout = 3000) {
+  const deadline = Date.now() + timeout;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(2);
+  }
+}
+
+test("a refused push is rebased on the changes that arrive over the subscription, with no doc.pull", async () => {
+  const authority = new Authority({text: "0123456789"});
+  const [ann, bob] = await Promise.all([client(authority, "ann"), client(authority, "bob")]);
+  ann.editor.sync.conflictWait = 10000; // the fallback pull must not be what lets bob in
+  bob.editor.sync.conflictWait = 10000;
+  authority.faults.hold = true; // both push at revision 0; the first one processed wins
+  ann.editor.dispatch({changes: {from: 0, insert: "A"}});
+  bob.editor.dispatch({changes: {from: 10, insert: "B"}});
+  await until(() => authority.held.length === 2, "both pushes");
+  authority.release();
+  await until(() => authority.revision === 2 && [ann, bob].every((c) => c.editor.sync.syncedVersion === 2 &&
+    !c.editor.sync.pushing), "both changes applied everywhere");
+  assert.equal(authority.doc.toString(), "A0123456789B");
+  for (const c of [ann, bob]) assert.equal(c.editor.text, "A0123456789B");
+  const stats = [ann, bob].map((c) => c.editor.sync.stats);
+  assert.equal(stats.reduce((n, s) => n + s.conflicts, 0), 1);
+  assert.equal(stats.reduce((n, s) => n + s.conflictWaits, 0), 1);
+  assert.equal(authority.pulls, 0, "the conflict cost no doc.pull");
+  ann.socket.close();
+  bob.socket.close();
+});
+
+test("several editors converge through conflicts without pulling when no change is lost", async () => {
+  const authority = new Authority({text: "Once upon a time."});
+  const clients = await Promise.all(["ann", "bob", "cy", "dee"].map((u) => client(authority, u)));
+  for (const c of clients) c.editor.sync.conflictWait = 10000;
+  const rngs = clients.map((_, i) => mulberry32(99 + i));
+  await Promise.all(clients.map(async (c, i) => {
+    for (let n = 0; n < 30; n++) {
+      c.editor.dispatch(randomEdit(rngs[i], c.editor.state));
+      await sleep(rngs[i]() * 4);
+    }
+  }));
+  await Promise.all(clients.map((c) => c.editor.sync.whenSynced()));
+  await until(() => clients.every((c) => c.editor.sync.syncedVersion === authority.revision), "everyone at the last revision");
+  const text = authority.doc.toString();
+  for (const c of clients) assert.equal(c.editor.text, text, `${c.user} diverged`);
+  assert.ok(clients.some((c) => c.editor.sync.stats.conflicts > 0), "the test made conflicts");
+  assert.equal(authority.pulls, 0);
+  for (const c of clients) c.socket.close();
+});
+
+test("a conflict whose missing change never arrives falls back to a doc.pull", async () => {
+  const authority = new Authority({text: "abc"});
+  const ann = await client(authority, "annie", {conflictWait: 30});
+  const conn = [...authority.conns].find((c) => c.user === "annie");
+  authority.apply([[0, "X"], 3], "m:1", "mallory", conn); // committed, but its doc.change never reaches ann
+  ann.editor.dispatch({changes: {from: 3, insert: "!"}}); // pushed at 0: conflict at revision 1
+  await until(() => authority.revision === 2 && ann.editor.sync.syncedVersion === 2 && !ann.editor.sync.pushing,
+    "ann's change applied after the pull");
+  assert.equal(authority.doc.toString(), "Xabc!");
+  assert.equal(ann.editor.text, "Xabc!");
+  assert.equal(ann.editor.sync.stats.conflicts, 1);
+  assert.equal(ann.editor.sync.stats.conflictWaits, 0);
+  assert.ok(authority.pulls >= 1, "the fallback pulled");
+  ann.socket.close();
 });

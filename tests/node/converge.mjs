@@ -37,6 +37,7 @@ const {values: args} = parseArgs({
     drops: {type: "string", default: "0"},
     barrier: {type: "boolean", default: false},
     "settle-timeout": {type: "string", default: "60000"},
+    "conflict-wait": {type: "string"}, // ms a refused push waits for the announced changes (collab.js default if unset)
   },
 });
 
@@ -160,7 +161,8 @@ async function main() {
       backoffBase: 50, backoffMax: 1000, random: mulberry32(seed * 31 + index), requestTimeout: 20000,
     });
     const editor = await withTimeout(
-      openHeadlessEditor({socket, topic: args.topic, clientID: `c${index}-${seed}`, cursorInterval: 50}),
+      openHeadlessEditor({socket, topic: args.topic, clientID: `c${index}-${seed}`, cursorInterval: 50,
+        conflictWait: args["conflict-wait"] ? Number(args["conflict-wait"]) : undefined}),
       20000, `client ${index} opening ${args.topic}`);
     return {index, socket, editor, rng, edits: 0, drops: 0, user: socket.welcome.user.username};
   }));

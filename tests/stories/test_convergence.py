@@ -65,13 +65,13 @@ def server(django_db_setup):
         yield live
 
 
-def run_clients(node, live, tokens, *, seed, duration_ms=3000, drops=0, barrier=None, timeout=180):
+def run_clients(node, live, tokens, *, seed, duration_ms=3000, drops=0, barrier=None, timeout=180, extra_args=()):
     """Run converge.mjs against `live` (a LiveServer, or several: the clients are spread over them);
     `barrier()` (if given) runs while the clients wait before their final pull."""
     servers = live if isinstance(live, (list, tuple)) else [live]
     live = servers[0]
     cmd = [node, str(SCRIPT), "--url", ",".join(s.base for s in servers), "--topic", "doc:tale/main", "--seed", str(seed),
-           "--duration", str(duration_ms), "--drops", str(drops)]
+           "--duration", str(duration_ms), "--drops", str(drops), *extra_args]
     if barrier is not None:
         cmd.append("--barrier")
     env = {"PATH": os.environ.get("PATH", ""), "CONVERGE_TOKENS": ",".join(tokens)}
@@ -158,6 +158,20 @@ def test_codemirror_clients_converge(node, server, tale, seed, drops):
     print(f"seed {seed}: {revision} revisions, {len(final)} characters, "
           f"{sum(s['conflicts'] for s in stats)} conflicts, {sum(s['drops'] for s in stats)} drops, "
           f"{sum(s['rateLimited'] for s in stats)} rate-limited pushes, {result['wall_seconds']} s {result['phases']}")
+
+
+def test_refused_pushes_get_in_on_the_changes_the_subscription_delivers_without_pulling(node, server, tale):
+    """SPEC 9 refuses a stale push with `conflict` and the current revision; the changes up to it
+    are on their way over the subscription, so collab.js waits for them, rebases and pushes again
+    instead of sending a `doc.pull` (the fallback after `conflictWait`, generous here so a slow
+    machine cannot make the test about timing)."""
+    result = run_clients(node, server, tale["tokens"], seed=11, extra_args=("--conflict-wait", "15000"))
+    final, revision = assert_converged(result, server, tale["tokens"][0])
+    stats = result["stats"]
+    conflicts, waits = sum(s["conflicts"] for s in stats), sum(s["conflictWaits"] for s in stats)
+    assert conflicts > 0, "no push was refused: nothing was tested"
+    assert waits == conflicts, f"{conflicts} conflicts, only {waits} resolved by the changes that came"
+    print(f"{revision} revisions, {conflicts} conflicts, all rebased without a pull")
 
 
 class RestAgent(threading.Thread):
