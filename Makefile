@@ -73,7 +73,10 @@ test: install frontend
 contract: install
 	../shared/contract/run $(PYTEST_ARGS)
 
+# The benchmarks' own extras (uvicorn, matplotlib), then the ingest benchmark; the others are in
+# docs/benchmarks.md.
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/ingest.py
 
 clean:
