@@ -160,18 +160,24 @@ class Fanout:
                 logger.exception("fan-out group refresh failed")
 
 
+def one_per_loop(registry: dict, make):
+    """The object of `registry` for the running event loop, made by `make()` the first time (one
+    per server process; tests run several loops, whose closed ones are forgotten here)."""
+    loop = asyncio.get_running_loop()
+    thing = registry.get(loop)
+    if thing is None:
+        for old in [lp for lp in registry if lp.is_closed()]:
+            del registry[old]
+        thing = registry[loop] = make()
+    return thing
+
+
 _fanouts: dict[asyncio.AbstractEventLoop, Fanout] = {}
 
 
 def get_fanout() -> Fanout:
-    """The fan-out of the running event loop (one per server process; tests run several loops)."""
-    loop = asyncio.get_running_loop()
-    fanout = _fanouts.get(loop)
-    if fanout is None:
-        for old in [lp for lp in _fanouts if lp.is_closed()]:
-            del _fanouts[old]
-        fanout = _fanouts[loop] = Fanout(get_channel_layer())
-    return fanout
+    """The fan-out of the running event loop."""
+    return one_per_loop(_fanouts, lambda: Fanout(get_channel_layer()))
 
 
 def subscriber_id(kind: str = "ws") -> str:

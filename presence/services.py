@@ -19,7 +19,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from messaging.events import dumps
-from messaging.fanout import group_send
+from messaging.fanout import group_send, one_per_loop
 from presence.store import STATE_RANK, encode_meta, get_presence_store, ttl_seconds
 
 logger = logging.getLogger("mythline.presence")
@@ -243,16 +243,15 @@ class PresenceHub:
 _hubs: dict[asyncio.AbstractEventLoop, PresenceHub] = {}
 
 
-def get_hub() -> PresenceHub:
-    """The hub of the running event loop (one per server process; tests run several loops)."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        for old in [lp for lp in _hubs if lp.is_closed()]:
-            del _hubs[old]
-        hub = _hubs[loop] = PresenceHub()
-        loop.create_task(hub.sweep_forever())
+def _start_hub() -> PresenceHub:
+    hub = PresenceHub()
+    asyncio.get_running_loop().create_task(hub.sweep_forever())
     return hub
+
+
+def get_hub() -> PresenceHub:
+    """The hub of the running event loop (one per server process), sweeping from its start."""
+    return one_per_loop(_hubs, _start_hub)
 
 
 def publish_agent_status(agent) -> None:
