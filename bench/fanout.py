@@ -176,6 +176,17 @@ def redis_server_pid() -> int | None:
     return None
 
 
+def server_command(kind: str, port: int, workers: int = 1) -> list[str]:
+    """The command line of a Mythline server on 127.0.0.1:`port` (also used by bench/presence.py)."""
+    if kind == "daphne":
+        return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "mythline_site.asgi:application"]
+    if kind == "uvicorn":
+        cmd = [str(BIN / "uvicorn"), "mythline_site.asgi:application", "--host", "127.0.0.1",
+               "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+        return cmd + ["--workers", str(workers)] if workers > 1 else cmd
+    raise ValueError(kind)
+
+
 class Server:
     """One server process in its own session, stopped (group-wide) by stop()."""
 
@@ -187,17 +198,10 @@ class Server:
         self.ws_base = f"ws://127.0.0.1:{self.port}"
         self.log_path = workdir / f"{label}.log"
         self._log = open(self.log_path, "w")
-        if kind == "daphne":
-            cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "mythline_site.asgi:application"]
-        elif kind == "uvicorn":
-            cmd = [str(BIN / "uvicorn"), "mythline_site.asgi:application", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
-            if workers > 1:
-                cmd += ["--workers", str(workers)]
-        elif kind == "ws":
+        if kind == "ws":
             cmd = [PYTHON, str(ROOT / "bench" / "baseline_ws.py"), "--port", str(self.port)]
         else:
-            raise ValueError(kind)
+            cmd = server_command(kind, self.port, workers)
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

@@ -52,7 +52,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
-BIN = Path(PYTHON).parent
+sys.path.insert(0, str(ROOT))
+from bench.fanout import server_command  # noqa: E402  (stdlib-only at import)
 TOPIC = "channel:bench/room"
 STATES = ("active", "idle", "away")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -156,13 +157,8 @@ class Server:
         self.port = free_port()
         self.log_path = log_path
         self._log = open(log_path, "w")
-        if kind == "daphne":
-            cmd = [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "mythline_site.asgi:application"]
-        else:
-            cmd = [str(BIN / "uvicorn"), "mythline_site.asgi:application", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
         self.kind = kind
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(server_command(kind, self.port), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
 
