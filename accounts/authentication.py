@@ -1,10 +1,12 @@
 """`Authorization: Bearer <token>` for REST, SSE and WebSocket handshakes."""
 from datetime import timedelta
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
-from accounts.models import ApiToken, hash_token
+from accounts.models import ApiToken, User, hash_token
+from mythline_site.rawrows import Columns, table
 
 # Writing last_used_at on every request would turn each read into a write; once a minute is
 # enough to tell a live token from a forgotten one.
@@ -15,15 +17,37 @@ def user_for_token(raw: str):
     """The active user behind a raw token, or None. Shared by REST and the ASGI auth middleware."""
     if not raw:
         return None
-    # Every API request runs this: no ORDER BY (the key is unique), one joined query.
-    token = next(iter(ApiToken.objects.select_related("user").order_by()
-                      .filter(key_hash=hash_token(raw), revoked_at__isnull=True)[:1]), None)
+    token = _token_with_user(hash_token(raw))
     if token is None or not token.user.is_active:
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
     return token.user
+
+
+_TOKEN, _USER = Columns(ApiToken, "t"), Columns(User, "u")
+_token_sql: dict[str, str] = {}
+
+
+def _token_with_user(key_hash: str) -> ApiToken | None:
+    """The live token with this hash and its user, in one hand-written query: every API request
+    runs it, and building it with the ORM cost more than the database took to answer it."""
+    sql = _token_sql.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        sql = _token_sql[connection.vendor] = (
+            f"SELECT {_TOKEN.select(qn)}, {_USER.select(qn)} FROM {table(ApiToken, qn)} t"
+            f" INNER JOIN {table(User, qn)} u ON u.{qn('id')} = t.{qn('user_id')}"
+            f" WHERE t.{qn('key_hash')} = %s AND t.{qn('revoked_at')} IS NULL")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key_hash])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    token = _TOKEN.load(row[:_TOKEN.width], connection)
+    ApiToken._meta.get_field("user").set_cached_value(token, _USER.load(row[_TOKEN.width:], connection))
+    return token
 
 
 def bearer_from_header(value: str | None) -> str | None:

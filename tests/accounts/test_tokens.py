@@ -92,3 +92,17 @@ def test_create_agent_joins_stories_with_inbox(make_user, make_story, api):
         run("create_agent", "other", "--story", "missing")
     with pytest.raises(CommandError):
         run("create_agent", "Bad Name")
+
+
+def test_token_lookup_loads_the_same_token_and_user_as_the_orm(make_user):
+    from accounts.authentication import _token_with_user
+
+    alice = make_user("alice", display_name="Alice A.")
+    raw = token_issue(user=alice, label="laptop")
+    token = _token_with_user(hash_token(raw))
+    expected = ApiToken.objects.select_related("user").get(key_hash=hash_token(raw))
+    fields = lambda obj: {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}  # noqa: E731
+    assert fields(token) == fields(expected) and fields(token.user) == fields(expected.user)
+    assert token.created_at.tzinfo is not None and token.user.is_active is True
+    token_revoke(token=expected)
+    assert _token_with_user(hash_token(raw)) is None and _token_with_user(hash_token("nope")) is None
