@@ -167,6 +167,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.presence: dict[str, tuple] = {}  # presence topic -> (Room, this connection's meta)
         self.state = "active"
         self.hub = get_hub()
+        # Daphne shows its unsent bytes (we bound them); uvicorn's send waits for the drain instead.
+        self.buffer_visible = pending_bytes(self.base_send) is not None
         metrics.SOCKETS_OPEN.inc()
         self.counted = True
         await self.send_frame(dumps({"type": "welcome", "user": sender_json(user),
@@ -192,15 +194,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- sending ------------------------------------------------------------------------------
     async def send_frame(self, text: str) -> None:
+        """Every frame to the client goes out here (straight to the server's send: this runs once
+        per subscriber per message)."""
         if self.closing:
             return
-        pending = pending_bytes(self.base_send)
-        if pending is not None and pending > settings.MYTHLINE_WS_SEND_BUFFER_BYTES:
-            metrics.SLOW_CLIENTS_CLOSED.inc()
-            logger.info("closing slow client %s: %d bytes unsent", self.user.username, pending)
-            await self.shut(CLOSE_SLOW_CONSUMER)
-            return
-        await self.send(text_data=text)
+        if self.buffer_visible:
+            pending = pending_bytes(self.base_send)
+            if pending is not None and pending > settings.MYTHLINE_WS_SEND_BUFFER_BYTES:
+                metrics.SLOW_CLIENTS_CLOSED.inc()
+                logger.info("closing slow client %s: %d bytes unsent", self.user.username, pending)
+                await self.shut(CLOSE_SLOW_CONSUMER)
+                return
+        await self.base_send({"type": "websocket.send", "text": text})
 
     async def send_replay_frame(self, text: str, seq: int) -> None:
         """A replay writes a whole page without yielding, so the frames pile up in the server's
