@@ -89,10 +89,11 @@ class _ChannelQuery:
         key = f"{connection.vendor}:{by_pk}"
         if key not in self.sql:
             user_model = get_user_model()
-            if not self.parts:
-                self.parts = [Columns(Channel, "c"), Columns(Story, "s")]
+            if not self.parts:  # built whole, then published: requests run in several threads
+                parts = [Columns(Channel, "c"), Columns(Story, "s")]
                 if self.related:
-                    self.parts += [Columns(user_model, "cb"), Columns(user_model, "ia")]
+                    parts += [Columns(user_model, "cb"), Columns(user_model, "ia")]
+                self.parts = parts
             qn = connection.ops.quote_name
             users = table(user_model, qn)
             joins = ""
@@ -136,9 +137,9 @@ class _ChannelQuery:
 _CHANNEL_STORY = Channel._meta.get_field("story")
 _CHANNEL_CREATOR = Channel._meta.get_field("created_by")
 _CHANNEL_INBOX_AGENT = Channel._meta.get_field("inbox_agent")
-# Posting (the hot path) renders no channel, so it skips the creator and inbox agent.
-_CHANNEL_FOR_WRITE = _ChannelQuery(related=False)
-_CHANNEL_FOR_READ = _ChannelQuery(related=True)
+# Posting (the hot path) and checks render no channel, so they skip the creator and inbox agent.
+_CHANNEL_AND_STORY = _ChannelQuery(related=False)
+_CHANNEL_TO_RENDER = _ChannelQuery(related=True)
 
 
 def access_channel(user, story_slug: str, channel_name: str, *, for_write: bool = False,
@@ -148,7 +149,7 @@ def access_channel(user, story_slug: str, channel_name: str, *, for_write: bool 
     Not readable and not postable -> 404 (the caller may not know it exists). An inbox is the
     exception: editors post to it without reading it, so reading it is 403.
     """
-    query = _CHANNEL_FOR_WRITE if for_write else _CHANNEL_FOR_READ
+    query = _CHANNEL_AND_STORY if for_write else _CHANNEL_TO_RENDER
     found = query.fetch(user, slug=story_slug, name=channel_name)
     if found is None or not story_is_visible(found[0].story, found[1]):
         raise NotFound(f"No channel '{channel_name}' in story '{story_slug}'.")
@@ -214,7 +215,7 @@ def audience_includes(message: Message, user, *, story_owner_id: int, recipient_
 
 def message_visible_to(message: Message, user) -> bool:
     """Can `user` read this message: its channel and its audience."""
-    channel, role, member_role = _CHANNEL_FOR_WRITE.fetch(user, pk=message.channel_id)
+    channel, role, member_role = _CHANNEL_AND_STORY.fetch(user, pk=message.channel_id)
     return (can_read_channel(channel, user.pk, role, member_role)
             and audience_includes(message, user, story_owner_id=channel.story.owner_id))
 

@@ -5,7 +5,7 @@ import pytest
 from django.db.models import OuterRef, Subquery
 
 from messaging.models import Channel, Membership
-from messaging.policies import _CHANNEL_FOR_READ, _CHANNEL_FOR_WRITE, access_channel, message_visible_to
+from messaging.policies import _CHANNEL_AND_STORY, _CHANNEL_TO_RENDER, access_channel, message_visible_to
 from messaging.services import channel_create, member_add, message_post
 from mythline_site.errors import Forbidden, NotFound
 from stories.policies import role_subquery
@@ -48,7 +48,7 @@ def test_same_instances_and_roles_as_the_orm(world, name, django_assert_num_quer
         except (NotFound, Forbidden):  # refused: the roles are still compared on the raw read below
             access = None
         for for_write in (False, True):
-            channel, role, member_role = (_CHANNEL_FOR_WRITE if for_write else _CHANNEL_FOR_READ).fetch(
+            channel, role, member_role = (_CHANNEL_AND_STORY if for_write else _CHANNEL_TO_RENDER).fetch(
                 user, slug="tale", name=name)
             assert (role, member_role) == (expected.caller_role, expected.caller_member_role), (user, name)
             assert field_values(channel) == field_values(expected)
