@@ -6,7 +6,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from accounts.models import ApiToken, User, hash_token
-from mythline_site.rawrows import Columns, table
+from mythline_site.rawrows import Columns, load_row, table
 
 # Writing last_used_at on every request would turn each read into a write; once a minute is
 # enough to tell a live token from a forgotten one.
@@ -45,8 +45,8 @@ def _token_with_user(key_hash: str) -> ApiToken | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    token = _TOKEN.load(row[:_TOKEN.width], connection)
-    ApiToken._meta.get_field("user").set_cached_value(token, _USER.load(row[_TOKEN.width:], connection))
+    (token, user), _ = load_row(row, [_TOKEN, _USER], connection)
+    ApiToken._meta.get_field("user").set_cached_value(token, user)
     return token
 
 

@@ -13,7 +13,7 @@ from django.utils.module_loading import import_string
 
 from messaging.models import Channel, Membership, Message, MessageRecipient
 from mythline_site.errors import Archived, Forbidden, NotFound, PayloadTooLarge
-from mythline_site.rawrows import Columns, table
+from mythline_site.rawrows import Columns, load_row, table
 from stories.models import Participant, Story
 from stories.policies import StoryAccess, story_is_visible
 
@@ -120,18 +120,13 @@ class _ChannelQuery:
             row = cursor.fetchone()
         if row is None:
             return None
-        objects, start = [], 0
-        for part in self.parts:
-            values = row[start:start + part.width]
-            # A LEFT JOIN that found nothing (no inbox agent) gives a row of NULLs: no object.
-            objects.append(None if values[0] is None else part.load(values, connection))
-            start += part.width
+        objects, (role, member_role) = load_row(row, self.parts, connection)
         channel = objects[0]
         _CHANNEL_STORY.set_cached_value(channel, objects[1])
         if self.related:
             _CHANNEL_CREATOR.set_cached_value(channel, objects[2])
-            _CHANNEL_INBOX_AGENT.set_cached_value(channel, objects[3])
-        return channel, row[start], row[start + 1]
+            _CHANNEL_INBOX_AGENT.set_cached_value(channel, objects[3])  # None: not an inbox
+        return channel, role, member_role
 
 
 _CHANNEL_STORY = Channel._meta.get_field("story")

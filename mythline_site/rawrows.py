@@ -10,7 +10,7 @@ hands out ordinary, fully loaded model instances.
 Use it only where a profile shows the ORM's cost; write the SQL with `qn` (quote_name) and
 %s placeholders, and keep a test that compares the result with the ORM's.
 """
-from django.db import connection as default_connection
+from django.db import connection as default_connection, connections
 
 
 class Columns:
@@ -18,22 +18,35 @@ class Columns:
 
     def __init__(self, model, alias: str):
         self.model, self.alias = model, alias
-        self.fields = list(model._meta.concrete_fields)
-        self.attnames = [f.attname for f in self.fields]
-        self.width = len(self.fields)
+        fields = list(model._meta.concrete_fields)
+        self.columns = [f.column for f in fields]
+        self.attnames = [f.attname for f in fields]
+        self.cols = [f.get_col(alias) for f in fields]  # the expressions the ORM converts through
+        self.width = len(fields)
 
     def select(self, qn) -> str:
-        return ", ".join(f"{self.alias}.{qn(f.column)}" for f in self.fields)
+        return ", ".join(f"{self.alias}.{qn(column)}" for column in self.columns)
 
     def load(self, values, connection=default_connection):
         """An instance from `values` (this model's columns, in `select` order), as the ORM loads it."""
-        converted = []
-        for field, value in zip(self.fields, values):
-            col = field.get_col(self.alias)
-            for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
-                value = convert(value, col, connection)
-            converted.append(value)
+        connection = connections[connection.alias]  # the thread's wrapper, not the proxy, in the loop
+        ops = connection.ops
+        converted = list(values)
+        for i, col in enumerate(self.cols):
+            for convert in ops.get_db_converters(col) + col.get_db_converters(connection):
+                converted[i] = convert(converted[i], col, connection)
         return self.model.from_db(connection.alias, self.attnames, converted)
+
+
+def load_row(row, parts: list[Columns], connection=default_connection) -> tuple[list, tuple]:
+    """The instances of `parts`, whose columns stand side by side at the start of `row` (None for
+    a LEFT JOIN that found nothing: its primary key is NULL), and the row's values after them."""
+    objects, start = [], 0
+    for part in parts:
+        values = row[start:start + part.width]
+        objects.append(None if values[0] is None else part.load(values, connection))
+        start += part.width
+    return objects, row[start:]
 
 
 def table(model, qn) -> str:
