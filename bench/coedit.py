@@ -46,8 +46,9 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.ingest import (DEFAULT_PG_URL, RESULTS_DIR, ROOT, SERVER_ENV, SETUP_SCRIPT, Interrupted, Profiler,  # noqa: E402
-                          Server, _on_sigterm, manage, percentile, pg_recreate, pg_url_with_db, shell_json)
+from bench.common import RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm, manage, percentile  # noqa: E402
+from bench.ingest import (DEFAULT_PG_URL, SERVER_ENV, SETUP_SCRIPT, Profiler, pg_recreate,  # noqa: E402
+                          pg_url_with_db, shell_json)
 from stories.changesets import ChangeSet  # noqa: E402  (pure Python, no Django)
 
 STORY, DOC = "bench", "main"
@@ -364,7 +365,7 @@ def bench_database(db: str, args, cleanup: list) -> dict:
     print(f"[{db}] migrate + setup in {workdir}", file=sys.stderr)
     manage(env, "migrate", "--noinput")
     setup = shell_json(env, SETUP_SCRIPT, "BENCH-SETUP", {"BENCH_AGENTS": str(args.editors + 2)})
-    server = Server(env, workdir)
+    server = Server("daphne", env, workdir, "daphne")
     cleanup.append(server.stop)
     server.wait_healthy()
     print(f"[{db}] daphne on {server.base_url} (pid {server.proc.pid}); {args.seconds:g} s of load", file=sys.stderr)

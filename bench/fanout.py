@@ -50,7 +50,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,14 +60,14 @@ from array import array
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
-PYTHON = sys.executable
-BIN = Path(PYTHON).parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# bench.common is stdlib-only at import, as this module is (the subscriber processes import it).
+from bench.common import (PYTHON, RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm,  # noqa: E402
+                          machine_busy_seconds, manage, percentile, proc_cpu_seconds, redis_server_pid)
+
 STORY, CHANNEL = "bench", "general"
 TOPIC = f"channel:{STORY}/{CHANNEL}"
 TEXT = "The lantern swung once, and every door in the corridor answered with the same low note."
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 MAX_K = 2000
 TARGETS = ("ours", "channels", "ws")
 
@@ -106,150 +105,6 @@ for user in [pub, *subs]:
 ApiToken.objects.bulk_create(rows)
 print("BENCH-SETUP " + json.dumps({"publisher": raws[0], "subscribers": raws[1:]}))
 """ % {"story": STORY}
-
-
-class Interrupted(Exception):
-    pass
-
-
-def _on_sigterm(signum, frame):
-    raise Interrupted(f"signal {signum}")
-
-
-# --- processes ----------------------------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def manage(env: dict, *args: str, timeout: float = 600) -> str:
-    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {args[0]} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result.stdout
-
-
-def proc_cpu_seconds(pid: int | None) -> float | None:
-    """utime + stime of one process (all its threads), from /proc."""
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def session_cpu_seconds(sid: int) -> float | None:
-    """utime + stime of every live process in session `sid` (a server and its workers)."""
-    total, found = 0.0, False
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[3]) == sid:
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-            found = True
-    return total if found else None
-
-
-def machine_busy_seconds() -> float:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / CLK_TCK
-
-
-def redis_server_pid() -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "redis-server":
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
-
-
-def server_command(kind: str, port: int, workers: int = 1) -> list[str]:
-    """The command line of a Mythline server on 127.0.0.1:`port` (also used by bench/presence.py)."""
-    if kind == "daphne":
-        return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "mythline_site.asgi:application"]
-    if kind == "uvicorn":
-        cmd = [str(BIN / "uvicorn"), "mythline_site.asgi:application", "--host", "127.0.0.1",
-               "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
-        return cmd + ["--workers", str(workers)] if workers > 1 else cmd
-    raise ValueError(kind)
-
-
-class Server:
-    """One server process in its own session, stopped (group-wide) by stop()."""
-
-    def __init__(self, kind: str, env: dict, workdir: Path, label: str, workers: int = 1):
-        self.kind = kind if workers == 1 else f"{kind}-w{workers}"
-        self.workers = workers
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.ws_base = f"ws://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"{label}.log"
-        self._log = open(self.log_path, "w")
-        if kind == "ws":
-            cmd = [PYTHON, str(ROOT / "bench" / "baseline_ws.py"), "--port", str(self.port)]
-        else:
-            cmd = server_command(kind, self.port, workers)
-        self.cmd = cmd
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-
-    def wait_healthy(self, timeout: float = 60) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                r = httpx.get(self.base_url + "/healthz", timeout=2)
-                if r.status_code == 200:
-                    return
-                last = f"{r.status_code} {r.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(0.2)
-        raise RuntimeError(f"/healthz not 200 after {timeout}s ({last}):\n{self.log_tail()}")
-
-    def cpu_seconds(self) -> float | None:
-        if self.workers > 1:  # the workers are children in the server's session
-            return session_cpu_seconds(self.proc.pid)
-        return proc_cpu_seconds(self.proc.pid)
-
-    def log_tail(self, n: int = 3000) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")[-n:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
-        if not self._log.closed:
-            self._log.close()
 
 
 # --- subscriber processes -------------------------------------------------------------------------
@@ -611,13 +466,6 @@ def wait_quiet(threshold: float, max_wait: float) -> float:
                 print(f"    warning: machine still {busy:.2f} cores busy after {max_wait:.0f}s; measuring anyway",
                       file=sys.stderr)
             return round(busy, 2)
-
-
-def percentile(sorted_values, q: float):
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
 
 
 def ms(value):

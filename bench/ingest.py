@@ -37,7 +37,6 @@ import os
 import platform
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,14 +48,13 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
-PYTHON = sys.executable
-DAPHNE = str(Path(PYTHON).with_name("daphne"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (CLK_TCK, PYTHON, RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm,  # noqa: E402
+                          _proc_stat, machine_busy_seconds, manage, percentile)
+
 DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/test"
 STORY, CHANNEL, BASELINE_CHANNEL = "bench", "general", "bench-baseline"
 MAX_REQUESTS_PER_AGENT = 1_000_000  # a hard bound besides the clock
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Rate limits far above anything two cores can do, so the throttle never answers 429.
 SERVER_ENV = {
@@ -127,29 +125,7 @@ print("BENCH-CHECK " + json.dumps({"messages": agg["n"], "min_seq": agg["lo"], "
 """ % {"story": STORY, "channel": CHANNEL}
 
 
-class Interrupted(Exception):
-    pass
-
-
-def _on_sigterm(signum, frame):
-    raise Interrupted(f"signal {signum}")
-
-
 # --- processes and databases ----------------------------------------------------------------
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def manage(env: dict, *args: str, timeout: float = 600) -> str:
-    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {args[0]} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result.stdout
-
 
 def shell_json(env: dict, script: str, marker: str, extra_env: dict | None = None) -> dict:
     out = manage({**env, **(extra_env or {})}, "shell", "-c", script)
@@ -171,19 +147,6 @@ def pg_recreate(admin_url: str, dbname: str, *, drop_only: bool = False) -> None
         conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         if not drop_only:
             conn.execute(f'CREATE DATABASE "{dbname}"')
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def proc_cpu_seconds(pid: int) -> float | None:
-    """utime + stime of one process (all its threads), from /proc."""
-    fields = _proc_stat(pid)
-    return None if fields is None else (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def postgres_cpu_seconds() -> float:
@@ -212,65 +175,6 @@ def postgres_cpu_seconds() -> float:
         if not parent_is_postgres:  # the postmaster: add its reaped children (cutime + cstime)
             total += (int(fields[13]) + int(fields[14])) / CLK_TCK
     return total
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds spent by anything on this machine (all cores), from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / CLK_TCK
-
-
-class Server:
-    """daphne in its own process group, stopped (group-wide) on exit."""
-
-    def __init__(self, env: dict, workdir: Path):
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "daphne.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [DAPHNE, "-b", "127.0.0.1", "-p", str(self.port), "mythline_site.asgi:application"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_healthy(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                r = httpx.get(self.base_url + "/healthz", timeout=2)
-                if r.status_code == 200:
-                    return
-                last = f"{r.status_code} {r.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            time.sleep(0.2)
-        raise RuntimeError(f"/healthz not 200 after {timeout}s ({last}):\n{self.log_tail()}")
-
-    def cpu_seconds(self) -> float | None:
-        return proc_cpu_seconds(self.proc.pid)
-
-    def log_tail(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
-        self._log.close()
 
 
 class Profiler:
@@ -334,13 +238,6 @@ async def agent_loop(client: httpx.AsyncClient, url: str, agent_no: int, deadlin
         else:
             errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
     return ok
-
-
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
-    return sorted_values[index]
 
 
 class Side:
@@ -474,7 +371,7 @@ def bench_database(db: str, args, cleanup: list) -> dict:
         "BENCH_TOKEN": first["token"], "BENCH_STORY_ID": str(setup["story_id"]),
         "BENCH_SENDER_ID": str(first["id"]), "BENCH_BASELINE_ID": str(setup["baseline_channel_id"])})
 
-    server = Server(env, workdir)
+    server = Server("daphne", env, workdir, "daphne")
     cleanup.append(server.stop)
     server.wait_healthy()
     print(f"[{db}] daphne on {server.base_url} (pid {server.proc.pid})", file=sys.stderr)

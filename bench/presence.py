@@ -41,22 +41,18 @@ import os
 import random
 import shutil
 import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = sys.executable
-sys.path.insert(0, str(ROOT))
-from bench.fanout import server_command  # noqa: E402  (stdlib-only at import)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (RESULTS_DIR, Server, machine_busy_seconds, manage, percentile,  # noqa: E402
+                          proc_cpu_seconds, redis_server_pid)  # stdlib-only at import, as this module is
+
 TOPIC = "channel:bench/room"
 STATES = ("active", "idle", "away")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 SERVER_ENV = {
@@ -95,22 +91,6 @@ print("BENCH-SETUP " + json.dumps(tokens))
 
 # --- processes ----------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
 def runqueue_wait_seconds(pid: int | None) -> float | None:
     """Time the process's threads spent runnable but waiting for a CPU (/proc/<pid>/task/*/schedstat):
     how much a busy machine held it back."""
@@ -126,68 +106,6 @@ def runqueue_wait_seconds(pid: int | None) -> float | None:
     except OSError:
         return None
     return total / 1e9
-
-
-def machine_busy_seconds() -> float:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / CLK_TCK
-
-
-def redis_pid() -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "redis-server":
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
-
-
-def manage(env, *args, timeout=600) -> str:
-    out = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=timeout)
-    if out.returncode != 0:
-        raise RuntimeError(f"manage.py {args[0]} failed:\n{out.stderr[-3000:]}")
-    return out.stdout
-
-
-class Server:
-    def __init__(self, env: dict, log_path: Path, kind: str = "daphne"):
-        self.port = free_port()
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.kind = kind
-        self.proc = subprocess.Popen(server_command(kind, self.port), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        self.ws_url = f"ws://127.0.0.1:{self.port}/ws/"
-
-    def wait_healthy(self, timeout=60):
-        import httpx
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} exited:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.kind} not healthy after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
-        self._log.close()
 
 
 # --- client processes -----------------------------------------------------------------------------
@@ -453,13 +371,6 @@ class Clients:
 
 # --- one store --------------------------------------------------------------------------------------
 
-def pct(values, q):
-    if not values:
-        return None
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
-
-
 def match_latencies(changes, updates):
     """For each change (t, user, state): the first observer update of that user, with that state,
     received after t. Changes the observer never saw as such (undone in the same window, or
@@ -486,7 +397,7 @@ def run_store(store, args, tokens, workdir, base_env):
         env.update(REDIS_URL=REDIS_URL, MYTHLINE_REDIS_PREFIX=prefix, MYTHLINE_CHANNEL_LAYER=args.layer)
     else:
         env.pop("REDIS_URL", None)
-    server = Server(env, workdir / f"{args.server}-{store}.log", args.server)
+    server = Server(args.server, env, workdir, f"{args.server}-{store}")
     clients = None
     try:
         server.wait_healthy()
@@ -495,7 +406,8 @@ def run_store(store, args, tokens, workdir, base_env):
         cfg = {"heartbeat": args.heartbeat, "idle_seconds": args.idle_seconds, "churn_seconds": args.churn_seconds,
                "change_share": args.change_share, "tail_seconds": 2.0}
         t_setup = time.monotonic()
-        clients = Clients(server.ws_url, accounts, ("pres-observer", tokens["pres-observer"]), args.procs, cfg)
+        clients = Clients(server.ws_base + "/ws/", accounts, ("pres-observer", tokens["pres-observer"]),
+                          args.procs, cfg)
         ready = clients.collect("ready", 600)
         connected = sum(r["connected"] for r in ready.values())
         errors = {k: v for r in ready.values() for k, v in r["errors"].items()}
@@ -510,18 +422,18 @@ def run_store(store, args, tokens, workdir, base_env):
               flush=True)
         t0 = time.time() + args.settle
         clients.go(t0)
-        rpid = redis_pid() if store == "redis" else None
+        rpid = redis_server_pid() if store == "redis" else None
         marks = {}
         for name, at in (("start", t0), ("idle_end", t0 + args.idle_seconds),
                          ("churn_end", t0 + args.idle_seconds + args.churn_seconds)):
             time.sleep(max(0.0, at - time.time()))
-            marks[name] = (time.time(), cpu_seconds(server.proc.pid), cpu_seconds(rpid), machine_busy_seconds(),
-                           runqueue_wait_seconds(server.proc.pid))
+            marks[name] = (time.time(), proc_cpu_seconds(server.proc.pid), proc_cpu_seconds(rpid),
+                           machine_busy_seconds(), runqueue_wait_seconds(server.proc.pid))
         results = clients.collect("result", args.idle_seconds + args.churn_seconds + 120)
         log_text = server.log_path.read_text(errors="replace")
         log_errors = log_text.count("Traceback")
         if log_errors:  # keep the evidence: the temp dir goes at the end
-            kept = ROOT / "bench" / "results" / f"presence-{store}-{args.server}-{int(time.time())}.log"
+            kept = RESULTS_DIR / f"presence-{store}-{args.server}-{int(time.time())}.log"
             kept.parent.mkdir(parents=True, exist_ok=True)
             kept.write_text(log_text[-200_000:])
             print(f"  [{store}] {log_errors} tracebacks in the server log, its tail kept in {kept}", flush=True)
@@ -545,6 +457,7 @@ def run_store(store, args, tokens, workdir, base_env):
     observer = results[max(results)]
     changes = [c for r in results.values() for c in r["changes"]]
     latencies, unseen = match_latencies(changes, observer["updates"])
+    latencies.sort()
     observer_counts = observer["counts"]
     rows = []
     for phase, a, b in (("idle", "start", "idle_end"), ("churn", "idle_end", "churn_end")):
@@ -567,12 +480,12 @@ def run_store(store, args, tokens, workdir, base_env):
             "joins": observer_counts.get(f"{phase}:joins", 0),
             "leaves": observer_counts.get(f"{phase}:leaves", 0),
         }
-        rtts = [rtt for t, rtt in observer["pings"] if ta <= t < tb]
-        row["ping_p99_ms"] = round(1000 * pct(rtts, 99), 1) if rtts else None
+        rtts = sorted(rtt for t, rtt in observer["pings"] if ta <= t < tb)
+        row["ping_p99_ms"] = round(1000 * percentile(rtts, 0.99), 1) if rtts else None
         if phase == "churn" and n_changes:
             row.update({
-                "latency_p50_ms": round(1000 * pct(latencies, 50), 1) if latencies else None,
-                "latency_p99_ms": round(1000 * pct(latencies, 99), 1) if latencies else None,
+                "latency_p50_ms": round(1000 * percentile(latencies, 0.50), 1) if latencies else None,
+                "latency_p99_ms": round(1000 * percentile(latencies, 0.99), 1) if latencies else None,
                 "latency_max_ms": round(1000 * max(latencies), 1) if latencies else None,
                 "changes_seen": len(latencies), "changes_unseen": unseen,
                 "diffs_per_change": round(diffs_broadcast / n_changes, 3),

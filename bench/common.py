@@ -1,0 +1,185 @@
+"""Process scaffolding shared by the four benchmarks (bench/fanout.py, ingest.py, presence.py, coedit.py):
+paths, free ports, `manage.py` runs, CPU readings from /proc, a server subprocess in its own session
+(started, health-checked, stopped group-wide), percentiles and the SIGTERM handling. Stdlib only at
+import: the benchmarks' spawned client processes import it too.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def manage(env: dict, *args: str, timeout: float = 600) -> str:
+    result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {args[0]} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+# --- CPU from /proc -------------------------------------------------------------------------------
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (fields[1] is the ppid, [3] the session)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def proc_cpu_seconds(pid: int | None) -> float | None:
+    """utime + stime of one process (all its threads), from /proc."""
+    if pid is None:
+        return None
+    fields = _proc_stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def session_cpu_seconds(sid: int) -> float | None:
+    """utime + stime of every live process in session `sid` (a server and its workers)."""
+    total, found = 0.0, False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _proc_stat(int(entry.name))
+        if fields is None:
+            continue
+        if int(fields[3]) == sid:
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            found = True
+    return total if found else None
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by anything on this machine (all cores), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def redis_server_pid() -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "redis-server":
+                    return int(entry.name)
+            except OSError:
+                continue
+    return None
+
+
+# --- servers --------------------------------------------------------------------------------------
+
+def server_command(kind: str, port: int, workers: int = 1) -> list[str]:
+    """The command line of a Mythline server (daphne or uvicorn) on 127.0.0.1:`port`."""
+    if kind == "daphne":
+        return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "mythline_site.asgi:application"]
+    if kind == "uvicorn":
+        cmd = [str(BIN / "uvicorn"), "mythline_site.asgi:application", "--host", "127.0.0.1",
+               "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+        return cmd + ["--workers", str(workers)] if workers > 1 else cmd
+    raise ValueError(kind)
+
+
+class Server:
+    """One server process in its own session, stopped (group-wide) by stop(); its output goes to
+    `workdir`/`label`.log. `kind`: daphne, uvicorn (`workers` > 1 for several) or ws (the bare
+    websockets baseline, bench/baseline_ws.py)."""
+
+    def __init__(self, kind: str, env: dict, workdir: Path, label: str, workers: int = 1):
+        self.kind = kind if workers == 1 else f"{kind}-w{workers}"
+        self.workers = workers
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.ws_base = f"ws://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"{label}.log"
+        self._log = open(self.log_path, "w")
+        if kind == "ws":
+            cmd = [PYTHON, str(ROOT / "bench" / "baseline_ws.py"), "--port", str(self.port)]
+        else:
+            cmd = server_command(kind, self.port, workers)
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                r = httpx.get(self.base_url + "/healthz", timeout=2)
+                if r.status_code == 200:
+                    return
+                last = f"{r.status_code} {r.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"/healthz not 200 after {timeout}s ({last}):\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float | None:
+        if self.workers > 1:  # the workers are children in the server's session
+            return session_cpu_seconds(self.proc.pid)
+        return proc_cpu_seconds(self.proc.pid)
+
+    def log_tail(self, n: int = 3000) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")[-n:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+        if not self._log.closed:
+            self._log.close()
+
+
+# --- numbers --------------------------------------------------------------------------------------
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """The value at index round(q * (n - 1)) of an already sorted list (q in 0..1); None when empty."""
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[index]
