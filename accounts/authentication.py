@@ -27,6 +27,7 @@ def user_for_token(raw: str):
 
 
 _TOKEN, _USER = Columns(ApiToken, "t"), Columns(User, "u")
+_TOKEN_USER = ApiToken._meta.get_field("user")
 _token_sql: dict[str, str] = {}
 
 
@@ -46,7 +47,7 @@ def _token_with_user(key_hash: str) -> ApiToken | None:
     if row is None:
         return None
     (token, user), _ = load_row(row, [_TOKEN, _USER], connection)
-    ApiToken._meta.get_field("user").set_cached_value(token, user)
+    _TOKEN_USER.set_cached_value(token, user)
     return token
 
 

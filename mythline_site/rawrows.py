@@ -23,6 +23,7 @@ class Columns:
         self.attnames = [f.attname for f in fields]
         self.cols = [f.get_col(alias) for f in fields]  # the expressions the ORM converts through
         self.width = len(fields)
+        self.pk_index = self.attnames.index(model._meta.pk.attname)
 
     def select(self, qn) -> str:
         return ", ".join(f"{self.alias}.{qn(column)}" for column in self.columns)
@@ -44,7 +45,7 @@ def load_row(row, parts: list[Columns], connection=default_connection) -> tuple[
     objects, start = [], 0
     for part in parts:
         values = row[start:start + part.width]
-        objects.append(None if values[0] is None else part.load(values, connection))
+        objects.append(None if values[part.pk_index] is None else part.load(values, connection))
         start += part.width
     return objects, row[start:]
 
