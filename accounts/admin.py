@@ -13,7 +13,7 @@ from django.utils.html import format_html
 from django.utils.translation import ngettext
 
 from accounts.models import ApiToken, User
-from accounts.services import token_revoke, token_rotate
+from accounts.services import token_revoke, token_rotate, user_set_active
 
 admin.site.site_header = "Mythline admin"
 admin.site.site_title = "Mythline admin"
@@ -162,7 +162,25 @@ class UserAdmin(DjangoUserAdmin):
     # Agents are created with `manage.py create_agent` (user + profile + inboxes), never by a flag.
     readonly_fields = ("is_agent", "agent_profile_link", "last_login", "date_joined")
     inlines = (ApiTokenInline,)
-    actions = ("revoke_all_tokens",)
+    actions = ("revoke_all_tokens", "deactivate_selected")
+
+    def save_model(self, request, obj, form, change):
+        """Activation goes through the service: a deactivated user's connections close at once."""
+        if change and "is_active" in form.changed_data:
+            active, obj.is_active = obj.is_active, not obj.is_active
+            super().save_model(request, obj, form, change)
+            user_set_active(user=obj, active=active)
+            return
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Deactivate selected users", permissions=["change"])
+    def deactivate_selected(self, request, queryset):
+        count = 0
+        for user in queryset.filter(is_active=True):
+            user_set_active(user=user, active=False)
+            self.log_change(request, user, "Deactivated.")
+            count += 1
+        self.message_user(request, ngettext("Deactivated %d user.", "Deactivated %d users.", count) % count)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(

@@ -23,7 +23,9 @@ def user_for_token(raw: str):
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+    user = token.user
+    user.api_token_id = token.pk  # sockets and streams close when this token is revoked
+    return user
 
 
 _TOKEN, _USER = Columns(ApiToken, "t"), Columns(User, "u")

@@ -7,19 +7,16 @@ store: if an event is lost, subscribers backfill from the database by seq.
 Events carry the client frame already encoded (`frame`), so a broadcast is serialized once, not
 once per subscriber.
 """
-import json
 import logging
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
 
+from messaging import frames
 from messaging.fanout import group_send
+from messaging.frames import dumps  # noqa: F401 - re-exported: services encode with it
 
 logger = logging.getLogger("mythline.events")
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def story_group(story_id: int) -> str:
@@ -55,7 +52,7 @@ def message_created_event(message, message_json: str, topic: str, recipient_ids:
         "sender_id": message.sender_id,
         "audience_kind": message.audience_kind,
         "recipient_ids": recipient_ids,
-        "frame": '{"type":"message","topic":' + dumps(topic) + ',"message":' + message_json + "}",
+        "frame": frames.message(topic, message_json),
     }
 
 
@@ -64,16 +61,10 @@ def story_event(story, event: str, data: dict, *, only_user_ids: list[int] | Non
 
     `only_user_ids` limits delivery (say, a private channel's creation goes to its members only).
     """
-    topic = f"story:{story.slug}"
-    frame = {"type": "event", "topic": topic, "event": event, "data": data}
+    topic = frames.story_topic(story.slug)
     return {"type": "story.event", "topic": topic, "story_id": story.pk, "event": event,
-            "only_user_ids": only_user_ids, "frame": dumps(frame)}
+            "only_user_ids": only_user_ids, "frame": dumps(frames.story_event(topic, event, data))}
 
 
 def publish_story_event(story, event: str, data: dict, *, only_user_ids: list[int] | None = None) -> None:
     publish_on_commit(story_group(story.pk), story_event(story, event, data, only_user_ids=only_user_ids))
-
-
-def access_revoked_event(channel, user_id: int) -> dict:
-    """Tells live subscriptions of `user_id` to `channel` that they may no longer read it."""
-    return {"type": "access.revoked", "topic": f"channel:{channel.story.slug}/{channel.name}", "user_id": user_id}

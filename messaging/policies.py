@@ -51,8 +51,10 @@ class ChannelAccess:
 
     @property
     def can_manage(self) -> bool:
-        """Change topic, archive, invite and remove members."""
-        return self.is_story_owner or (self.is_channel_owner and self.role is not None)
+        """Change topic, archive, invite and remove members: the story owner, and the channel's
+        owner while they may write in the story (a creator demoted to viewer manages no more)."""
+        return self.is_story_owner or (self.is_channel_owner
+                                       and self.role in (Participant.Role.OWNER, Participant.Role.EDITOR))
 
 
 def can_read_channel(channel: Channel, user_id: int, role: str | None, member_role: str | None) -> bool:

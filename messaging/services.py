@@ -15,13 +15,15 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from messaging import events
+from messaging import events, rights
 from messaging.models import MSG_TYPE_RE, Channel, Membership, Message, MessageRecipient, ReadCursor
-from messaging.policies import ChannelAccess, message_policies, message_visible_to
+from messaging.policies import ChannelAccess, access_channel, message_policies, message_visible_to
 from messaging.schemas import payload_errors, referenced_message_ids
 from messaging.serializers import channel_json, message_json
+from mythline_site import metrics
 from mythline_site.errors import Archived, Conflict, Invalid, NoRoute
 from mythline_site.parsers import has_nul, has_surrogate
+from mythline_site.throttling import check_rate
 from stories.models import Participant, Story
 
 User = get_user_model()
@@ -282,6 +284,21 @@ def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | 
     return PostResult(message, True, data)
 
 
+def message_publish(*, sender, story: str, channel: str, data, idempotency_key: str | None = None,
+                    via: str) -> PostResult:
+    """Post a message as `sender`: the one entry point of REST, WebSocket and MCP (`via` names it).
+
+    Consumes one unit of the sender's "post" budget (429 `rate_limited` over it), checks that the
+    sender may post in the channel, posts (`message_post`) and counts a stored message.
+    """
+    check_rate("post", f"u{sender.pk}")
+    access = access_channel(sender, story, channel, for_write=True)
+    result = message_post(sender=sender, access=access, data=data, idempotency_key=idempotency_key)
+    if result.created:
+        metrics.MESSAGES_PUBLISHED.labels(via).inc()
+    return result
+
+
 def message_route(*, sender, story: Story, data, idempotency_key: str | None = None) -> tuple[list[PostResult], list[str]]:
     """Post one message to the inbox of every agent of the story whose capabilities include its type.
 
@@ -386,12 +403,14 @@ def channel_set_archived(*, channel: Channel, by, archived: bool) -> Channel:
         channel.archived_at = now
         events.publish_story_event(channel.story, "channel.archived", channel_json(channel),
                                    only_user_ids=_visible_user_ids(channel))
+        rights.channel_changed(channel)
     elif not archived and channel.archived_at is not None:
         # Unarchiving restarts the idle clock, or the sweeper would archive it again at once.
         Channel.objects.filter(pk=channel.pk).update(archived_at=None, last_message_at=now)
         channel.archived_at, channel.last_message_at = None, now
         events.publish_story_event(channel.story, "channel.unarchived", channel_json(channel),
                                    only_user_ids=_visible_user_ids(channel))
+        rights.channel_changed(channel)
     return channel
 
 
@@ -441,6 +460,7 @@ def member_add(*, channel: Channel, user, by=None) -> tuple[Membership, bool]:
         events.publish_story_event(channel.story, "member.joined",
                                    {"channel": channel.name, "username": user.username},
                                    only_user_ids=_visible_user_ids(channel))
+        rights.membership_changed(channel, user.pk)
     return membership, created
 
 
@@ -453,8 +473,7 @@ def member_remove(*, channel: Channel, user, by=None) -> None:
     if deleted:
         events.publish_story_event(channel.story, "member.left",
                                    {"channel": channel.name, "username": user.username}, only_user_ids=visible)
-        # Live subscriptions were checked at subscribe time: end the removed member's now.
-        events.publish_on_commit(channel.group_name, events.access_revoked_event(channel, user.pk))
+        rights.membership_changed(channel, user.pk)  # the removed member's open topic is rechecked
 
 
 # --- Read cursors ---------------------------------------------------------------------------

@@ -1,9 +1,14 @@
 """Server-Sent Events: `GET .../channels/{channel}/events?after=N` (or `Last-Event-ID: N`).
 
 Replay from the database, then live, each message as `id: <seq>` / `event: message` /
-`data: <message JSON>`, with a comment line every MYTHLINE_SSE_KEEPALIVE_SECONDS. The same
-`ChannelFeed` as the WebSocket fills any gap the channel layer leaves. Without `after` or
-`Last-Event-ID`, the stream starts live from the channel's current last_seq.
+`data: <message JSON>`, with a comment line every MYTHLINE_SSE_KEEPALIVE_SECONDS. The stream is
+driven by the same channel feed as the socket's channel topic (messaging/topics/channel.py), which
+fills any gap the channel layer leaves. Without `after` or `Last-Event-ID`, the stream starts live
+from the channel's current last_seq.
+
+A stream counts against the user's `MYTHLINE_MAX_SSE_PER_USER` (429 past it), and one that
+replays (`after`) costs a read. Rights changes reach it like a socket (messaging/rights.py): a
+stream whose user may no longer read the channel, or whose token was revoked, ends.
 """
 import asyncio
 import time
@@ -14,10 +19,12 @@ from django.contrib.auth import aget_user
 from django.http import StreamingHttpResponse
 
 from accounts.authentication import bearer_from_header, user_for_token
-from messaging.fanout import Inbox, get_fanout, subscriber_id
+from messaging import frames, rights
+from messaging.connections import Connection, get_connections
+from messaging.fanout import Inbox, subscriber_id
 from messaging.models import Channel
-from messaging.realtime import open_channel_feed
 from messaging.selectors import parse_int
+from messaging.topics.channel import check_replay_rate, open_channel_feed
 from mythline_site import metrics
 from mythline_site.errors import MythlineError, Unauthenticated, error_response
 from presence.services import Room, connection_meta, get_hub
@@ -43,22 +50,31 @@ def _message_text(feed, frame_text: str) -> str:
     return frame_text[len(prefix):-1]
 
 
+def _error(error: MythlineError):
+    metrics.ERRORS.labels(error.code, "sse").inc()
+    return error_response(error.code, error.message, error.status, error.details, error.headers)
+
+
 async def channel_events(request, story, channel):
     if request.method != "GET":
         return error_response("invalid", "Use GET.", 405)
+    registry, inbox = get_connections(), Inbox()
     try:
         user = await _user(request)
         after = parse_int(request.GET.get("after", request.headers.get("Last-Event-ID")), "after")
-        feed = await database_sync_to_async(open_channel_feed)(user, story, channel, topic=f"channel:{story}/{channel}",
-                                                               types=[t for t in request.GET.get("type", "").split(",") if t])
+
+        def open_feed():
+            check_replay_rate(user, after)
+            return open_channel_feed(user, story, channel, topic=frames.channel_topic(story, channel),
+                                     types=[t for t in request.GET.get("type", "").split(",") if t])
+
+        feed = await database_sync_to_async(open_feed)()
+        record = Connection("sse", subscriber_id("sse"), user.pk, getattr(user, "api_token_id", None), inbox)
+        await registry.reserve(record)
     except MythlineError as error:
-        metrics.ERRORS.labels(error.code, "sse").inc()
-        return error_response(error.code, error.message, error.status, error.details, error.headers)
+        return _error(error)
 
     async def stream():
-        # Subscribing happens here, when the response starts: a response the server never sends
-        # leaves nothing behind. Join first, then read last_seq (see messaging/realtime.py).
-        fanout, inbox, conn_id = get_fanout(), Inbox(), subscriber_id("sse")
         out: list[str] = []
 
         async def collect(frame_text, seq):
@@ -74,11 +90,16 @@ async def channel_events(request, story, channel):
         beat = settings.MYTHLINE_HEARTBEAT_SECONDS
         wait = min(settings.MYTHLINE_SSE_KEEPALIVE_SECONDS, beat) if room else settings.MYTHLINE_SSE_KEEPALIVE_SECONDS
         try:
-            await fanout.join(feed.group, inbox)
-            last_seq = await database_sync_to_async(feed.current_last_seq)()
-            feed.last_seq = last_seq if after is None else min(after, last_seq)
+            # Everything is joined here, when the response starts: a response the server never
+            # sends leaves nothing behind. Rights changes are heard from before the second access
+            # check, so one committed since the first is not missed.
+            await registry.attach(record)
+            await registry.join_story(record, story)
+            last_seq = await feed.start(registry.fanout, inbox, after)
+            if not await database_sync_to_async(feed.recheck)():
+                return
             if room:
-                await hub.touch(room, conn_id, meta)
+                await hub.touch(room, record.conn_id, meta)
             yield f"retry: 2000\n: subscribed {feed.topic} last_seq={last_seq}\n\n"
             if after is not None and after < last_seq:
                 await feed.send_range(after, last_seq, collect, replay=True)
@@ -93,7 +114,7 @@ async def channel_events(request, story, channel):
                     # (a busy room): only refreshing on a quiet interval would let it expire.
                     due = refreshed + beat - time.monotonic()
                     if due <= 0:
-                        await hub.touch(room, conn_id, meta)
+                        await hub.touch(room, record.conn_id, meta)
                         refreshed, due = time.monotonic(), beat
                     timeout = min(wait, due)
                 try:
@@ -107,9 +128,15 @@ async def channel_events(request, story, channel):
                     continue
                 if event is None:
                     return  # fell too far behind: the client reconnects with Last-Event-ID
-                if event.get("type") == "access.revoked" and event["user_id"] == user.pk:
-                    return  # removed from the channel: the stream ends
-                if event.get("type") != "message.created":
+                kind = event.get("type")
+                if kind == "rights.changed":
+                    if rights.closes(event, user_id=user.pk, token_id=record.token_id):
+                        return  # token revoked or user deactivated
+                    if (rights.in_scope(event, story_id=feed.channel.story_id, channel_id=feed.channel.pk)
+                            and not await database_sync_to_async(feed.recheck)()):
+                        return  # may no longer read the channel: the stream ends
+                    continue
+                if kind != "message.created" or event.get("topic") != feed.topic:
                     continue
                 if not await feed.on_live(event, collect):
                     return  # too far behind: the client reconnects with Last-Event-ID
@@ -118,10 +145,11 @@ async def channel_events(request, story, channel):
                 out.clear()
         finally:
             if room:
-                await hub.remove(room, conn_id)
+                await hub.remove(room, record.conn_id)
             metrics.SSE_STREAMS_OPEN.dec()
             metrics.SUBSCRIPTIONS.dec()
-            await fanout.leave(feed.group, inbox)
+            await registry.fanout.leave(feed.group, inbox)
+            await registry.close(record)
 
     response = StreamingHttpResponse(stream(), content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache"

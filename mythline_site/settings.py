@@ -213,6 +213,12 @@ MYTHLINE_WS_INBOX_EVENTS = int(os.environ.get("MYTHLINE_WS_INBOX_EVENTS", 1000))
 MYTHLINE_WS_GROUP_REFRESH_SECONDS = (float(os.environ["MYTHLINE_WS_GROUP_REFRESH_SECONDS"])
                                      if os.environ.get("MYTHLINE_WS_GROUP_REFRESH_SECONDS") else None)
 MYTHLINE_SSE_KEEPALIVE_SECONDS = float(os.environ.get("MYTHLINE_SSE_KEEPALIVE_SECONDS", 15))
+# Per-user caps, counted across every server process (messaging/connections.py): open sockets (one
+# more is closed with 4429), open SSE streams (one more answers 429), and topics per socket (one
+# more subscribe answers `rate_limited`).
+MYTHLINE_MAX_SOCKETS_PER_USER = int(os.environ.get("MYTHLINE_MAX_SOCKETS_PER_USER", 32))
+MYTHLINE_MAX_SSE_PER_USER = int(os.environ.get("MYTHLINE_MAX_SSE_PER_USER", 16))
+MYTHLINE_MAX_SUBSCRIPTIONS_PER_SOCKET = int(os.environ.get("MYTHLINE_MAX_SUBSCRIPTIONS_PER_SOCKET", 256))
 # Co-editing: a change may insert at most this many characters; a document holds at most
 # MYTHLINE_DOC_MAX_CHARS; a snapshot of the text is kept every MYTHLINE_DOC_SNAPSHOT_EVERY revisions.
 MYTHLINE_DOC_MAX_INSERT_CHARS = int(os.environ.get("MYTHLINE_DOC_MAX_INSERT_CHARS", 64 * 1024))

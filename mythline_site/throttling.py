@@ -35,6 +35,27 @@ def check_rate(scope: str, key: str, *, now: float | None = None) -> None:
     cache.set(cache_key, tat + interval, timeout=int(allowance + interval) + 1)
 
 
+class TokenBucket:
+    """A local limit for one connection (frames per socket, typing per topic): a steady rate plus
+    a burst, kept in memory (nothing to share between processes)."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.stamp = float(burst), time.monotonic()
+
+    def take(self) -> float:
+        """0 when one more may pass (and counts it); else the seconds until one may."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
 class SenderRateThrottle(BaseThrottle):
     """DRF throttle: reads and writes are limited per authenticated sender (or per IP if anonymous)."""
 

@@ -22,6 +22,7 @@ api_urls = [
     path(f"{S}", stories_api.StoryDetailView.as_view(), name="story-detail"),
     path(f"{S}/join", stories_api.StoryJoinView.as_view(), name="story-join"),
     path(f"{S}/participants", stories_api.ParticipantListView.as_view(), name="participant-list"),
+    path(f"{S}/participants/<str:username>", stories_api.ParticipantDetailView.as_view(), name="participant-detail"),
     path(f"{S}/export", stories_api.StoryExportView.as_view(), name="story-export"),
     path(f"{S}/presence", StoryPresenceView.as_view(), name="story-presence"),
     path(f"{S}/route", messaging_api.RouteView.as_view(), name="story-route"),

@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from messaging.events import dumps
+from messaging import frames
+from messaging.frames import dumps
 from messaging.fanout import group_send, one_per_loop
 from presence.store import STATE_RANK, encode_meta, get_presence_store, ttl_seconds
 
@@ -106,7 +107,7 @@ class Room:
 
     @classmethod
     def of(cls, channel):
-        return cls(channel.pk, channel.story_id, f"channel:{channel.story.slug}/{channel.name}", channel.group_name)
+        return cls(channel.pk, channel.story_id, frames.channel_topic(channel.story.slug, channel.name), channel.group_name)
 
 
 def _load_room(room_id):
@@ -197,7 +198,7 @@ class PresenceHub:
             if not (joins or leaves or updates):
                 return  # nothing anyone could see changed
             await self._attach_agents(room, joins + updates)
-            frame = {"type": "presence.diff", "topic": room.topic, "joins": joins, "leaves": leaves, "updates": updates}
+            frame = frames.presence_diff(room.topic, joins, leaves, updates)
             await group_send(room.group, {"type": "presence.diff", "topic": room.topic, "frame": dumps(frame)})
         except Exception:  # noqa: BLE001 - presence must never take a connection down
             logger.exception("presence flush for room %s failed", room_id)
@@ -273,5 +274,5 @@ def publish_agent_status(agent) -> None:
         status = agent_entry(agent, entry["connections"])
         entry = {**entry, "agent": {k: status[k] for k in ("status", "task", "progress")},
                  "status": status["status"], "task": status["task"], "progress": status["progress"]}
-        frame = {"type": "presence.diff", "topic": room.topic, "joins": [], "leaves": [], "updates": [entry]}
+        frame = frames.presence_diff(room.topic, [], [], [entry])
         publish_on_commit(room.group, {"type": "presence.diff", "topic": room.topic, "frame": dumps(frame)})

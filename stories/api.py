@@ -80,6 +80,18 @@ class ParticipantListView(APIView):
         return Response(participant_json(participant), status=201 if created else 200)
 
 
+class ParticipantDetailView(APIView):
+    @extend_schema(responses={204: None}, summary="Owner removes a participant (or leave: remove yourself)")
+    def delete(self, request, story, username):
+        leaving = username == request.user.username
+        access = access_story(request.user, story, owner=not leaving)
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise NotFound(f"'{username}' does not take part in story '{story}'.")
+        services.participant_remove(story=access.story, user=user)
+        return Response(status=204)
+
+
 class StoryExportView(APIView):
     @extend_schema(responses={200: OpenApiResponse(description="The whole story as one JSON document")},
                    summary="Story owner: everything, for the audit trail")

@@ -17,9 +17,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from messaging import events
-from mythline_site.errors import Conflict, Invalid, NotFound, PayloadTooLarge
+from messaging import frames
+from mythline_site.errors import Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
 from stories.changesets import ChangeSet, InvalidChangeSet, edits_from_chars, normalize_line_breaks, utf16_len
-from stories.models import Document, DocumentChange, DocumentSnapshot, Story
+from stories.models import Document, DocumentChange, DocumentSnapshot, Participant, Story
+
+WRITER_ROLES = (Participant.Role.OWNER, Participant.Role.EDITOR)
 
 
 
@@ -43,7 +46,7 @@ def change_json(change: DocumentChange, author=None) -> dict:
 
 
 def doc_topic(doc: Document) -> str:
-    return f"doc:{doc.story.slug}/{doc.name}"
+    return frames.doc_topic(doc.story.slug, doc.name)
 
 
 # --- what this process has seen committed ---------------------------------------------------------
@@ -147,8 +150,8 @@ def _append(doc: Document, cs: ChangeSet, *, author, client_id: str, via: str) -
                                            changes=cs.to_json(), client_id=client_id or "", via=via)
     if doc.revision % settings.MYTHLINE_DOC_SNAPSHOT_EVERY == 0:
         DocumentSnapshot.objects.create(document=doc, revision=doc.revision, text=doc.text)
-    frame = {"type": "doc.change", "topic": doc_topic(doc), "revision": doc.revision, "changes": change.changes,
-             "client_id": change.client_id, "author": author.username}
+    frame = frames.doc_change(doc_topic(doc), revision=doc.revision, changes=change.changes,
+                              client_id=change.client_id, author=author.username)
     revision = doc.revision
     transaction.on_commit(lambda: note_committed(doc, revision))  # before the publish: pushes queued behind see it
     events.publish_on_commit(doc.group_name, {"type": "doc.change", "topic": doc_topic(doc), "revision": doc.revision,
@@ -193,6 +196,9 @@ def document_push(*, doc: Document, author, revision, changes, client_id: str = 
         raise _push_conflict(current)
     with transaction.atomic():
         doc = _locked(doc)
+        if not Participant.objects.filter(story_id=doc.story_id, user_id=author.pk, role__in=WRITER_ROLES).exists():
+            # Checked under the lock: a push racing the author's demotion or removal is refused.
+            raise Forbidden("Viewers read the document but do not edit it.")
         if revision != doc.revision:
             raise _push_conflict(doc.revision)
         try:

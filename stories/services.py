@@ -1,10 +1,10 @@
 """Writes for stories and participants."""
 from django.db import IntegrityError, transaction
 
-from messaging import events
+from messaging import events, rights
 from messaging.models import Channel, Membership
 from messaging.services import inbox_ensure
-from mythline_site.errors import Conflict, Invalid
+from mythline_site.errors import Conflict, Invalid, NotFound
 from stories.models import Document, Participant, Story
 from stories.serializers import participant_json
 
@@ -45,6 +45,8 @@ def story_update(*, story: Story, title: str | None = None, premise: str | None 
     if changed:
         story.save(update_fields=[*changed, "updated_at"])
         events.publish_story_event(story, "story.updated", {f: getattr(story, f) for f in changed})
+        if "visibility" in changed:
+            rights.story_changed(story)  # who may read it changed: open topics are rechecked
     return story
 
 
@@ -61,6 +63,7 @@ def participant_add(*, story: Story, user, role: str) -> tuple[Participant, bool
             participant.role = role
             participant.save(update_fields=["role"])
             events.publish_story_event(story, "participant.updated", participant_json(participant))
+            rights.participant_changed(story, user.pk)
         return participant, False
     participant = Participant.objects.create(story=story, user=user, role=role)
     room = Channel.objects.filter(story=story, name=ROOM).first()
@@ -69,7 +72,25 @@ def participant_add(*, story: Story, user, role: str) -> tuple[Participant, bool
     if user.is_agent:
         inbox_ensure(story=story, agent=user)
     events.publish_story_event(story, "participant.joined", participant_json(participant))
+    rights.participant_changed(story, user.pk)
     return participant, True
+
+
+@transaction.atomic
+def participant_remove(*, story: Story, user) -> None:
+    """Take `user` out of the story: their role, and their memberships of its channels (an
+    agent's inbox stays, as the record of its work, readable by the owner). The owner cannot be
+    removed. Their open topics in the story are rechecked at once."""
+    participant = Participant.objects.filter(story=story, user=user).first()
+    if participant is None:
+        raise NotFound(f"'{user.username}' does not take part in story '{story.slug}'.")
+    if participant.role == Participant.Role.OWNER:
+        raise Conflict("The story owner cannot be removed.", details={"username": user.username})
+    data = participant_json(participant)
+    participant.delete()
+    Membership.objects.filter(channel__story=story, user=user).exclude(channel__inbox_agent=user).delete()
+    events.publish_story_event(story, "participant.removed", data)
+    rights.participant_changed(story, user.pk)
 
 
 def story_join(*, story: Story, user) -> tuple[Participant, bool]:

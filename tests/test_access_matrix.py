@@ -278,6 +278,8 @@ STORY_OWNER = {"pub": cells(403, owner=200), "priv": cells(403, outsider=404, ow
 STORY_OWNER_ADD = {"pub": cells(403, owner=201), "priv": cells(403, outsider=404, owner=201)}
 STORY_WRITE = {"pub": cells(201, outsider=403, viewer=403), "priv": cells(201, outsider=404, viewer=403)}
 STORY_JOIN = {"pub": cells(200, outsider=201), "priv": cells(200, outsider=404)}
+# DELETE participants/mia: the story owner, or mia leaving.
+STORY_REMOVE = {"pub": cells(403, member=204, owner=204), "priv": cells(403, outsider=404, member=204, owner=204)}
 
 
 @dataclass(frozen=True)
@@ -413,6 +415,7 @@ def build_cases() -> list[Case]:
             Case(f"POST {base}/participants", "POST", f"{base}/participants", STORY_OWNER_ADD[s],
                  body={"username": "nina", "role": "viewer"},
                  check=lambda b, c, w: (b["username"], b["role"]) == ("nina", "viewer")),
+            Case(f"DELETE {base}/participants/mia", "DELETE", f"{base}/participants/mia", STORY_REMOVE[s]),
             Case(f"GET {base}/export", "GET", f"{base}/export", STORY_OWNER[s], check=_check_export(s)),
             Case(f"GET {base}/presence", "GET", f"{base}/presence", STORY_READ[s],
                  check=lambda b, c, w: [a["username"] for a in b["agents"]] == ["ada"]),

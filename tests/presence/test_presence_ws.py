@@ -344,7 +344,7 @@ def test_a_socket_that_stops_heartbeating_is_dropped(world, settings):
 
 def test_typing_on_the_room_shows_then_expires(world, settings, monkeypatch):
     settings.MYTHLINE_HEARTBEAT_SECONDS = 2  # the hub sweeps (and expires typing) every 0.5 s
-    monkeypatch.setattr("messaging.consumers.TYPING_TTL_SECONDS", 0.5)
+    monkeypatch.setattr("messaging.topics.channel.TYPING_TTL_SECONDS", 0.5)
 
     async def go():
         async with Client(world["alice"]) as a, Client(world["bob"]) as b:

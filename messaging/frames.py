@@ -1,0 +1,170 @@
+"""The real-time contract in one place: topic names, every server frame, and their schemas.
+
+Everything the server sends on `/ws/` (and, inside `data:`, on SSE) is built by a function here,
+and `SCHEMAS` describes each frame type (JSON Schema). tests/messaging/test_frames.py calls the
+services and the socket and validates every frame they produce against this table, so a frame
+cannot change shape without the table (and docs/realtime.md) changing with it.
+
+Frames are encoded here, once: a broadcast carries its frame as text and each subscriber sends
+that text as it is.
+"""
+import json
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- topics ---------------------------------------------------------------------------------------
+
+def channel_topic(story_slug: str, channel_name: str) -> str:
+    return f"channel:{story_slug}/{channel_name}"
+
+
+def story_topic(story_slug: str) -> str:
+    return f"story:{story_slug}"
+
+
+def doc_topic(story_slug: str, doc_name: str) -> str:
+    return f"doc:{story_slug}/{doc_name}"
+
+
+# --- frames ----------------------------------------------------------------------------------------
+# Replies carry the client frame's `ref` (added by the socket); pushed frames have none.
+
+def welcome(user: dict, *, heartbeat_seconds: float, max_frame_bytes: int) -> dict:
+    return {"type": "welcome", "user": user, "heartbeat_seconds": heartbeat_seconds,
+            "max_frame_bytes": max_frame_bytes}
+
+
+def subscribed(topic: str, **position) -> dict:
+    """`last_seq` for a channel, `revision` for a document, nothing more for a story."""
+    return {"type": "subscribed", "topic": topic, **position}
+
+
+def unsubscribed(topic: str, reason: str | None = None) -> dict:
+    """An answer to `unsubscribe`; or, with `reason: access_revoked`, the server ending a topic."""
+    frame = {"type": "unsubscribed", "topic": topic}
+    if reason is not None:
+        frame["reason"] = reason
+    return frame
+
+
+def published(topic: str, message_id: str, seq: int, created: bool) -> dict:
+    return {"type": "published", "topic": topic, "id": message_id, "seq": seq, "created": created}
+
+
+def acked(topic: str, seq: int) -> dict:
+    return {"type": "acked", "topic": topic, "seq": seq}
+
+
+def heartbeat_ack() -> dict:
+    return {"type": "heartbeat_ack"}
+
+
+def pong() -> dict:
+    return {"type": "pong"}
+
+
+def error(code: str, message: str, details=None, **extra) -> dict:
+    frame = {"type": "error", "code": code, "message": message}
+    if details is not None:
+        frame["details"] = details
+    return {**frame, **extra}
+
+
+def message_prefix(topic: str, *, replay: bool) -> str:
+    """A `message` frame is this prefix, the message JSON, and "}" (the message is encoded once)."""
+    return '{"type":"message","topic":' + dumps(topic) + (',"replay":true' if replay else "") + ',"message":'
+
+
+def message(topic: str, message_json_text: str, *, replay: bool = False) -> str:
+    return message_prefix(topic, replay=replay) + message_json_text + "}"
+
+
+def story_event(topic: str, event: str, data: dict) -> dict:
+    return {"type": "event", "topic": topic, "event": event, "data": data}
+
+
+def typing(topic: str, user: dict, is_typing: bool, expires_in: float) -> dict:
+    return {"type": "typing", "topic": topic, "user": user, "typing": is_typing, "expires_in": expires_in}
+
+
+def cursor(topic: str, user: dict, anchor: int, head: int, revision: int) -> dict:
+    return {"type": "cursor", "topic": topic, "user": user, "anchor": anchor, "head": head, "revision": revision}
+
+
+def presence_state(topic: str, state: dict) -> dict:
+    return {"type": "presence.state", "topic": topic, **state}
+
+
+def presence_diff(topic: str, joins: list, leaves: list, updates: list) -> dict:
+    return {"type": "presence.diff", "topic": topic, "joins": joins, "leaves": leaves, "updates": updates}
+
+
+def doc_state(topic: str, revision: int, text: str) -> dict:
+    return {"type": "doc.state", "topic": topic, "revision": revision, "text": text}
+
+
+def doc_change(topic: str, *, revision: int, changes, client_id: str, author: str) -> dict:
+    return {"type": "doc.change", "topic": topic, "revision": revision, "changes": changes,
+            "client_id": client_id, "author": author}
+
+
+def doc_changes(topic: str, changes: list) -> dict:
+    return {"type": "doc.changes", "topic": topic, "changes": changes}
+
+
+# --- schemas ---------------------------------------------------------------------------------------
+
+ERROR_CODES = ["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "archived",
+               "payload_too_large", "rate_limited", "loop_detected", "no_route"]
+_STR, _INT, _NAT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "integer", "minimum": 0}, {"type": "boolean"}
+_TOPIC = {"type": "string", "pattern": r"^(channel:[^/]+/[^/]+|story:[^/]+|doc:[^/]+/[^/]+)$"}
+_USER = {"type": "object", "required": ["username", "display_name", "kind"], "additionalProperties": False,
+         "properties": {"username": _STR, "display_name": _STR, "kind": {"enum": ["human", "agent"]}}}
+_MESSAGE = {"type": "object", "required": ["id", "story", "channel", "seq", "sender", "msg_type", "payload",
+                                           "created_at"],
+            "properties": {"id": _STR, "story": _STR, "channel": _STR, "seq": _NAT, "sender": _USER,
+                           "msg_type": _STR, "payload": {"type": "object"}}}
+_PRESENCE_ENTRY = {"type": "object", "required": ["username", "display_name", "kind"]}
+
+
+def _frame(type_: str, required: dict, optional: dict | None = None, *, closed: bool = True) -> dict:
+    properties = {"type": {"const": type_}, "ref": _STR, **required, **(optional or {})}
+    schema = {"type": "object", "required": ["type", *required], "properties": properties}
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+SCHEMAS: dict[str, dict] = {
+    "welcome": _frame("welcome", {"user": _USER, "heartbeat_seconds": {"type": "number"}, "max_frame_bytes": _INT}),
+    "subscribed": _frame("subscribed", {"topic": _TOPIC}, {"last_seq": _NAT, "revision": _NAT}),
+    "unsubscribed": _frame("unsubscribed", {"topic": _TOPIC}, {"reason": {"enum": ["access_revoked"]}}),
+    "published": _frame("published", {"topic": _TOPIC, "id": _STR, "seq": _NAT, "created": _BOOL}),
+    "acked": _frame("acked", {"topic": _TOPIC, "seq": _NAT}),
+    "heartbeat_ack": _frame("heartbeat_ack", {}),
+    "pong": _frame("pong", {}),
+    "error": _frame("error", {"code": {"enum": ERROR_CODES}, "message": _STR},
+                    {"details": {}, "topic": _STR, "revision": _NAT}),
+    "message": _frame("message", {"topic": _TOPIC, "message": _MESSAGE}, {"replay": {"const": True}}),
+    "event": _frame("event", {"topic": _TOPIC, "event": _STR, "data": {"type": "object"}}),
+    "typing": _frame("typing", {"topic": _TOPIC, "user": _USER, "typing": _BOOL, "expires_in": {"type": "number"}}),
+    "cursor": _frame("cursor", {"topic": _TOPIC, "user": _USER, "anchor": _NAT, "head": _NAT, "revision": _NAT}),
+    "presence.state": _frame("presence.state", {"topic": _TOPIC, "members": {"type": "array", "items": _PRESENCE_ENTRY},
+                                                "agents": {"type": "array"}}, closed=False),
+    "presence.diff": _frame("presence.diff", {"topic": _TOPIC, "joins": {"type": "array", "items": _PRESENCE_ENTRY},
+                                              "leaves": {"type": "array", "items": _PRESENCE_ENTRY},
+                                              "updates": {"type": "array", "items": _PRESENCE_ENTRY}}),
+    "doc.state": _frame("doc.state", {"topic": _TOPIC, "revision": _NAT, "text": _STR}),
+    "doc.change": _frame("doc.change", {"topic": _TOPIC, "revision": _NAT, "changes": {"type": "array"},
+                                        "client_id": _STR, "author": _STR}),
+    "doc.changes": _frame("doc.changes", {"topic": _TOPIC, "changes": {"type": "array", "items": {
+        "type": "object", "required": ["revision", "changes", "client_id", "author"]}}}),
+}
+
+# Story events (`event` frames) by name; `data` of each is described in docs/realtime.md.
+STORY_EVENTS = ["story.updated", "participant.joined", "participant.updated", "participant.removed",
+                "channel.created", "channel.updated", "channel.archived", "channel.unarchived",
+                "member.joined", "member.left", "document.created", "agent.status"]

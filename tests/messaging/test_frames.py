@@ -1,0 +1,111 @@
+"""The event contract (messaging/frames.py): every frame a client can receive, produced by the real
+services and the real socket, validates against the schema table, and every entry of the table
+(and every story event name) is produced by this session: a frame cannot change shape, or a new
+one appear, without the table changing with it."""
+import asyncio
+
+import jsonschema
+import pytest
+from channels.db import database_sync_to_async
+
+from agents.services import agent_set_status
+from messaging.frames import SCHEMAS, STORY_EVENTS
+from messaging.services import channel_create, channel_set_archived, channel_update, member_add, member_remove
+from stories.documents import document_create, document_edit
+from stories.models import Participant
+from stories.services import participant_add, participant_remove, story_update
+from tests.messaging.test_consumers import Client, post_sync, world  # noqa: F401 - the world fixture
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Recording(Client):
+    """A test socket that keeps every frame it reads (also those `request` and `until` skip)."""
+
+    def __init__(self, user, seen):
+        super().__init__(user)
+        self.seen = seen
+
+    async def recv(self, timeout=5):
+        frame = await super().recv(timeout)
+        self.seen.append(frame)
+        return frame
+
+
+def validate(frame: dict) -> None:
+    assert frame["type"] in SCHEMAS, f"a frame type missing from frames.SCHEMAS: {frame}"
+    jsonschema.validate(frame, SCHEMAS[frame["type"]])
+
+
+def test_every_frame_matches_the_schema_table(world, make_user):
+    story, alice, bob, narrator = world["story"], world["alice"], world["bob"], world["narrator"]
+    newcomer = make_user("nico")
+    seen: list[dict] = []
+
+    async def go():
+        async with Recording(alice, seen) as a, Recording(bob, seen) as b:
+            for client in (a, b):
+                await client.recv()  # welcome
+            for topic in ("story:tale", "channel:tale/room", "doc:tale/main"):
+                await a.request(type="subscribe", topic=topic)
+            await a.request(type="subscribe", topic="channel:tale/general", after=0)
+            await b.request(type="subscribe", topic="doc:tale/main")
+            await b.request(type="subscribe", topic="channel:tale/room")
+            await b.request(type="subscribe", topic="channel:tale/general")
+            await database_sync_to_async(post_sync)(narrator, "live one")
+            await b.until("message")
+            await a.request(type="unsubscribe", topic="channel:tale/general")
+            await a.request(type="subscribe", topic="channel:tale/general", after=0)
+            await a.until("message")  # replay
+            await a.request(type="publish", topic="channel:tale/general", msg_type="text", payload={"text": "hi"})
+            await a.request(type="ack", topic="channel:tale/general", seq=1)
+            await a.request(type="heartbeat", state="idle")
+            await a.request(type="ping")
+            await a.request(type="nonsense")  # error
+            await b.send(type="typing", topic="channel:tale/general", typing=True)
+            await a.until("typing")
+            await b.send(type="cursor", topic="doc:tale/main", anchor=0)
+            await a.until("cursor")
+            await a.until("presence.diff")
+            await a.request(type="doc.pull", topic="doc:tale/main", after=0)
+
+            def story_changes():
+                document_edit(doc=story.documents.get(name="main"), author=alice, body={"append": "Once."})
+                participant_add(story=story, user=newcomer, role=Participant.Role.VIEWER)
+                participant_add(story=story, user=newcomer, role=Participant.Role.EDITOR)
+                cabal = channel_create(story=story, creator=alice, name="cabal", kind="private")
+                member_add(channel=cabal, user=bob)
+                member_remove(channel=cabal, user=bob)
+                channel_update(channel=cabal, by=alice, topic="New")
+                channel_set_archived(channel=cabal, by=alice, archived=True)
+                channel_set_archived(channel=cabal, by=alice, archived=False)
+                document_create(story=story, creator=alice, name="notes")
+                agent_set_status(agent=narrator, status="working", task="scene 2")
+                story_update(story=story, title="A new title")
+                participant_remove(story=story, user=newcomer)
+            await database_sync_to_async(story_changes)()
+            names = set()
+            while not set(STORY_EVENTS) <= names:
+                frame = await a.recv()
+                if frame["type"] == "event":
+                    names.add(frame["event"])
+            # The server ends a topic: bob loses the story.
+            await database_sync_to_async(story_update)(story=story, visibility="private")
+            await database_sync_to_async(participant_remove)(story=story, user=bob)
+            await b.until("unsubscribed")
+            await a.request(type="unsubscribe", topic="story:tale")
+    asyncio.run(go())
+    for frame in seen:
+        validate(frame)
+    types = {f["type"] for f in seen}
+    assert types == set(SCHEMAS), set(SCHEMAS) ^ types
+
+
+def test_schema_table_refuses_a_changed_frame():
+    """The table is strict: a renamed or extra field fails (so the test above can fail)."""
+    good = {"type": "acked", "topic": "channel:tale/general", "seq": 3}
+    validate(good)
+    for bad in ({**good, "extra": 1}, {"type": "acked", "topic": "channel:tale/general"},
+                {**good, "seq": "3"}, {**good, "topic": "general"}):
+        with pytest.raises(jsonschema.ValidationError):
+            validate(bad)
