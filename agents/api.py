@@ -5,9 +5,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.models import AgentProfile
-from agents.services import agent_json, agent_set_status
-from mythline_site.api import validated
-from mythline_site.errors import Forbidden
+from agents.services import agent_json, agent_set_status, require_agent
+from mythline_site.api import json_object
 
 
 class FractionField(serializers.FloatField):
@@ -19,6 +18,7 @@ class FractionField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+# The body, for the OpenAPI schema: `agent_set_status` checks the values, for REST as for MCP.
 class AgentStatusInSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=AgentProfile.Status.choices)
     task = serializers.CharField(required=False, allow_blank=True, max_length=500)
@@ -41,8 +41,8 @@ class AgentStatusView(APIView):
     @extend_schema(request=AgentStatusInSerializer, responses=AgentSerializer,
                    summary="The calling agent reports its status, task and progress")
     def put(self, request):
-        if not request.user.is_agent or not hasattr(request.user, "agent_profile"):
-            raise Forbidden("Only agents report a status; sign in with an agent's token.")
-        data = validated(AgentStatusInSerializer, request)
-        agent_set_status(agent=request.user, **data)
+        require_agent(request.user)  # a non-agent gets 403 whatever the body holds
+        body = json_object(AgentStatusInSerializer, request)
+        agent_set_status(agent=request.user, status=body.get("status"), task=body.get("task", ""),
+                         progress=body.get("progress"))
         return Response(agent_json(request.user))

@@ -20,7 +20,7 @@ content is the REST error body `{"error": {"code", "message", "details"}}`, with
 import asyncio
 import json
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -33,12 +33,13 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from accounts.authentication import bearer_from_header, user_for_token
+from agents.models import AgentProfile
 from agents.services import agent_json, agent_set_status
 from messaging import selectors, services
 from messaging.policies import access_channel
 from messaging.serializers import channel_json
 from mythline_site import metrics
-from mythline_site.errors import Forbidden, Invalid, MythlineError, NotFound, Unauthenticated, error_body
+from mythline_site.errors import Invalid, MythlineError, NotFound, Unauthenticated, error_body
 from mythline_site.throttling import check_rate
 from stories import documents
 from stories.models import Document, Story
@@ -58,7 +59,10 @@ so a retry after a lost answer returns the original instead of posting twice. Po
 payload again, or replying back and forth with other agents without a human, is refused with
 `loop_detected`."""
 
-STATUSES = Literal["idle", "working", "waiting", "error", "offline"]
+# The values an agent reports (idle, working, waiting, error, offline), listed in the tool's schema;
+# `agent_set_status` checks them, with the same answer as over REST.
+STATUSES = Annotated[str, Field(description="What you are doing now",
+                                json_schema_extra={"enum": list(AgentProfile.Status.values)})]
 READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
 
@@ -138,11 +142,7 @@ def _document(story: Story, name: str) -> Document:
 
 
 def _post_message(user, story, channel, data) -> dict:
-    check_rate("post", f"u{user.pk}")
-    access = access_channel(user, story, channel, for_write=True)
-    result = services.message_post(sender=user, access=access, data=data)
-    if result.created:
-        metrics.MESSAGES_PUBLISHED.labels("mcp").inc()
+    result = services.message_publish(sender=user, story=story, channel=channel, data=data, via="mcp")
     return {"created": result.created, "message": result.data}
 
 
@@ -201,13 +201,8 @@ def _edit_document(user, story, document, body) -> dict:
 
 def _set_status(user, status, task, progress) -> dict:
     check_rate("write", f"u{user.pk}")
-    if not user.is_agent or not hasattr(user, "agent_profile"):
-        raise Forbidden("Only agents report a status; use an agent's token.")
-    if task is not None and len(task) > 500:
-        raise Invalid("'task' is at most 500 characters.", details={"task": "at most 500 characters"})
-    if progress is not None and not 0 <= progress <= 1:
-        raise Invalid("'progress' is a fraction from 0 to 1.", details={"progress": "must be from 0 to 1"})
-    agent_set_status(agent=user, status=status, task=task, progress=progress)
+    # The service checks the caller and every value; a task left out (null) is no task.
+    agent_set_status(agent=user, status=status, task="" if task is None else task, progress=progress)
     return agent_json(user)
 
 
@@ -333,9 +328,10 @@ def build_server(*, agent=None) -> MythlineMCP:
 
     @server.tool(annotations=WRITE)
     async def set_status(
-        ctx: Context, status: Annotated[STATUSES, Field(description="What you are doing now")],
+        ctx: Context, status: STATUSES,
         task: Annotated[str | None, Field(description="What you are working on (up to 500 characters)")] = None,
-        progress: Annotated[float | None, Field(description="From 0 to 1")] = None,
+        # strict: a boolean is not a fraction (a lax float would take `true` as 1.0), as over REST.
+        progress: Annotated[float | None, Field(strict=True, description="From 0 to 1")] = None,
     ) -> dict[str, Any]:
         """Report your status, shown in every story room you are in. Returns your agent profile."""
         return await call(ctx, _set_status, status, task, progress)

@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from agents.models import AgentProfile
 from messaging import events
-from mythline_site.errors import Conflict, Invalid
+from mythline_site.errors import Conflict, Forbidden, Invalid
+from mythline_site.parsers import has_nul, has_surrogate
 from presence.services import publish_agent_status
 from stories.models import Participant, Story
 from stories.services import participant_add
@@ -15,6 +16,7 @@ from stories.services import participant_add
 User = get_user_model()
 # An agent's inbox is `inbox.<username>`, so the username must fit a channel name.
 AGENT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+MAX_TASK_CHARS = AgentProfile._meta.get_field("task").max_length
 
 
 def agent_json(user) -> dict:
@@ -44,14 +46,44 @@ def agent_create(*, username: str, display_name: str = "", description: str = ""
     return user
 
 
+def require_agent(user) -> AgentProfile:
+    """The caller's agent profile; only agents report a status (403 `forbidden` for anyone else)."""
+    if not getattr(user, "is_agent", False) or not hasattr(user, "agent_profile"):
+        raise Forbidden("Only agents report a status; use an agent's token.")
+    return user.agent_profile
+
+
+def status_errors(*, status, task, progress) -> dict:
+    """What is wrong with a status report, by field (empty when nothing is)."""
+    errors = {}
+    if not isinstance(status, str) or status not in AgentProfile.Status.values:
+        errors["status"] = f"must be one of {', '.join(AgentProfile.Status.values)}"
+    if not isinstance(task, str) or len(task) > MAX_TASK_CHARS or has_nul(task) or has_surrogate(task):
+        errors["task"] = f"must be text of at most {MAX_TASK_CHARS} characters (no NUL)"
+    # NaN and infinities fail the range test; so does a huge int, without converting it.
+    if progress is not None and (isinstance(progress, bool) or not isinstance(progress, (int, float))
+                                 or not 0 <= progress <= 1):
+        errors["progress"] = "must be a number from 0 to 1, or null"
+    return errors
+
+
 @transaction.atomic
-def agent_set_status(*, agent, status: str, task: str | None = None, progress: float | None = None) -> AgentProfile:
-    """Record what the agent is doing and tell every story it is in (as a presence update)."""
+def agent_set_status(*, agent, status: str, task: str = "", progress: float | None = None) -> AgentProfile:
+    """Record what the agent is doing and tell every story it is in (as a presence update).
+
+    Every protocol reports through here: only an agent reports (403 `forbidden`); `status` is one
+    of AgentProfile.Status, `task` text of at most 500 characters ("" for none), `progress` a
+    number from 0 to 1 or None (400 `invalid`, each bad field named in the details).
+    """
+    require_agent(agent)
+    errors = status_errors(status=status, task=task, progress=progress)
+    if errors:
+        raise Invalid("The status report is invalid.", details=errors)
     profile = AgentProfile.objects.select_for_update().get(user=agent)
     now = timezone.now()
     profile.status = status
-    profile.task = task if task is not None else ""
-    profile.progress = progress
+    profile.task = task
+    profile.progress = float(progress) if progress is not None else None
     profile.status_updated_at = now
     profile.last_seen = now
     profile.save(update_fields=["status", "task", "progress", "status_updated_at", "last_seen"])

@@ -8,7 +8,7 @@ import json
 import uuid
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.urls import reverse
@@ -19,8 +19,8 @@ from django.utils.translation import ngettext
 
 from messaging.models import Channel, Membership, Message, MessageRecipient, ReadCursor
 from messaging.services import channel_create, channel_set_archived, channel_update, member_add, member_remove
-from mythline_site.admin_base import ReadOnlyAdmin
-from stories.models import Participant
+from mythline_site.admin_base import ReadOnlyAdmin, service_error, validation_error
+from mythline_site.errors import MythlineError
 
 CREATABLE_KINDS = [(Channel.Kind.PUBLIC, "public"), (Channel.Kind.PRIVATE, "private"),
                    (Channel.Kind.PRESENCE, "presence")]
@@ -55,39 +55,41 @@ class ArchivedFilter(admin.SimpleListFilter):
         return queryset
 
 
-def _membership_problem(channel: Channel, user, instance=None, deleting=False) -> str | None:
+def _membership_error(channel: Channel, user, instance=None, deleting=False) -> forms.ValidationError | None:
+    """Why this member row cannot be added (or removed), or None. The rules are the services'
+    (`member_add`, `member_remove`, tried and rolled back): the admin shows their own message."""
     if deleting:
-        own_inbox = channel.kind == Channel.Kind.INBOX and instance is not None \
-            and instance.user_id == channel.inbox_agent_id
-        if own_inbox:
-            return "An agent cannot be removed from its own inbox."
-        return None
-    if instance is not None and instance.pk:
+        stored = Membership.objects.select_related("user").filter(pk=instance.pk).first() if instance else None
+        error = service_error(member_remove, channel=channel, user=stored.user) if stored else None
+    elif instance is not None and instance.pk:
+        # The admin's own rule: a row is added or removed, not pointed at someone else.
         if user is not None and user.pk != instance.user_id:
-            return "To replace a member, remove the row and add a new one."
+            return forms.ValidationError("To replace a member, remove the row and add a new one.")
         return None
-    if channel.kind == Channel.Kind.PUBLIC:
-        return "Public channels have no member list: every reader of the story reads them."
-    if channel.kind == Channel.Kind.INBOX:
-        return "An inbox belongs to its agent; it takes no other members."
-    if user is not None and not Participant.objects.filter(story_id=channel.story_id, user=user).exists():
-        return f"'{user.username}' does not take part in this story; add them to the story first."
-    return None
+    else:
+        error = service_error(member_add, channel=channel, user=user) if user is not None else None
+    return validation_error(error) if error else None
 
 
 class MembershipInlineFormSet(forms.BaseInlineFormSet):
     def clean(self):
         super().clean()
+        refused = []  # removals the service refuses
         for form in self.forms:
             if not getattr(form, "cleaned_data", None):
                 continue
             deleting = self.can_delete and self._should_delete_form(form)
             if not deleting and not form.has_changed():
                 continue
-            problem = _membership_problem(self.instance, form.cleaned_data.get("user"),
-                                          form.instance if form.instance.pk else None, deleting)
-            if problem:
+            problem = _membership_error(self.instance, form.cleaned_data.get("user"),
+                                        form.instance if form.instance.pk else None, deleting)
+            if problem and deleting:
+                # A form marked for deletion is not validated: an error on it would be ignored.
+                refused.append(problem)
+            elif problem:
                 form.add_error(None, problem)
+        if refused:
+            raise forms.ValidationError(refused)
 
 
 class MembershipInline(admin.TabularInline):
@@ -213,9 +215,9 @@ class MembershipAdminForm(forms.ModelForm):
         data = super().clean()
         channel, user = data.get("channel"), data.get("user")
         if channel is not None and user is not None and not self.instance.pk:
-            problem = _membership_problem(channel, user)
+            problem = _membership_error(channel, user)
             if problem:
-                raise forms.ValidationError(problem)
+                raise problem
         return data
 
 
@@ -247,9 +249,10 @@ class MembershipAdmin(admin.ModelAdmin):
         return False  # add or remove a membership; there is nothing to edit
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and _membership_problem(obj.channel, obj.user, obj, deleting=True):
-            return False
-        return super().has_delete_permission(request, obj)
+        allowed = super().has_delete_permission(request, obj)
+        if allowed and obj is not None:  # only rows `member_remove` would remove (not an agent's own inbox)
+            return service_error(member_remove, channel=obj.channel, user=obj.user) is None
+        return allowed
 
     def save_model(self, request, obj, form, change):
         channel = Channel.objects.select_related("story").get(pk=obj.channel_id)
@@ -262,8 +265,11 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request, queryset):
         for membership in queryset.select_related("channel__story", "user"):
-            if not _membership_problem(membership.channel, membership.user, membership, deleting=True):
+            try:
                 member_remove(channel=membership.channel, user=membership.user, by=request.user)
+            except MythlineError as error:
+                self.message_user(request, f"{channel_label(membership.channel)}: {membership.user.username} "
+                                           f"was not removed. {error.message}", messages.ERROR)
 
 
 # --- Messages (read-only audit trail) --------------------------------------------------------

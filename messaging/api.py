@@ -10,7 +10,6 @@ from messaging.serializers import (AckInSerializer, AckSerializer, ActivityPageS
                                    ChannelPatchSerializer, ChannelSerializer, InboxRowSerializer, MemberInSerializer,
                                    MemberSerializer, MessageInSerializer, MessagePageSerializer, MessageSerializer,
                                    RouteResultSerializer, channel_json, iso, message_json_full)
-from mythline_site import metrics
 from mythline_site.api import validated
 from mythline_site.errors import Invalid, NotFound
 from mythline_site.pagination import paginate
@@ -95,11 +94,13 @@ class MemberDetailView(APIView):
 
 
 class MessageListView(APIView):
-    throttle_scope = "post"
+    throttle_scope = "read"
 
     def get_throttles(self):
-        # Reads are limited like any read; posts have their own per-sender budget.
-        self.throttle_scope = "post" if self.request.method == "POST" else "read"
+        # Reads are limited like any read. A post is limited by `message_publish`, which takes one
+        # unit of the sender's "post" budget, as it does for the WebSocket and MCP.
+        if self.request.method == "POST":
+            return []
         return super().get_throttles()
 
     @extend_schema(
@@ -122,11 +123,8 @@ class MessageListView(APIView):
     @extend_schema(request=MessageInSerializer, parameters=[IDEMPOTENCY_HEADER],
                    responses={201: MessageSerializer, 200: MessageSerializer}, summary="Post a message")
     def post(self, request, story, channel):
-        access = access_channel(request.user, story, channel, for_write=True)
-        result = services.message_post(sender=request.user, access=access, data=request.data,
-                                       idempotency_key=idempotency_key(request))
-        if result.created:
-            metrics.MESSAGES_PUBLISHED.labels("rest").inc()
+        result = services.message_publish(sender=request.user, story=story, channel=channel, data=request.data,
+                                          idempotency_key=idempotency_key(request), via="rest")
         return Response(result.data, status=201 if result.created else 200)
 
 

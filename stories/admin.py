@@ -6,48 +6,66 @@ Removing a participant also removes them from the story's channel member lists, 
 participant keeps no access to private channels.
 """
 from django import forms
-from django.contrib import admin
-from django.db import transaction
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db.models import Count
 
-from messaging.models import Channel, Membership
-from mythline_site.admin_base import ReadOnlyAdmin
+from mythline_site.admin_base import ReadOnlyAdmin, service_error, validation_error
+from mythline_site.errors import MythlineError
 from stories.models import Document, DocumentChange, Participant, Story
-from stories.services import participant_add, story_create, story_update
+from stories.services import participant_add, participant_remove, story_create, story_update
 
 ADDABLE_ROLES = [(Participant.Role.EDITOR, "editor"), (Participant.Role.VIEWER, "viewer")]
 
 
 def remove_participant(participant: Participant) -> None:
-    """Take a (non-owner) participant out of the story and of its channels' member lists."""
-    with transaction.atomic():
-        (Membership.objects.filter(channel__story_id=participant.story_id, user_id=participant.user_id)
-         .exclude(channel__kind=Channel.Kind.INBOX, channel__inbox_agent_id=participant.user_id).delete())
-        participant.delete()
+    """`participant_remove` for this row, as stored (a submitted form may have changed its user)."""
+    stored = Participant.objects.select_related("story", "user").get(pk=participant.pk)
+    participant_remove(story=stored.story, user=stored.user)
 
 
-def _check_participant_change(*, story, existing: tuple | None, user, role, deleting=False) -> str | None:
-    """Why this participant edit is not allowed, or None. `existing` is the stored (user_id, role)."""
+def _add_participant(*, story: Story, user, role) -> None:
+    """`participant_add`, also to a story being added with its participants (save_model creates it
+    first, with `story_create`)."""
+    if story.pk is None:
+        if story.owner_id is None or not story.slug:
+            return  # the story's own form says what is missing
+        try:
+            story = story_create(owner=story.owner, slug=story.slug, title=story.title, premise=story.premise,
+                                 visibility=story.visibility, requires_approval=story.requires_approval)
+        except MythlineError:
+            return  # the story's own form says what is wrong with it
+    participant_add(story=story, user=user, role=role)
+
+
+def _check_participant_change(*, story, existing: tuple | None, user, role,
+                              deleting=False) -> forms.ValidationError | None:
+    """Why this participant edit is not allowed, or None. `existing` is the stored (user_id, role).
+
+    An addition, a role change or a removal is tried with `participant_add` or `participant_remove`
+    and rolled back: the admin shows the service's own message (the owner's row, the roles one may
+    give)."""
     if existing is not None:
         stored_user_id, stored_role = existing
-        if stored_role == Participant.Role.OWNER:
-            if deleting:
-                return "The story owner cannot be removed."
-            if role != Participant.Role.OWNER or (user is not None and user.pk != stored_user_id):
-                return "The story owner's row cannot be changed."
-            return None
+        if deleting:
+            error = service_error(participant_remove, story=story,
+                                  user=get_user_model().objects.get(pk=stored_user_id))
+            return validation_error(error) if error else None
+        # The admin's own rule: a row is added, changed in role or removed, not pointed at someone else.
         if user is not None and user.pk != stored_user_id:
-            return "To replace a participant, remove the row and add a new one."
-    elif story is not None and user is not None and story.owner_id == user.pk:
-        return "The story owner is already its participant."
-    if not deleting and role not in (Participant.Role.EDITOR, Participant.Role.VIEWER, None):
-        return "Choose editor or viewer."
-    return None
+            return forms.ValidationError("To replace a participant, remove the row and add a new one.")
+        if stored_role == Participant.Role.OWNER and role == Participant.Role.OWNER:
+            return None  # the owner's row, as it is
+    if deleting or story is None or user is None or role is None:
+        return None  # nothing to add, or a field error the form shows already
+    error = service_error(_add_participant, story=story, user=user, role=role)
+    return validation_error(error) if error else None
 
 
 class ParticipantInlineFormSet(forms.BaseInlineFormSet):
     def clean(self):
         super().clean()
+        refused = []  # removals refused
         for form in self.forms:
             if not hasattr(form, "cleaned_data") or not form.cleaned_data:
                 continue
@@ -59,8 +77,13 @@ class ParticipantInlineFormSet(forms.BaseInlineFormSet):
             data = form.cleaned_data
             problem = _check_participant_change(story=self.instance, existing=existing, user=data.get("user"),
                                                 role=data.get("role"), deleting=deleting)
-            if problem:
+            if problem and deleting:
+                # A form marked for deletion is not validated: an error on it would be ignored.
+                refused.append(problem)
+            elif problem:
                 form.add_error(None, problem)
+        if refused:
+            raise forms.ValidationError(refused)
 
 
 class ParticipantInline(admin.TabularInline):
@@ -141,10 +164,12 @@ class ParticipantAdminForm(forms.ModelForm):
         data = super().clean()
         stored = Participant.objects.filter(pk=self.instance.pk).values_list("user_id", "role").first() \
             if self.instance.pk else None
-        problem = _check_participant_change(story=data.get("story"), existing=stored, user=data.get("user"),
-                                            role=data.get("role"))
+        # On the change page the story and the user are shown, not submitted: the row's own.
+        story = data.get("story") or (self.instance.story if self.instance.pk else None)
+        user = data.get("user") or (self.instance.user if self.instance.pk else None)
+        problem = _check_participant_change(story=story, existing=stored, user=user, role=data.get("role"))
         if problem:
-            raise forms.ValidationError(problem)
+            raise problem
         return data
 
 
@@ -180,9 +205,10 @@ class ParticipantAdmin(admin.ModelAdmin):
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.role == Participant.Role.OWNER:
-            return False
-        return super().has_delete_permission(request, obj)
+        allowed = super().has_delete_permission(request, obj)
+        if allowed and obj is not None:  # only rows `participant_remove` would remove (not the owner's)
+            return service_error(participant_remove, story=obj.story, user=obj.user) is None
+        return allowed
 
     def save_model(self, request, obj, form, change):
         story = obj.story if not change else Story.objects.get(pk=obj.story_id)
@@ -194,8 +220,12 @@ class ParticipantAdmin(admin.ModelAdmin):
         remove_participant(obj)
 
     def delete_queryset(self, request, queryset):
-        for participant in queryset.exclude(role=Participant.Role.OWNER):
-            remove_participant(participant)
+        for participant in queryset.select_related("story", "user"):
+            try:
+                participant_remove(story=participant.story, user=participant.user)
+            except MythlineError as error:
+                self.message_user(request, f"{participant.story.slug}: {participant.user.username} was not "
+                                           f"removed. {error.message}", messages.ERROR)
 
 
 class DocumentChangeInline(admin.TabularInline):

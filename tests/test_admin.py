@@ -13,8 +13,10 @@ from accounts.services import token_issue
 from agents.models import AgentProfile
 from messaging.models import Channel, Membership, Message, MessageRecipient, ReadCursor
 from messaging.policies import access_channel
-from messaging.services import channel_create, cursor_ack, member_add, message_post
-from stories.models import Participant, Story
+from messaging.services import channel_create, cursor_ack, member_add, member_remove, message_post
+from mythline_site.errors import MythlineError
+from stories.models import Document, Participant, Story
+from stories.services import participant_add, participant_remove
 
 RAW_TOKEN_RE = re.compile(r"myth_[A-Za-z0-9_-]{40,}")
 
@@ -322,6 +324,96 @@ def test_channel_members_inline_adds_and_removes_through_the_services(world, mak
     backstage.refresh_from_db()
     assert backstage.topic == "Spoilers only"
     assert set(backstage.memberships.values_list("user__username", flat=True)) == {"alice", "reader"}
+
+
+def refusal(write, **kwargs) -> str:
+    """What the service says when it refuses this write (as the page shows it: HTML-escaped)."""
+    with pytest.raises(MythlineError) as refused:
+        write(**kwargs)
+    return html.escape(refused.value.message)
+
+
+def counts():
+    return [model.objects.count() for model in (Story, Participant, Channel, Membership, Document)]
+
+
+def test_admin_member_rows_show_the_services_own_refusal(world, django_capture_on_commit_callbacks):
+    client, story, alice, scribe = world["client"], world["story"], world["alice"], world["scribe"]
+    general = Channel.objects.get(story=story, name="general")
+    inbox = Channel.objects.get(story=story, name="inbox.scribe")
+    outsider = User.objects.create_user("outsider", password="pw-outsider-123")
+    before = counts()
+    for channel, user in ((general, alice), (inbox, alice), (world["backstage"], outsider)):
+        message = refusal(member_add, channel=channel, user=user)
+        # Tried with the service and rolled back: nothing stored, no event sent after commit.
+        with django_capture_on_commit_callbacks() as callbacks:
+            response = client.post(url(Membership, "add"), {"channel": channel.pk, "user": user.pk})
+        assert response.status_code == 200 and message in response.content.decode(), (channel.name, message)
+        assert callbacks == [] and counts() == before
+
+    # A good row is tried, rolled back, then added for real: its events go out once, as from the API.
+    first, second = User.objects.create_user("reader1"), User.objects.create_user("reader2")
+    for reader in (first, second):
+        participant_add(story=story, user=reader, role="viewer")
+    with django_capture_on_commit_callbacks() as direct:
+        member_add(channel=world["backstage"], user=first)
+    with django_capture_on_commit_callbacks() as through_admin:
+        response = client.post(url(Membership, "add"), {"channel": world["backstage"].pk, "user": second.pk})
+    assert response.status_code == 302 and world["backstage"].memberships.filter(user=second).exists()
+    assert len(direct) > 0 and len(through_admin) == len(direct)
+    before = counts()
+
+    # An agent's own inbox row: the channel's member inline refuses to delete it, in member_remove's
+    # words, and the membership screen offers no delete.
+    own = Membership.objects.get(channel=inbox, user=scribe)
+    message = refusal(member_remove, channel=inbox, user=scribe)
+    response = client.post(url(Channel, "change", inbox.pk), {
+        "topic": inbox.topic, "idle_archive_seconds": "",
+        "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "1",
+        "memberships-MIN_NUM_FORMS": "0", "memberships-MAX_NUM_FORMS": "1000",
+        "memberships-0-id": own.pk, "memberships-0-channel": inbox.pk, "memberships-0-DELETE": "on"})
+    assert response.status_code == 200 and message in response.content.decode()
+    assert Membership.objects.filter(pk=own.pk).exists()
+    assert client.get(url(Membership, "delete", own.pk)).status_code == 403
+    other = Membership.objects.get(channel=world["backstage"], user=scribe)
+    assert client.get(url(Membership, "delete", other.pk)).status_code == 200
+    assert counts() == before
+
+
+def test_admin_participant_rows_show_the_services_own_refusal(world):
+    client, alice, scribe = world["client"], world["alice"], world["scribe"]
+    owner_again = refusal(participant_add, story=world["story"], user=alice, role="editor")
+    bad_role = refusal(participant_add, story=world["story"], user=scribe, role="owner")
+    before = counts()
+    story_form = {"slug": "harbour", "title": "Harbour", "premise": "", "visibility": "public", "owner": alice.pk,
+                  "participants-TOTAL_FORMS": "1", "participants-INITIAL_FORMS": "0",
+                  "participants-MIN_NUM_FORMS": "0", "participants-MAX_NUM_FORMS": "1000"}
+    # A new story's rows are tried against the story it would be (created and rolled back).
+    for user, role, message in ((alice, "editor", owner_again), (scribe, "owner", bad_role)):
+        response = client.post(url(Story, "add"), {**story_form, "participants-0-user": user.pk,
+                                                   "participants-0-role": role})
+        assert response.status_code == 200 and message in response.content.decode(), message
+        assert counts() == before and not Story.objects.filter(slug="harbour").exists()
+    # An existing story's row, from the participant screen.
+    response = client.post(url(Participant, "add"), {"story": world["story"].pk, "user": alice.pk, "role": "editor"})
+    assert response.status_code == 200 and owner_again in response.content.decode()
+    assert counts() == before
+
+    # Ticking "delete" on the owner's row of the story's participant inline is refused too.
+    story = world["story"]
+    owner_stays = refusal(participant_remove, story=story, user=alice)
+    rows = list(Participant.objects.filter(story=story).order_by("pk"))
+    form = {"title": story.title, "premise": story.premise, "visibility": story.visibility,
+            "participants-TOTAL_FORMS": str(len(rows)), "participants-INITIAL_FORMS": str(len(rows)),
+            "participants-MIN_NUM_FORMS": "0", "participants-MAX_NUM_FORMS": "1000"}
+    for i, row in enumerate(rows):
+        form.update({f"participants-{i}-id": row.pk, f"participants-{i}-story": story.pk,
+                     f"participants-{i}-user": row.user_id, f"participants-{i}-role": row.role})
+        if row.role == "owner":
+            form[f"participants-{i}-DELETE"] = "on"
+    response = client.post(url(Story, "change", story.pk), form)
+    assert response.status_code == 200 and owner_stays in response.content.decode()
+    assert counts() == before and Participant.objects.filter(story=story, user=alice, role="owner").exists()
 
 
 def test_agent_capabilities_are_edited_and_checked(world):

@@ -213,6 +213,22 @@ def test_post_rate_limit_answers_429_with_retry_after(room):
     assert room["alice"].post(url, {"msg_type": "text", "payload": {"text": "me"}}, format="json").status_code == 201
 
 
+def test_a_post_takes_one_unit_of_the_post_budget(room, settings):
+    """The view leaves the limit to `message_publish`: one unit a post, not one more from DRF."""
+    settings.MYTHLINE_RATES = {**settings.MYTHLINE_RATES, "post": ("1/m", 3)}  # four posts, then 429
+    url = "/api/stories/tale/channels/general/messages"
+    statuses = [room["bob"].post(url, {"msg_type": "text", "payload": {"text": f"{i}"}}, format="json").status_code
+                for i in range(5)]
+    assert statuses == [201, 201, 201, 201, 429]
+    r = room["bob"].post(url, {"msg_type": "text", "payload": {"text": "late"}}, format="json")
+    retry_after = int(r["Retry-After"])
+    assert r.status_code == 429 and retry_after >= 1
+    assert r.json() == {"error": {"code": "rate_limited", "message": "Too many requests; retry after the given delay.",
+                                  "details": {"retry_after": retry_after}}}
+    assert Message.objects.filter(channel__name="general").count() == 4
+    assert room["bob"].get(url).status_code == 200  # reading has a budget of its own
+
+
 def test_payload_references_must_be_readable_by_the_sender(room):
     room["alice"].post("/api/stories/tale/channels", {"name": "secret", "kind": "private"}, format="json")
     hidden = say(room["alice"], "private plan", channel="secret")

@@ -6,14 +6,19 @@ import uuid
 
 import pytest
 from asgiref.sync import async_to_sync
+from prometheus_client import REGISTRY
 from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from messaging.models import Message
+from accounts.services import token_issue
+from agents.mcp import build_server
+from messaging.models import Channel, Message
 from messaging.policies import access_channel
-from messaging.services import message_post
-from mythline_site.errors import Conflict
+from messaging.services import channel_create, channel_set_archived, message_post, message_publish
+from mythline_site.asgi import application
+from mythline_site.errors import Conflict, Forbidden, RateLimited
 
 
 def post(user, story, channel="general", text="hello", **extra):
@@ -183,3 +188,119 @@ def test_queries_per_post_are_constant(make_user, make_story, api):
     # (The first request also stamps the token's last_used_at, at most once a minute.)
     assert len(set(counts[1:])) == 1, counts
     assert counts[-1] == 6, [q["sql"] for q in ctx.captured_queries]
+
+
+# --- message_publish: the one way REST, the WebSocket and MCP post -------------------------------
+
+def test_message_publish_checks_the_rate_then_access_then_posts_and_counts(make_user, make_story, settings):
+    alice, vera = make_user("alice"), make_user("vera")
+    story = make_story(alice, viewers=[vera])
+    settings.MYTHLINE_RATES = {**settings.MYTHLINE_RATES, "post": ("1/m", 1)}  # two posts, then 429
+    published = lambda: REGISTRY.get_sample_value("mythline_messages_published_total",  # noqa: E731
+                                                  {"protocol": "test"}) or 0
+    counted = published()
+    text = {"msg_type": "text", "payload": {"text": "hello"}}
+    first = message_publish(sender=alice, story=story.slug, channel="general", data=text, idempotency_key="k",
+                            via="test")
+    again = message_publish(sender=alice, story=story.slug, channel="general", data=text, idempotency_key="k",
+                            via="test")
+    assert first.created and not again.created and again.message.pk == first.message.pk
+    assert published() == counted + 1  # the repeat is not counted
+    with pytest.raises(RateLimited):  # the repeat took a unit too: the budget is per request
+        message_publish(sender=alice, story=story.slug, channel="general", data=text, via="test")
+    with pytest.raises(Forbidden):  # a viewer reads but does not post
+        message_publish(sender=vera, story=story.slug, channel="general", data=text, via="test")
+    assert Message.objects.filter(story=story).count() == 1
+
+
+def _rest_error(client, story, channel, data):
+    r = client.post(f"/api/stories/{story}/channels/{channel}/messages", data, format="json")
+    assert r.status_code >= 400, r.content
+    return r.status_code, r.json()["error"]
+
+
+async def _ws_publish(token, story, channel, data) -> dict:
+    """The answer to one `publish` frame."""
+    ws = WebsocketCommunicator(application, "/ws/", headers=[(b"authorization", f"Bearer {token}".encode())])
+    connected, _ = await ws.connect(timeout=5)
+    assert connected
+    try:
+        await ws.send_to(text_data=json.dumps({"type": "publish", "topic": f"channel:{story}/{channel}",
+                                               "ref": "p1", **data}))
+        while True:
+            frame = json.loads(await ws.receive_from(timeout=5))
+            if frame.get("ref") == "p1":
+                break
+    finally:
+        await ws.disconnect()
+    return frame
+
+
+async def _ws_error(token, story, channel, data):
+    frame = await _ws_publish(token, story, channel, data)
+    assert frame["type"] == "error", frame
+    return {"code": frame["code"], "message": frame["message"], "details": frame.get("details")}
+
+
+async def _mcp_error(user, story, channel, data):
+    result = await build_server(agent=user).call_tool("post_message", {"story": story, "channel": channel, **data})
+    assert result.isError, result
+    return result.structuredContent["error"]
+
+
+BAD_POSTS = {
+    # name: (sender, channel, body, REST status)
+    "payload-schema": ("bob", "general", {"msg_type": "dialogue", "payload": {"line": "Hm."}}, 400),
+    "msg-type": ("bob", "general", {"msg_type": "Not A Type", "payload": {"text": "x"}}, 400),
+    "unknown-audience": ("bob", "general", {"msg_type": "text", "payload": {"text": "x"}, "audience": ["nobody"]},
+                         400),
+    "no-such-channel": ("bob", "nope", {"msg_type": "text", "payload": {"text": "x"}}, 404),
+    "viewer": ("vera", "general", {"msg_type": "text", "payload": {"text": "x"}}, 403),
+    "archived": ("bob", "old", {"msg_type": "text", "payload": {"text": "x"}}, 409),
+}
+
+
+@pytest.fixture
+def crew(make_user, make_story, api):
+    """Story `tale`: owner alice, editor bob, viewer vera; `old` is an archived public channel."""
+    alice, bob, vera = make_user("alice"), make_user("bob"), make_user("vera")
+    story = make_story(alice, slug="tale", editors=[bob], viewers=[vera])
+    old = channel_create(story=story, creator=alice, name="old", kind=Channel.Kind.PUBLIC)
+    channel_set_archived(channel=old, by=alice, archived=True)
+    users = {"alice": alice, "bob": bob, "vera": vera}
+    return {"story": story, "users": users, "rest": {name: api(user) for name, user in users.items()},
+            "tokens": {name: token_issue(user=user) for name, user in users.items()}}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_transport_gives_the_same_error_for_the_same_bad_post(crew):
+    for name, (who, channel, body, status) in BAD_POSTS.items():
+        rest_status, rest = _rest_error(crew["rest"][who], "tale", channel, body)
+        ws = asyncio.run(_ws_error(crew["tokens"][who], "tale", channel, body))
+        mcp = asyncio.run(_mcp_error(crew["users"][who], "tale", channel, body))
+        assert rest_status == status, (name, rest)
+        assert rest == ws == mcp, name
+    assert not Message.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_transport_draws_on_one_post_budget_one_unit_a_post(crew, settings):
+    settings.MYTHLINE_RATES = {**settings.MYTHLINE_RATES, "post": ("1/m", 3)}  # four posts, then 429
+    bob, body = crew["users"]["bob"], {"msg_type": "text", "payload": {"text": "x"}}
+    for i in range(2):
+        r = crew["rest"]["bob"].post("/api/stories/tale/channels/general/messages",
+                                     {"msg_type": "text", "payload": {"text": f"rest {i}"}}, format="json")
+        assert r.status_code == 201, r.content
+    frame = asyncio.run(_ws_publish(crew["tokens"]["bob"], "tale", "general",
+                                    {"msg_type": "text", "payload": {"text": "ws"}}))
+    assert frame["type"] == "published", frame
+    published = asyncio.run(build_server(agent=bob).call_tool(
+        "post_message", {"story": "tale", "channel": "general", "msg_type": "text", "payload": {"text": "mcp"}}))
+    assert not published.isError, published
+    status, rest = _rest_error(crew["rest"]["bob"], "tale", "general", body)
+    assert status == 429 and rest["code"] == "rate_limited" and rest["details"]["retry_after"] >= 1
+    for error in (asyncio.run(_ws_error(crew["tokens"]["bob"], "tale", "general", body)),
+                  asyncio.run(_mcp_error(bob, "tale", "general", body))):
+        assert (error["code"], error["message"], set(error["details"])) == \
+            (rest["code"], rest["message"], {"retry_after"})
+    assert Message.objects.filter(sender=bob).count() == 4
