@@ -126,6 +126,13 @@ class PresenceHub:
         self.typing_until: dict[tuple[int, int], float] = {}
         self.conn_users: dict[tuple[int, str], int] = {}  # (room, connection) of this process -> user
         self.flushes: dict[int, asyncio.TimerHandle] = {}
+        self.tasks: set[asyncio.Task] = set()  # every task the hub starts is held until it ends
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
     # --- changes from this process's connections ------------------------------------------------
     @staticmethod
@@ -163,7 +170,7 @@ class PresenceHub:
         if room_id not in self.flushes:
             loop = asyncio.get_running_loop()
             self.flushes[room_id] = loop.call_later(settings.MYTHLINE_PRESENCE_COALESCE_SECONDS,
-                                                    lambda: asyncio.ensure_future(self.flush(room_id)))
+                                                    lambda: self.spawn(self.flush(room_id)))
 
     # --- broadcasting -----------------------------------------------------------------------------
     async def flush(self, room_id: int) -> None:
@@ -246,7 +253,7 @@ _hubs: dict[asyncio.AbstractEventLoop, PresenceHub] = {}
 
 def _start_hub() -> PresenceHub:
     hub = PresenceHub()
-    asyncio.get_running_loop().create_task(hub.sweep_forever())
+    hub.spawn(hub.sweep_forever())
     return hub
 
 

@@ -38,7 +38,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 HEARTBEAT = 1.0
 ANSWER_WITHIN = 1.0
 CLOSE_WITHIN = HEARTBEAT + 0.5  # the sweep's interval, and its query
-ENV = {"MYTHLINE_LOOP_WINDOW_SECONDS": "0", "MYTHLINE_HEARTBEAT_SECONDS": str(HEARTBEAT)}
+SSE_CAP = 3
+ENV = {"MYTHLINE_LOOP_WINDOW_SECONDS": "0", "MYTHLINE_HEARTBEAT_SECONDS": str(HEARTBEAT),
+       "MYTHLINE_MAX_SSE_PER_USER": str(SSE_CAP)}
 _slugs = itertools.count(1)
 
 
@@ -348,4 +350,33 @@ def test_revoked_token_or_deactivated_user_is_closed_4401(servers, world, change
                 await spare.next(lambda f: False, within + 0.5)
         task.cancel()
         await observer.ws.close()
+    run(go())
+
+
+def test_sse_streams_per_user_are_capped_across_processes(servers, world):
+    """SSE_CAP streams, spread over the processes; one more answers 429; closing one frees a place."""
+    mode, a, b, _ = servers
+    w = world()
+
+    async def go():
+        streams = [Stream(live, w["bob"], w["story"], "general") for live in (a, b, a)]
+        tasks = [asyncio.create_task(st.run()) for st in streams]
+        for st in streams:
+            async with asyncio.timeout(5):
+                await st.opened.wait()
+            assert not st.ended.is_set()
+        async with httpx.AsyncClient(base_url=b.base, headers=auth(w["bob"])) as client:
+            r = await client.get(f"/api/stories/{w['story']}/channels/general/events")
+            assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited", r.text
+            assert r.json()["error"]["details"]["limit"] == SSE_CAP and int(r.headers["Retry-After"]) >= 1
+            tasks[0].cancel()
+            await streams[0].client.aclose()
+            async with asyncio.timeout(5):  # the server sees the stream go and gives its place back
+                while True:
+                    async with client.stream("GET", f"/api/stories/{w['story']}/channels/general/events") as r:
+                        if r.status_code == 200:
+                            break
+                    await asyncio.sleep(0.05)
+        for task in tasks[1:]:
+            task.cancel()
     run(go())
