@@ -138,7 +138,7 @@ def get_leases():
 
     store = get_presence_store()
     if store.backend == "redis":
-        return RedisLeases(store, f"{settings.MYTHLINE_REDIS_PREFIX}:leases")
+        return RedisLeases(store, settings.MYTHLINE_LEASE_KEY_PREFIX)
     return _memory_leases
 
 

@@ -130,12 +130,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def on_event(self, event: dict) -> None:
         if self.closing:
             return
-        if event["type"] == "rights.changed":
-            await self.on_rights_changed(event)
-            return
-        sub = self.sub_for(event.get("topic"))
+        sub = self.subs.get(event.get("topic"))  # layer events name their topic as a string
         if sub is not None:
             await sub.on_event(self, event)
+        elif event["type"] == "rights.changed":
+            await self.on_rights_changed(event)
 
     # --- lifecycle --------------------------------------------------------------------------------
     async def connect(self):

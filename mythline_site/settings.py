@@ -219,6 +219,7 @@ MYTHLINE_SSE_KEEPALIVE_SECONDS = float(os.environ.get("MYTHLINE_SSE_KEEPALIVE_SE
 MYTHLINE_MAX_SOCKETS_PER_USER = int(os.environ.get("MYTHLINE_MAX_SOCKETS_PER_USER", 32))
 MYTHLINE_MAX_SSE_PER_USER = int(os.environ.get("MYTHLINE_MAX_SSE_PER_USER", 16))
 MYTHLINE_MAX_SUBSCRIPTIONS_PER_SOCKET = int(os.environ.get("MYTHLINE_MAX_SUBSCRIPTIONS_PER_SOCKET", 256))
+MYTHLINE_LEASE_KEY_PREFIX = os.environ.get("MYTHLINE_LEASE_KEY_PREFIX", f"{MYTHLINE_REDIS_PREFIX}:leases")
 # Co-editing: a change may insert at most this many characters; a document holds at most
 # MYTHLINE_DOC_MAX_CHARS; a snapshot of the text is kept every MYTHLINE_DOC_SNAPSHOT_EVERY revisions.
 MYTHLINE_DOC_MAX_INSERT_CHARS = int(os.environ.get("MYTHLINE_DOC_MAX_INSERT_CHARS", 64 * 1024))

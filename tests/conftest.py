@@ -37,6 +37,8 @@ def _fresh_rate_limits(settings):
     """Each test starts with a full rate budget. The cache may be a shared Redis: give each test
     its own key prefix rather than flushing a database others may use."""
     settings.MYTHLINE_RATE_KEY_PREFIX = f"rl-test-{uuid.uuid4().hex[:12]}"
+    # Likewise the per-user connection leases (messaging/connections.py) on a shared Redis.
+    settings.MYTHLINE_LEASE_KEY_PREFIX = f"{settings.MYTHLINE_RATE_KEY_PREFIX}:leases"
 
 
 @pytest.fixture

@@ -169,6 +169,12 @@ async def nothing_more(bob: Socket, observer: Socket, live, w, text):
     return [f for f in bob.since(mark) if f["type"] not in ("pong",)]
 
 
+async def close_all(task, *sockets):
+    task.cancel()
+    for socket in sockets:
+        await socket.ws.close()
+
+
 async def timed(change):
     started = time.monotonic()
     await asyncio.to_thread(change)
@@ -237,9 +243,7 @@ def test_demoted_editor_keeps_reading_and_every_write_is_forbidden(servers, worl
                 await asyncio.sleep(0.02)
         assert not any(f["type"] == "unsubscribed" for f in bob.seen)
         assert not stream.ended.is_set()
-        task.cancel()
-        await bob.ws.close()
-        await observer.ws.close()
+        await close_all(task, bob, observer)
     run(go())
     assert Document.objects.get(story__slug=w["story"], name="main").text == "after the demotion"
 
@@ -266,9 +270,7 @@ def test_losing_the_story_ends_every_topic_and_the_stream(servers, world, change
         # And a new subscription is refused as for any outsider.
         reply = await bob.request({"type": "subscribe", "topic": f"channel:{s}/{c}"})
         assert (reply["type"], reply["code"]) == ("error", "not_found")
-        task.cancel()
-        await bob.ws.close()
-        await observer.ws.close()
+        await close_all(task, bob, observer)
     run(go())
 
 
@@ -286,9 +288,7 @@ def test_member_removed_loses_the_channel_only(servers, world):
         leaked = await nothing_more(bob, observer, a, w, "cabal secret")
         # The document is still his to read: its change arrives; the channel's message does not.
         assert [f["type"] for f in leaked] == ["doc.change"], leaked
-        task.cancel()
-        await bob.ws.close()
-        await observer.ws.close()
+        await close_all(task, bob, observer)
     run(go())
 
 
@@ -312,9 +312,7 @@ def test_archived_channel_stays_readable_and_refuses_writes(servers, world):
         assert (reply["type"], reply["code"]) == ("error", "archived")
         assert not any(f["type"] == "unsubscribed" for f in bob.seen)
         assert not stream.ended.is_set()
-        task.cancel()
-        await bob.ws.close()
-        await observer.ws.close()
+        await close_all(task, bob, observer)
     run(go())
 
 
