@@ -22,7 +22,8 @@ def test_demo_pages(open_as, db_call, tmp_path):
     from django.contrib.auth import get_user_model
 
     def seed():
-        from stories.services import story_create
+        from stories.models import Participant, Story
+        from stories.services import participant_add, story_create
 
         call_command("seed_demo", stdout=io.StringIO())
         users = get_user_model().objects
@@ -32,9 +33,10 @@ def test_demo_pages(open_as, db_call, tmp_path):
                              "iron-hulled clipper before the winter storms close the harbour.")
         story_create(owner=ines, slug="the-quiet-orbit", title="The Quiet Orbit",
                      premise="Six researchers on a failing station discover that the ground has stopped answering.")
-        return users.get(username="demo"), users.get(username="reader")
+        participant_add(story=Story.objects.get(slug="the-lighthouse"), user=ines, role=Participant.Role.EDITOR)
+        return users.get(username="demo"), users.get(username="reader"), ines
 
-    demo, reader = db_call(seed)
+    demo, reader, ines = db_call(seed)
     out = IMG if os.environ.get("MYTHLINE_SCREENSHOTS") == "1" else tmp_path
     out.mkdir(parents=True, exist_ok=True)
 
@@ -54,8 +56,11 @@ def test_demo_pages(open_as, db_call, tmp_path):
     expect(other.locator("#editor .cm-content")).to_have_attribute("contenteditable", "false")
     expect(other.locator("#compose-host .compose")).to_be_hidden()
     expect(other.locator("#doc-status")).to_have_text("Read only")
-    other.locator("#editor .cm-content").click(position={"x": 120, "y": 60})
-    expect(page.locator("#editor .cm-remoteCursorName", has_text="Reader")).to_be_visible(timeout=5000)
+    # A viewer's caret is not shown to others (cursors are for those who may write); an editor's is.
+    writer = open_as(ines, "/stories/the-lighthouse/?channel=general")
+    expect(writer.locator("#doc-status")).to_have_attribute("data-status", "synced")
+    writer.locator("#editor .cm-content").click(position={"x": 120, "y": 60})
+    expect(page.locator("#editor .cm-remoteCursorName", has_text="Inès Moreau")).to_be_visible(timeout=5000)
     # Show a scene plan and its narration in the feed rather than the last notes.
     page.locator("#feed-list .msg-scene_plan").last.scroll_into_view_if_needed()
     page.locator("#feed").evaluate("(el) => { el.scrollTop = el.scrollTop - 60; }")
