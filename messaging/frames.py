@@ -102,8 +102,12 @@ def presence_diff(topic: str, joins: list, leaves: list, updates: list) -> dict:
     return {"type": "presence.diff", "topic": topic, "joins": joins, "leaves": leaves, "updates": updates}
 
 
-def doc_state(topic: str, revision: int, text: str) -> dict:
-    return {"type": "doc.state", "topic": topic, "revision": revision, "text": text}
+def doc_state(topic: str, revision: int, text: str, *, max_insert_chars: int, max_chars: int) -> dict:
+    """The text at `revision`, and the document's limits: a change inserts at most
+    `max_insert_chars` characters, the text holds at most `max_chars` (editors split or refuse
+    before sending anything the server would refuse)."""
+    return {"type": "doc.state", "topic": topic, "revision": revision, "text": text,
+            "max_insert_chars": max_insert_chars, "max_chars": max_chars}
 
 
 def doc_change(topic: str, *, revision: int, changes, client_id: str, author: str) -> dict:
@@ -157,7 +161,8 @@ SCHEMAS: dict[str, dict] = {
     "presence.diff": _frame("presence.diff", {"topic": _TOPIC, "joins": {"type": "array", "items": _PRESENCE_ENTRY},
                                               "leaves": {"type": "array", "items": _PRESENCE_ENTRY},
                                               "updates": {"type": "array", "items": _PRESENCE_ENTRY}}),
-    "doc.state": _frame("doc.state", {"topic": _TOPIC, "revision": _NAT, "text": _STR}),
+    "doc.state": _frame("doc.state", {"topic": _TOPIC, "revision": _NAT, "text": _STR,
+                                      "max_insert_chars": _NAT, "max_chars": _NAT}),
     "doc.change": _frame("doc.change", {"topic": _TOPIC, "revision": _NAT, "changes": {"type": "array"},
                                         "client_id": _STR, "author": _STR}),
     "doc.changes": _frame("doc.changes", {"topic": _TOPIC, "changes": {"type": "array", "items": {

@@ -175,18 +175,111 @@ export function remoteCursors(state) {
 
 // --- the sync engine ------------------------------------------------------------------------
 
-const MAX_PUSH_JSON = 128 * 1024; // well under the server's 256 KiB frame limit
+const MAX_PUSH_BYTES = 128 * 1024; // well under the server's 256 KiB frame limit
+export const DEFAULT_LIMITS = {maxInsert: 65536, maxChars: 2000000}; // until doc.state tells ours
+// A local edit inserting more than this is split into several updates (a large paste): each push
+// then stays under the server's limits. Small enough that a push of a few of them fits a frame.
+export const SPLIT_INSERT = 16384;
 
-/** The first updates (at most `max`, and a frame's worth) composed into one change set, as JSON. */
-function composeUpdates(updates, max) {
+/** Characters a change set inserts (UTF-16 units: at least the server's count in code points). */
+export function insertedLength(changes) {
+  let n = 0;
+  changes.iterChanges((fromA, toA, fromB, toB) => {
+    n += toB - fromB;
+  });
+  return n;
+}
+
+function utf8Length(text) {
+  return new TextEncoder().encode(text).length;
+}
+
+/** The first updates (at most `max`; within the server's insert limit and a frame's worth)
+ * composed into one change set, as JSON. */
+export function composeUpdates(updates, max, maxInsert = DEFAULT_LIMITS.maxInsert) {
   let count = Math.min(max, updates.length);
   for (;;) {
     let composed = updates[0].changes;
     for (let i = 1; i < count; i++) composed = composed.compose(updates[i].changes);
     const json = composed.toJSON();
-    if (count === 1 || JSON.stringify(json).length <= MAX_PUSH_JSON) return {changes: json, count};
+    if (count === 1 || (insertedLength(composed) <= maxInsert && utf8Length(JSON.stringify(json)) <= MAX_PUSH_BYTES)) {
+      return {changes: json, count};
+    }
     count = Math.max(1, count >> 1);
   }
+}
+
+/** Splits a local transaction that inserts more than `limit` characters into a series of
+ * transaction specs, each inserting at most `limit` (never inside a surrogate pair), that together
+ * make the same change (the ranges from the last to the first, so that each spec's positions hold
+ * when it is applied); null when it needs no split. */
+export function splitLargeInsert(tr, limit = SPLIT_INSERT) {
+  if (!tr.docChanged || insertedLength(tr.changes) <= limit) return null;
+  const ranges = [];
+  tr.changes.iterChanges((fromA, toA, fromB, toB, inserted) => ranges.push({fromA, toA, text: inserted.toString()}));
+  const userEvent = tr.annotation(Transaction.userEvent) || "input.paste";
+  const specs = [];
+  for (const {fromA, toA, text} of ranges.reverse()) {
+    if (!text.length) {
+      specs.push({changes: {from: fromA, to: toA}, userEvent});
+      continue;
+    }
+    let offset = 0;
+    let pos = fromA;
+    while (offset < text.length) {
+      let end = Math.min(offset + limit, text.length);
+      const code = text.charCodeAt(end - 1);
+      if (end < text.length && code >= 0xd800 && code <= 0xdbff) end -= 1; // keep the pair whole
+      const piece = text.slice(offset, end);
+      specs.push({changes: offset ? {from: pos, insert: piece} : {from: fromA, to: toA, insert: piece}, userEvent});
+      pos += piece.length;
+      offset = end;
+    }
+  }
+  const last = specs[specs.length - 1];
+  last.selection = tr.newSelection;
+  last.scrollIntoView = true;
+  return specs;
+}
+
+/** Guards what local edits may reach the sync: splits large inserts, replaces NUL characters (no
+ * database stores them), and refuses an edit that would make the document longer than the server
+ * keeps, before anything is lost (`onRefuse(message)`). For EditorView's dispatchTransactions. */
+export function guardLocalEdits(sync, onRefuse) {
+  return (trs, view) => {
+    for (const tr of trs) {
+      if (!tr.docChanged || tr.annotation(Transaction.remote)) {
+        view.update([tr]);
+        continue;
+      }
+      let local = tr;
+      let nul = false;
+      tr.changes.iterChanges((fromA, toA, fromB, toB, inserted) => {
+        if (inserted.toString().includes("\u0000")) nul = true;
+      });
+      if (nul) {
+        const changes = [];
+        tr.changes.iterChanges((fromA, toA, fromB, toB, inserted) =>
+          changes.push({from: fromA, to: toA, insert: inserted.toString().replaceAll("\u0000", "\ufffd")}));
+        local = view.state.update({changes, userEvent: tr.annotation(Transaction.userEvent)});
+      }
+      const maxChars = sync.limits.maxChars;
+      if (local.newDoc.length > maxChars && local.newDoc.length > local.startState.doc.length) {
+        if (onRefuse) {
+          onRefuse(`That would make the document ${local.newDoc.length.toLocaleString("en")} characters long; ` +
+            `it holds at most ${maxChars.toLocaleString("en")}. Nothing was changed.`);
+        }
+        return; // this transaction and the ones built on it
+      }
+      const specs = splitLargeInsert(local);
+      if (!specs) {
+        view.update([local]);
+      } else {
+        for (const spec of specs) view.update([view.state.update(spec)]);
+      }
+      if (local !== tr || specs) return; // later transactions of the batch were built on the original
+    }
+  };
 }
 
 /**
@@ -203,7 +296,7 @@ function composeUpdates(updates, max) {
  */
 export class DocSync {
   constructor(socket, topic, {clientID = randomID(), onStatus = null, cursorInterval = 100, pushTimeout = 10000,
-    conflictWait = 1000} = {}) {
+    conflictWait = 1000, draftKey = null} = {}) {
     this.socket = socket;
     this.topic = topic;
     this.clientID = clientID;
@@ -231,7 +324,13 @@ export class DocSync {
     this.cursorDirty = false;
     this.lastCursorSent = 0;
     this.stopped = false;
-    this.stats = {pushes: 0, conflicts: 0, conflictWaits: 0, pulls: 0, received: 0, rateLimited: 0};
+    this.stats = {pushes: 0, conflicts: 0, conflictWaits: 0, pulls: 0, received: 0, rateLimited: 0, refused: 0};
+    this.limits = {...DEFAULT_LIMITS};
+    this.draftKey = draftKey; // where unsaved edits are kept in this browser (null: nowhere)
+    this.draftTimer = null;
+    this.inflight = null; // {client_id, count, revision} of the push on its way
+    this.retryTimer = null;
+    this.retryDelay = 0;
     this._idleWaiters = [];
     this._revisionWaiters = new Set(); // {target, done(ok)}: resolved once syncedVersion >= target
     this._stateOff = null;
@@ -269,8 +368,11 @@ export class DocSync {
   }
 
   close() {
+    this.saveDraftNow();
     this.stopped = true;
     clearTimeout(this.cursorTimer);
+    clearTimeout(this.draftTimer);
+    clearTimeout(this.retryTimer);
     if (this._stateOff) this._stateOff();
     if (this.sub) this.sub.unsubscribe();
     for (const w of this._idleWaiters.splice(0)) w.reject(new Error("closed"));
@@ -292,6 +394,7 @@ export class DocSync {
     if (sendableUpdates(this.host.state).length) {
       this._updateStatus();
       this._queueFlush();
+      this._saveDraftSoon();
     }
     if (transactions.some((tr) => tr.selection || (tr.docChanged && !tr.annotation(Transaction.remote)))) {
       this._cursorChanged();
@@ -320,6 +423,10 @@ export class DocSync {
     switch (frame.type) {
       case "doc.state":
         this.live = true;
+        this.limits = {
+          maxInsert: frame.max_insert_chars || DEFAULT_LIMITS.maxInsert,
+          maxChars: frame.max_chars || DEFAULT_LIMITS.maxChars,
+        };
         this.serverRevision = Math.max(this.serverRevision, frame.revision);
         if (this.startVersion == null) {
           this.startVersion = frame.revision;
@@ -472,7 +579,7 @@ export class DocSync {
 
   async _flush() {
     if (this.pushing || !this.host || this.stopped || !this.live || !this.socket.isOpen) return;
-    if (this.status === "readonly" || this.status === "error") return;
+    if (this.status === "readonly" || this.retryTimer) return;
     const updates = sendableUpdates(this.host.state);
     if (!updates.length) {
       this._updateStatus();
@@ -482,13 +589,15 @@ export class DocSync {
     const socket = this.socket;
     const revision = this.syncedVersion;
     const me = socket.welcome && socket.welcome.user;
-    const {changes, count} = composeUpdates(updates, this.maxBatch);
+    const {changes, count} = composeUpdates(updates, this.maxBatch, this.limits.maxInsert);
     this.pushSeq += 1;
     const clientID = `${this.clientID}:${this.pushSeq}`;
     this.pushCounts.set(clientID, count);
     if (this.pushCounts.size > 64) this.pushCounts.delete(this.pushCounts.keys().next().value);
     const frame = {type: "doc.push", topic: this.topic, revision, changes, client_id: clientID};
     let retryAfter = 0;
+    this.inflight = {client_id: clientID, count, revision};
+    this._saveDraftSoon();
     try {
       this.stats.pushes += 1;
       await socket.request(frame, {
@@ -521,18 +630,29 @@ export class DocSync {
       } else if (error.code === "forbidden") {
         this._setStatus("readonly", error.message);
       } else if (error.code !== "disconnected") {
-        this._setStatus("error", `${error.code}: ${error.message}`);
+        // Refused for another reason: the edits stay here (and in the browser's draft), shown as
+        // not saved, and the push is tried again later; a refusal never stops the edits after it.
+        this.stats.refused += 1;
+        this.retryDelay = Math.min(60000, Math.max(2000, this.retryDelay * 2));
+        this._setStatus("error", `${error.message || error.code} Your text is kept in this browser; trying again.`);
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          this._queueFlush();
+        }, this.retryDelay);
       }
     } finally {
       this.pushing = false;
+      this.inflight = null;
     }
     if (retryAfter) await sleep(retryAfter);
     if (socket.isOpen) this._queueFlush();
   }
 
   _updateStatus() {
-    if (!this.host || this.status === "readonly" || this.status === "error") return;
+    if (!this.host || this.status === "readonly" || (this.status === "error" && this.retryTimer)) return;
     const unconfirmed = sendableUpdates(this.host.state).length;
+    if (!unconfirmed) this.retryDelay = 0;
+    this._saveDraftSoon();
     if (!this.socket.isOpen) this._setStatus("offline");
     else this._setStatus(unconfirmed ? "sending" : "synced");
     if (!unconfirmed) {
@@ -552,6 +672,100 @@ export class DocSync {
         console.error(error);
       }
     }
+  }
+
+  // --- the draft: unsaved edits kept in this browser ---------------------------------------
+  // While anything is unconfirmed, the editor keeps it in localStorage under
+  // `<draftKey>.<username>.<topic>.<clientID>`: the synced revision, the push on its way (its client_id and the
+  // changes it carries) and the changes after it. After a reload or a crash the page offers it
+  // back (`findDrafts`, `restoreDraft`): it is rebased over what the server committed since, and
+  // a push that did land (its client_id is in the log) is not applied twice.
+
+  /** Where this user's drafts of this document are kept (`<draftKey>.<username>.<topic>`). */
+  draftBase() {
+    const user = this.socket.welcome && this.socket.welcome.user;
+    return this.draftKey && user ? `${this.draftKey}.${user.username}.${this.topic}` : null;
+  }
+
+  /** True while some local edit is not in the server's log. */
+  hasUnsaved() {
+    return Boolean(this.host && sendableUpdates(this.host.state).length);
+  }
+
+  _saveDraftSoon() {
+    if (!this.draftKey || this.draftTimer) return;
+    this.draftTimer = setTimeout(() => {
+      this.draftTimer = null;
+      this.saveDraftNow();
+    }, 250);
+  }
+
+  /** Writes (or, with nothing unsaved, removes) this editor's draft now. False if the browser
+   * refused to store it (quota). */
+  saveDraftNow() {
+    const base = this.draftBase();
+    if (!base || !this.host || this.stopped) return true;
+    const key = `${base}.${this.clientID}`;
+    const storage = globalThis.localStorage;
+    if (!storage) return false;
+    const updates = sendableUpdates(this.host.state);
+    try {
+      if (!updates.length) {
+        storage.removeItem(key);
+        return true;
+      }
+      const compose = (list) => list.reduce((acc, u) => (acc ? acc.compose(u.changes) : u.changes), null);
+      const inflight = this.inflight && this.inflight.revision === this.syncedVersion ? this.inflight : null;
+      const head = inflight ? compose(updates.slice(0, inflight.count)) : null;
+      const tail = compose(updates.slice(inflight ? inflight.count : 0));
+      storage.setItem(key, JSON.stringify({
+        topic: this.topic, revision: this.syncedVersion, savedAt: Date.now(),
+        inflight: inflight ? {client_id: inflight.client_id, changes: head.toJSON()} : null,
+        changes: tail ? tail.toJSON() : null,
+      }));
+      return true;
+    } catch (error) {
+      console.warn("could not keep the draft in this browser", error);
+      return false;
+    }
+  }
+
+  /** Applies a draft (from findDrafts) on top of the current text, rebased over every change the
+   * server committed since it was saved. Resolves with the number of characters it put back. */
+  async restoreDraft(draft) {
+    const server = [];
+    let after = draft.revision;
+    while (after < this.syncedVersion) {
+      const reply = await this.socket.request({type: "doc.pull", topic: this.topic, after});
+      const page = (reply.changes || []).filter((c) => c.revision <= this.syncedVersion);
+      if (!page.length) break;
+      server.push(...page);
+      after = page[page.length - 1].revision;
+    }
+    if (after !== this.syncedVersion) throw new Error("the document's history since the draft could not be read");
+    const me = this.socket.welcome && this.socket.welcome.user;
+    let rest = server;
+    let changes = draft.changes ? ChangeSet.fromJSON(draft.changes) : null;
+    if (draft.inflight) {
+      const landed = server.length && server[0].client_id === draft.inflight.client_id &&
+        (!me || server[0].author === me.username);
+      if (landed) {
+        rest = server.slice(1); // that part is in the log already
+      } else {
+        const head = ChangeSet.fromJSON(draft.inflight.changes);
+        changes = changes ? head.compose(changes) : head;
+      }
+    }
+    if (!changes) return 0;
+    const committed = rest.reduce((acc, c) => {
+      const cs = ChangeSet.fromJSON(c.changes);
+      return acc ? acc.compose(cs) : cs;
+    }, null);
+    const rebased = committed ? changes.map(committed) : changes;
+    if (rebased.length !== this.host.state.doc.length) throw new Error("the draft does not fit the document");
+    this.host.dispatch(this.host.state.update({changes: rebased, userEvent: "input.restore"}));
+    this.changed([]);
+    return insertedLength(rebased);
   }
 
   // --- cursors ------------------------------------------------------------------------------
@@ -629,6 +843,31 @@ export class DocSync {
   }
 }
 
+// --- drafts ---------------------------------------------------------------------------------
+
+/** The drafts kept in this browser under `draftKey` (from editors that did not get their edits
+ * into the log), newest first: [{key, revision, savedAt, inflight, changes}]. */
+export function findDrafts(draftKey) {
+  const storage = globalThis.localStorage;
+  if (!storage || !draftKey) return [];
+  const out = [];
+  for (let i = 0; i < storage.length; i++) {
+    const key = storage.key(i);
+    if (!key || !key.startsWith(`${draftKey}.`)) continue;
+    try {
+      const draft = JSON.parse(storage.getItem(key));
+      if (draft && typeof draft.revision === "number") out.push({...draft, key});
+    } catch {
+      // not ours, or torn: leave it
+    }
+  }
+  return out.sort((a, b) => b.savedAt - a.savedAt);
+}
+
+export function forgetDraft(draft) {
+  if (globalThis.localStorage && draft && draft.key) globalThis.localStorage.removeItem(draft.key);
+}
+
 // --- editors --------------------------------------------------------------------------------
 
 /** An editor without a DOM: `state`, `dispatch(...specs | tr)`. For tests and scripts. */
@@ -663,7 +902,7 @@ export async function openHeadlessEditor({socket, topic, clientID, onStatus, ext
  * refuses an edit as forbidden). Resolves with {view, sync, destroy}.
  */
 export async function openCollabEditor({socket, topic, parent, extensions = [], clientID, onStatus, cursorInterval,
-  conflictWait, readOnly = false}) {
+  conflictWait, readOnly = false, draftKey = null, onRefuse = null}) {
   const editable = new Compartment();
   const lock = (locked) => [EditorState.readOnly.of(locked), EditorView.editable.of(!locked)];
   let view = null;
@@ -671,6 +910,7 @@ export async function openCollabEditor({socket, topic, parent, extensions = [], 
     clientID,
     cursorInterval,
     conflictWait,
+    draftKey,
     onStatus(status, detail) {
       if (status === "readonly" && view) view.dispatch({effects: editable.reconfigure(lock(true))});
       if (onStatus) onStatus(status, detail);
@@ -679,6 +919,7 @@ export async function openCollabEditor({socket, topic, parent, extensions = [], 
   const {text} = await sync.open();
   view = new EditorView({
     parent,
+    dispatchTransactions: guardLocalEdits(sync, onRefuse),
     state: EditorState.create({
       doc: text,
       extensions: [

@@ -3,7 +3,7 @@
 
 import {EditorView, keymap, placeholder} from "@codemirror/view";
 import {defaultKeymap, history, historyKeymap} from "@codemirror/commands";
-import {openCollabEditor} from "./collab.js";
+import {findDrafts, forgetDraft, openCollabEditor} from "./collab.js";
 import {describeError} from "./compose.js";
 import {api, clear, h, icon, toast} from "./ui.js";
 
@@ -36,6 +36,18 @@ export class DocumentPanel {
     this.name = null;
     this.opening = null;
     this.statusEl = h("span.doc-status", {id: "doc-status", dataset: {status: "loading"}}, STATUS_TEXT.loading);
+    // Every save problem and every kept draft is said here, in words, where the writer looks.
+    this.banner = h("div.doc-banner", {id: "doc-banner", role: "alert", hidden: true});
+    this.notice = null; // a one-off message (a refused paste) shown until dismissed
+    window.addEventListener("beforeunload", (event) => {
+      if (!this.editor || !this.editor.sync.hasUnsaved()) return;
+      this.editor.sync.saveDraftNow();
+      event.preventDefault();
+      event.returnValue = ""; // the browser asks "Leave site? Changes you made may not be saved."
+    });
+    window.addEventListener("pagehide", () => {
+      if (this.editor) this.editor.sync.saveDraftNow();
+    });
     this.revisionEl = h("span.doc-rev.muted.small");
     this.select = h("select.doc-select", {id: "doc-select", "aria-label": "Document",
       onchange: () => this.open(this.select.value)});
@@ -55,7 +67,7 @@ export class DocumentPanel {
     }
     this.formHost = h("div.doc-form-host");
     this.head.append(h("div.doc-head-row", null, h("span.doc-icon", null, icon("doc")), this.select,
-      h("span.doc-meta", null, this.statusEl, this.revisionEl), actions), this.formHost);
+      h("span.doc-meta", null, this.statusEl, this.revisionEl), actions), this.formHost, this.banner);
   }
 
   renderOptions() {
@@ -102,7 +114,9 @@ export class DocumentPanel {
         parent: this.host,
         extensions,
         readOnly: !this.canWrite,
+        draftKey: "mythline.draft",
         onStatus: (status, detail) => this.setStatus(status, detail),
+        onRefuse: (message) => this.showNotice(message),
       });
       if (this.opening !== token) {
         editor.destroy();
@@ -113,6 +127,7 @@ export class DocumentPanel {
       this.setStatus(editor.sync.status === "loading" ? "synced" : editor.sync.status);
       this.showRevision();
       window.mythlineEditor = editor; // for the console and the browser tests
+      if (this.canWrite) this.offerDrafts();
     } catch (error) {
       if (this.opening !== token) return;
       this.setStatus("error", describeError(error));
@@ -125,7 +140,74 @@ export class DocumentPanel {
     this.statusEl.dataset.status = status;
     this.statusEl.textContent = STATUS_TEXT[status] || status;
     this.statusEl.title = detail || "";
+    this.status = status;
+    this.detail = detail;
     this.showRevision();
+    this.renderBanner();
+  }
+
+  /** The banner says what is wrong with saving, if anything, in words; or offers kept drafts. */
+  renderBanner() {
+    if (!this.banner) return;
+    if (this.drafts && this.drafts.length) return; // the draft offer stays until answered
+    clear(this.banner);
+    let text = null;
+    let kind = "warn";
+    if (this.notice) {
+      text = this.notice;
+    } else if (this.status === "offline") {
+      text = "You are offline. Your edits are kept in this browser and saved when the connection is back.";
+    } else if (this.status === "error") {
+      text = `Not saved yet: ${this.detail || "the server refused a change."}`;
+      kind = "error";
+    } else if (this.status === "readonly" && this.canWrite) {
+      text = `You can no longer edit this document${this.detail ? `: ${this.detail}` : "."}`;
+    }
+    this.banner.hidden = !text;
+    this.banner.dataset.kind = kind;
+    if (!text) return;
+    this.banner.append(h("span.doc-banner-text", null, text));
+    if (this.notice) {
+      this.banner.append(h("button.btn.ghost.sm", {type: "button", onclick: () => this.showNotice(null)}, "Dismiss"));
+    }
+  }
+
+  showNotice(message) {
+    this.notice = message;
+    this.renderBanner();
+  }
+
+  /** Drafts kept in this browser from an earlier page (a reload, a crash) that never reached the
+   * server: offered back, to restore (rebased on what was written since) or discard. */
+  offerDrafts() {
+    const editor = this.editor;
+    const base = editor.sync.draftBase();
+    const mine = `${base}.${editor.sync.clientID}`;
+    this.drafts = findDrafts(base).filter((d) => d.key !== mine);
+    if (!this.drafts.length) return;
+    const draft = this.drafts[0];
+    const when = new Date(draft.savedAt).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"});
+    clear(this.banner);
+    this.banner.hidden = false;
+    this.banner.dataset.kind = "draft";
+    const done = () => {
+      for (const d of this.drafts) forgetDraft(d);
+      this.drafts = [];
+      this.renderBanner();
+    };
+    this.banner.append(
+      h("span.doc-banner-text", null,
+        `Edits from ${when} were not saved to the server; they are kept in this browser.`),
+      h("button.btn.sm", {type: "button", id: "draft-restore", onclick: async () => {
+        try {
+          const chars = await editor.sync.restoreDraft(draft);
+          done();
+          toast(`Restored ${chars.toLocaleString()} characters; saving them now.`);
+        } catch (err) {
+          this.banner.append(h("span.form-error.small", null, `Could not restore: ${describeError(err)}`));
+        }
+      }}, "Restore"),
+      h("button.btn.ghost.sm", {type: "button", id: "draft-discard", onclick: done}, "Discard"));
   }
 
   showRevision() {

@@ -127,8 +127,31 @@ export class MythlineSocket {
     this.openedAt = 0;
     this.writable = false;
     this._stopped = false;
+    this.networkOffline = false; // the browser said it lost the network (`offline` event)
     this._watchActivity();
+    this._watchNetwork();
     if (options.autoConnect !== false) this.connect();
+  }
+
+  /** The browser knows when the network goes: say so at once (a socket over a dead network can
+   * look open for a long time) and reconnect the moment it comes back, without the backoff. */
+  _watchNetwork() {
+    const win = globalThis.window;
+    if (!win || !win.addEventListener) return;
+    win.addEventListener("offline", () => {
+      this.networkOffline = true;
+      if (this._stopped) return;
+      this.drop();
+      this._setState("offline");
+    });
+    win.addEventListener("online", () => {
+      this.networkOffline = false;
+      if (this._stopped || this.ws) return;
+      clearTimeout(this.reconnectTimer);
+      this.reconnectTimer = null;
+      this.attempt = 0;
+      this.connect();
+    });
   }
 
   // --- connection state ------------------------------------------------------------------
@@ -168,7 +191,7 @@ export class MythlineSocket {
     if (this.ws) return;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = null;
-    this._setState(this.attempt === 0 && !this.welcome ? "connecting" : "reconnecting");
+    this._setState(this.networkOffline ? "offline" : this.attempt === 0 && !this.welcome ? "connecting" : "reconnecting");
     let ws;
     try {
       ws = this.headers ? new this.WebSocket(this.url, {headers: this.headers}) : new this.WebSocket(this.url);
@@ -248,7 +271,7 @@ export class MythlineSocket {
     const delay = Math.floor(this.random() * bound);
     this.reconnectDelay = delay; // for status lines ("retrying in 3 s") and tests
     this.attempt += 1;
-    this._setState("reconnecting");
+    this._setState(this.networkOffline ? "offline" : "reconnecting");
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (!this._stopped) this.connect();
@@ -533,7 +556,8 @@ export class MythlineSocket {
 
 /** Shows the connection state in `element` (text and a `data-state` attribute for CSS). */
 export function bindConnectionIndicator(socket, element, labels = {}) {
-  const text = {connecting: "Connecting…", open: "Live", reconnecting: "Reconnecting…", closed: "Offline", ...labels};
+  const text = {connecting: "Connecting…", open: "Live", reconnecting: "Reconnecting…", offline: "Offline",
+    closed: "Disconnected", ...labels};
   return socket.onState((state) => {
     element.dataset.state = state;
     element.textContent = text[state] || state;

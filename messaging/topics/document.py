@@ -9,6 +9,7 @@ import time
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from messaging import frames
 from messaging.fanout import group_send
@@ -116,7 +117,9 @@ async def subscribe(conn, frame: dict, ref, topic: str, story: str, name: str) -
     revision, text = await database_sync_to_async(sub.current)()
     sub.last_revision = revision
     await conn.reply(frames.subscribed(topic, revision=revision), ref)
-    await conn.send_frame(frames.dumps(frames.doc_state(topic, revision, text)))
+    await conn.send_frame(frames.dumps(frames.doc_state(topic, revision, text,
+                                                        max_insert_chars=settings.MYTHLINE_DOC_MAX_INSERT_CHARS,
+                                                        max_chars=settings.MYTHLINE_DOC_MAX_CHARS)))
     return sub
 
 

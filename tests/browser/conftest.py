@@ -118,8 +118,9 @@ def open_as(browser, server, db_call):
         client.force_login(user)
         return client.cookies["sessionid"].value
 
-    def open_page(user, path="/", *, wait_live=True):
-        context = browser.new_context(viewport=VIEWPORT, base_url=server.base)
+    def open_page(user, path="/", *, wait_live=True, before=None, viewport=VIEWPORT):
+        """`before(page)` runs before the page loads (say, to route its WebSocket)."""
+        context = browser.new_context(viewport=viewport, base_url=server.base)
         contexts.append(context)
         context.add_cookies([{"name": "sessionid", "value": db_call(session_for, user),
                               "url": server.base}])
@@ -127,6 +128,8 @@ def open_as(browser, server, db_call):
         page.errors = []
         page.on("pageerror", lambda error: page.errors.append(str(error)))
         page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+        if before is not None:
+            before(page)
         page.goto(path)
         if wait_live:
             from playwright.sync_api import expect

@@ -7,7 +7,8 @@ import {test} from "node:test";
 
 import {MythlineSocket} from "../../frontend/src/socket.js";
 // (collab.js re-exports @codemirror/state: a bare import from tests/ would not find frontend/node_modules.)
-import {ChangeSet, EditorSelection, EditorState, openHeadlessEditor, remoteCursors} from "../../frontend/src/collab.js";
+import {ChangeSet, composeUpdates, EditorSelection, EditorState, insertedLength, openHeadlessEditor, remoteCursors,
+  SPLIT_INSERT, splitLargeInsert} from "../../frontend/src/collab.js";
 
 const TOPIC = "doc:s/main";
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -338,4 +339,49 @@ test("a conflict whose missing change never arrives falls back to a doc.pull", a
   assert.equal(ann.editor.sync.stats.conflictWaits, 0);
   assert.ok(authority.pulls >= 1, "the fallback pulled");
   ann.socket.close();
+});
+
+// --- large edits: split so that every push is one the server takes ----------------------------
+
+test("a 200,000-character paste splits into pieces that rebuild it exactly, never inside a surrogate pair", () => {
+  const text = ("Mara 🌊 counted the turns.\n").repeat(8000).slice(0, 200000);
+  const state = EditorState.create({doc: "Before after."});
+  const tr = state.update({changes: {from: 7, to: 12, insert: text}, userEvent: "input.paste"});
+  const specs = splitLargeInsert(tr);
+  assert.ok(specs.length >= Math.ceil(200000 / SPLIT_INSERT));
+  let s = state;
+  for (const spec of specs) {
+    const piece = s.update(spec);
+    assert.ok(insertedLength(piece.changes) <= SPLIT_INSERT);
+    piece.changes.iterChanges((fromA, toA, fromB, toB, inserted) => {
+      const str = inserted.toString();
+      if (str.length) assert.ok(!(str.charCodeAt(str.length - 1) >= 0xd800 && str.charCodeAt(str.length - 1) <= 0xdbff));
+    });
+    s = piece.state;
+  }
+  assert.equal(s.doc.toString(), tr.newDoc.toString());
+  assert.equal(s.selection.main.head, tr.newSelection.main.head);
+  assert.equal(splitLargeInsert(state.update({changes: {from: 0, insert: "small"}})), null);
+});
+
+test("a multi-range large edit splits too, from the last range to the first", () => {
+  const state = EditorState.create({doc: "a|b|c"});
+  const big = "x".repeat(40000);
+  const tr = state.update({changes: [{from: 1, to: 2, insert: big}, {from: 3, to: 4, insert: big}]});
+  let s = state;
+  for (const spec of splitLargeInsert(tr, 10000)) s = s.update(spec).state;
+  assert.equal(s.doc.toString(), tr.newDoc.toString());
+});
+
+test("composed pushes stay within the server's insert limit", () => {
+  let state = EditorState.create({doc: ""});
+  const updates = [];
+  for (let i = 0; i < 10; i++) {
+    const tr = state.update({changes: {from: state.doc.length, insert: "y".repeat(16000)}});
+    updates.push({changes: tr.changes});
+    state = tr.state;
+  }
+  const {changes, count} = composeUpdates(updates, 100, 65536);
+  assert.ok(count >= 1 && count <= 4, String(count));
+  assert.ok(insertedLength(ChangeSet.fromJSON(changes)) <= 65536);
 });
