@@ -10,7 +10,9 @@ class ResultsCursorPagination(CursorPagination):
     ordering = "pk"
 
 
-def paginate(view, request, queryset, render):
+def paginate(view, request, queryset, render, *, ordering=None):
     paginator = ResultsCursorPagination()
+    if ordering is not None:  # say "-pk": newest first
+        paginator.ordering = ordering
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response([render(item) for item in page])

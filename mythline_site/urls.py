@@ -24,6 +24,9 @@ api_urls = [
     path(f"{S}/participants", stories_api.ParticipantListView.as_view(), name="participant-list"),
     path(f"{S}/participants/<str:username>", stories_api.ParticipantDetailView.as_view(), name="participant-detail"),
     path(f"{S}/export", stories_api.StoryExportView.as_view(), name="story-export"),
+    path(f"{S}/invites", stories_api.InviteListView.as_view(), name="invite-list"),
+    path(f"{S}/invites/<int:invite>", stories_api.InviteDetailView.as_view(), name="invite-detail"),
+    path("api/invites/<str:token>/accept", stories_api.InviteAcceptView.as_view(), name="invite-accept"),
     path(f"{S}/presence", StoryPresenceView.as_view(), name="story-presence"),
     path(f"{S}/route", messaging_api.RouteView.as_view(), name="story-route"),
     path(f"{S}/documents", stories_api.DocumentListView.as_view(), name="document-list"),
@@ -56,6 +59,7 @@ urlpatterns = [
     path("", story_views.lobby, name="lobby"),
     path("stories/<str:story>/", story_views.room, name="story-room"),
     path("stories/<str:story>/agents/", story_views.agent_monitor, name="agent-monitor"),
+    path("invite/<str:token>/", story_views.invite, name="invite"),
 ]
 
 if os.environ.get("MYTHLINE_BENCH_BASELINE") == "1":  # bench/ingest.py, bench/fanout.py only: token-less floors to compare with

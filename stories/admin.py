@@ -3,17 +3,20 @@
 Writes go through the services, as they do for the API: a story added here gets its `general`
 and `room` channels; a participant added here joins the room (and an agent gets its inbox).
 Removing a participant also removes them from the story's channel member lists, so a former
-participant keeps no access to private channels.
+participant keeps no access to private channels. Invite links are shown (prefix only, never the
+token's hash) and revoked here, not made: the owner makes them in the room or through the API.
 """
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.db.models import Count
+from django.utils import timezone
+from django.utils.translation import ngettext
 
 from mythline_site.admin_base import ReadOnlyAdmin, service_error, validation_error
 from mythline_site.errors import MythlineError
-from stories.models import Document, DocumentChange, Participant, Story
-from stories.services import participant_add, participant_remove, story_create, story_update
+from stories.models import Document, DocumentChange, Invite, Participant, Story
+from stories.services import invite_revoke, participant_add, participant_remove, story_create, story_update
 
 ADDABLE_ROLES = [(Participant.Role.EDITOR, "editor"), (Participant.Role.VIEWER, "viewer")]
 
@@ -261,3 +264,63 @@ class DocumentChangeAdmin(ReadOnlyAdmin):
     list_select_related = ("document__story", "author")
     date_hierarchy = "created_at"
     readonly_fields = ("document", "revision", "author", "via", "client_id", "created_at", "changes")
+
+
+class InviteStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return ((Invite.State.LIVE, "Live"), (Invite.State.EXPIRED, "Expired"),
+                (Invite.State.REVOKED, "Revoked"))
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == Invite.State.LIVE:
+            return queryset.filter(revoked_at__isnull=True, expires_at__gt=now)
+        if self.value() == Invite.State.EXPIRED:
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        if self.value() == Invite.State.REVOKED:
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    """Invite links, read-only; the one change is revoking them (an action, through the service)."""
+    list_display = ("prefix_shown", "story", "role", "state", "uses", "expires_at", "created_by",
+                    "created_at", "last_used_at")
+    list_filter = (InviteStateFilter, "role", "story")
+    list_select_related = ("story", "created_by")
+    search_fields = ("prefix", "story__slug", "created_by__username")
+    search_help_text = "Link prefix, story slug or who made it."
+    date_hierarchy = "created_at"
+    fields = ("prefix_shown", "story", "role", "state", "uses", "created_by", "created_at", "expires_at",
+              "revoked_at", "last_used_at")
+    readonly_fields = fields
+    actions = ("revoke_selected",)
+
+    @admin.display(description="link", ordering="prefix")
+    def prefix_shown(self, invite):
+        return f"{invite.prefix}…"
+
+    @admin.display(description="state")
+    def state(self, invite):
+        return invite.state
+
+    def has_add_permission(self, request):
+        return False  # links are made by the story's owner (room or API): the token is shown to them once
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the link stays as a record of who joined how
+
+    @admin.action(description="Revoke selected invites", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        revoked = 0
+        for invite in queryset.select_related("story", "created_by"):
+            if invite.revoked_at is None:
+                invite_revoke(invite=invite, by=request.user)
+                self.log_change(request, invite, "Revoked the invite link.")
+                revoked += 1
+        text = ngettext("Revoked %d invite link.", "Revoked %d invite links.", revoked) % revoked
+        self.message_user(request, text, messages.SUCCESS if revoked else messages.INFO)

@@ -4,20 +4,23 @@ import json
 from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import StreamingHttpResponse
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from messaging.selectors import parse_int
-from mythline_site.api import validated
+from mythline_site.api import json_object, validated
 from mythline_site.errors import Invalid, NotFound
 from mythline_site.pagination import paginate
 from stories import documents, selectors, services
-from stories.models import Document, Participant, Story
+from stories.models import Document, Invite, Participant, Story
 from stories.policies import access_story, role_subquery
-from stories.serializers import (ParticipantInSerializer, ParticipantSerializer, StoryInSerializer,
-                                 StoryPatchSerializer, StorySerializer, participant_json, story_json)
+from stories.serializers import (InviteAcceptedSerializer, InviteCreatedSerializer, InviteInSerializer,
+                                 InviteSerializer, ParticipantInSerializer, ParticipantSerializer,
+                                 StoryInSerializer, StoryPatchSerializer, StorySerializer, invite_json,
+                                 participant_json, story_json)
 
 User = get_user_model()
 
@@ -90,6 +93,49 @@ class ParticipantDetailView(APIView):
             raise NotFound(f"'{username}' does not take part in story '{story}'.")
         services.participant_remove(story=access.story, user=user)
         return Response(status=204)
+
+
+class InviteListView(APIView):
+    @extend_schema(responses=InviteSerializer(many=True),
+                   summary="Story owner: the invite links, live and past, newest first (never their tokens)")
+    def get(self, request, story):
+        access = access_story(request.user, story, owner=True)
+        qs = Invite.objects.filter(story=access.story).select_related("created_by")
+        return paginate(self, request, qs, invite_json, ordering="-pk")
+
+    @extend_schema(request=InviteInSerializer, responses={201: InviteCreatedSerializer},
+                   summary="Story owner: a new invite link (its token is in this answer only)")
+    def post(self, request, story):
+        access = access_story(request.user, story, owner=True)
+        data = json_object(InviteInSerializer, request)  # the service checks the values
+        invite, raw = services.invite_create(
+            story=access.story, by=request.user, role=data.get("role"),
+            expires_in_hours=data.get("expires_in_hours", services.INVITE_DEFAULT_HOURS))
+        return Response({**invite_json(invite), "token": raw, "url": reverse("invite", args=[raw])},
+                        status=status.HTTP_201_CREATED)
+
+
+class InviteDetailView(APIView):
+    @extend_schema(responses={204: None}, summary="Story owner: revoke an invite link")
+    def delete(self, request, story, invite):
+        access = access_story(request.user, story, owner=True)
+        found = Invite.objects.filter(story=access.story, pk=invite).first()
+        if found is None:
+            raise NotFound(f"No invite {invite} in story '{access.story.slug}'.")
+        services.invite_revoke(invite=found, by=request.user)
+        return Response(status=204)
+
+
+class InviteAcceptView(APIView):
+    throttle_scope = "write"  # per caller: tokens cannot be tried quickly
+
+    @extend_schema(request=None, responses={200: InviteAcceptedSerializer, 201: InviteAcceptedSerializer},
+                   summary="Accept an invite link: join its story with its role (a role is never lowered)")
+    def post(self, request, token):
+        validated(serializers.Serializer, request)  # no body, or {}
+        participant, created = services.invite_accept(raw_token=token, user=request.user)
+        return Response({**participant_json(participant), "story": participant.story.slug},
+                        status=201 if created else 200)
 
 
 class StoryExportView(APIView):

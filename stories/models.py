@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 SLUG_RE = r"^[a-z0-9][a-z0-9-]{0,63}$"
 slug_validator = RegexValidator(SLUG_RE, "Use 1-64 lowercase letters, digits or '-', starting with a letter or digit.")
@@ -58,6 +59,47 @@ class Participant(models.Model):
     @property
     def can_write(self) -> bool:
         return self.role in (self.Role.OWNER, self.Role.EDITOR)
+
+
+class Invite(models.Model):
+    """A link that lets a signed-in user join a story with a role (editor or viewer) until it
+    expires or is revoked. Only the SHA-256 of its raw token is stored (the raw token is shown
+    once, when the link is made); `prefix` tells links apart."""
+
+    class State(models.TextChoices):
+        LIVE = "live"
+        EXPIRED = "expired"
+        REVOKED = "revoked"
+
+    story = models.ForeignKey(Story, on_delete=models.CASCADE, related_name="invites")
+    role = models.CharField(max_length=10, choices=Participant.Role.choices)
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8, help_text="First characters of the token, to tell links apart.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    uses = models.PositiveIntegerField(default=0)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["story", "expires_at"], name="invite_story_expires")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(role__in=["editor", "viewer"]), name="invite_role_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.story_id}, {self.role})"
+
+    def state_at(self, now) -> str:
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        return self.State.LIVE if self.expires_at > now else self.State.EXPIRED
+
+    @property
+    def state(self) -> str:
+        return self.state_at(timezone.now())
 
 
 class Document(models.Model):

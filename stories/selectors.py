@@ -1,8 +1,16 @@
 """Reads for stories."""
+from django.utils import timezone
+
+from accounts.models import hash_token
 from messaging.models import Channel, Membership, Message
 from messaging.serializers import channel_json, message_json
-from stories.models import Document, Participant, Story
-from stories.serializers import participant_json, story_json
+from mythline_site.errors import NotFound
+from stories.models import Document, Invite, Participant, Story
+from stories.serializers import invite_json, participant_json, story_json
+
+# The same words for an unknown, an expired and a revoked link: the answer tells nothing more.
+INVITE_NOT_VALID = "This invite link is not valid any more; ask the story's owner for a new one."
+INVITE_TOKEN_MAX_LENGTH = 128  # a raw token is 32 characters; anything much longer is not one
 
 
 def story_export(story: Story):
@@ -26,6 +34,8 @@ def story_export(story: Story):
     yield "messages", (message_json(m, story_slug=story.slug, channel_name=names[m.channel_id]) for m in messages)
     yield "documents", (_document_export(doc) for doc in
                         Document.objects.filter(story=story).select_related("story", "created_by", "forked_from"))
+    now = timezone.now()
+    yield "invites", [invite_json(invite, now=now) for invite in story_invites(story)]
 
 
 def _document_export(doc: Document) -> dict:
@@ -40,3 +50,31 @@ def _document_export(doc: Document) -> dict:
             break
         after = page[-1]["revision"]
     return {**document_json(doc), "changes": history}
+
+
+def story_invites(story: Story):
+    """Every invite link of the story, live and past, newest first."""
+    return Invite.objects.filter(story=story).select_related("created_by").order_by("-created_at", "-id")
+
+
+def live_invites(story: Story, now=None):
+    """The story's invite links that still work (neither expired nor revoked)."""
+    return Invite.objects.filter(story=story, revoked_at__isnull=True, expires_at__gt=now or timezone.now())
+
+
+def invites_with_token(raw_token):
+    """The live invite link (at most one) whose raw token this is, as a queryset: empty for a token
+    that is unknown, expired, revoked or not even shaped like one."""
+    if not isinstance(raw_token, str) or not 0 < len(raw_token) <= INVITE_TOKEN_MAX_LENGTH:
+        return Invite.objects.none()
+    return Invite.objects.filter(key_hash=hash_token(raw_token), revoked_at__isnull=True,
+                                 expires_at__gt=timezone.now())
+
+
+def live_invite(raw_token) -> Invite:
+    """The live invite link with this raw token, or the one NotFound for unknown, expired and revoked
+    links alike (the answer does not tell which)."""
+    invite = invites_with_token(raw_token).select_related("story", "created_by").first()
+    if invite is None:
+        raise NotFound(INVITE_NOT_VALID)
+    return invite

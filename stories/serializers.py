@@ -2,7 +2,7 @@
 from rest_framework import serializers
 
 from messaging.serializers import iso
-from stories.models import SLUG_RE, Participant, Story
+from stories.models import SLUG_RE, Invite, Participant, Story
 
 
 def participant_json(participant: Participant) -> dict:
@@ -10,6 +10,15 @@ def participant_json(participant: Participant) -> dict:
     return {"username": user.username, "display_name": user.display_name or user.username,
             "kind": "agent" if user.is_agent else "human", "role": participant.role,
             "joined_at": iso(participant.joined_at)}
+
+
+def invite_json(invite: Invite, *, now=None) -> dict:
+    """An invite link as its owner sees it: never its token, nor the token's hash."""
+    return {"id": invite.pk, "role": invite.role, "prefix": invite.prefix,
+            "created_by": invite.created_by.username, "created_at": iso(invite.created_at),
+            "expires_at": iso(invite.expires_at), "revoked_at": iso(invite.revoked_at), "uses": invite.uses,
+            "last_used_at": iso(invite.last_used_at),
+            "state": invite.state if now is None else invite.state_at(now)}
 
 
 def story_json(story: Story, role: str | None = None) -> dict:
@@ -61,3 +70,30 @@ class ParticipantSerializer(serializers.Serializer):
 class ParticipantInSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=["editor", "viewer"])
+
+
+class InviteSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    role = serializers.ChoiceField(choices=["editor", "viewer"])
+    prefix = serializers.CharField(help_text="The token's first 8 characters, to tell links apart")
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    uses = serializers.IntegerField(help_text="Accepted uses of the link")
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.ChoiceField(choices=["live", "expired", "revoked"])
+
+
+class InviteCreatedSerializer(InviteSerializer):
+    token = serializers.CharField(help_text="The raw token: shown only in this answer, never again")
+    url = serializers.CharField(help_text="The page that accepts it: /invite/<token>/")
+
+
+class InviteInSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["editor", "viewer"])
+    expires_in_hours = serializers.IntegerField(required=False, min_value=1, max_value=720, default=168)
+
+
+class InviteAcceptedSerializer(ParticipantSerializer):
+    story = serializers.CharField(help_text="The story's slug")

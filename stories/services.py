@@ -1,16 +1,27 @@
-"""Writes for stories and participants."""
-from django.db import IntegrityError, transaction
+"""Writes for stories, participants and invite links."""
+import secrets
+from datetime import timedelta
 
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import hash_token
 from messaging import events, rights
 from messaging.models import Channel, Membership
 from messaging.services import inbox_ensure
-from mythline_site.errors import Conflict, Invalid, NotFound
-from stories.models import Document, Participant, Story
+from mythline_site.errors import Conflict, Forbidden, Invalid, NotFound
+from stories.models import Document, Invite, Participant, Story
+from stories.selectors import INVITE_NOT_VALID, invites_with_token, live_invites
 from stories.serializers import participant_json
 
 ROOM = "room"
 GENERAL = "general"
 MAIN = "main"
+
+INVITE_DEFAULT_HOURS = 7 * 24
+INVITE_MAX_HOURS = 30 * 24
+INVITE_MAX_LIVE = 50
+ROLE_RANK = {Participant.Role.VIEWER: 1, Participant.Role.EDITOR: 2, Participant.Role.OWNER: 3}
 
 
 @transaction.atomic
@@ -99,3 +110,63 @@ def story_join(*, story: Story, user) -> tuple[Participant, bool]:
     if existing is not None:
         return existing, False
     return participant_add(story=story, user=user, role=Participant.Role.EDITOR)
+
+
+# --- Invite links -------------------------------------------------------------------------------
+
+@transaction.atomic
+def invite_create(*, story: Story, by, role: str,
+                  expires_in_hours: int = INVITE_DEFAULT_HOURS) -> tuple[Invite, str]:
+    """A new invite link to `story` with `role`; returns it with its raw token (shown once: only
+    its SHA-256 is stored). At most INVITE_MAX_LIVE live links per story."""
+    if role not in (Participant.Role.EDITOR, Participant.Role.VIEWER):
+        raise Invalid("role must be 'editor' or 'viewer'.", details={"role": "must be 'editor' or 'viewer'"})
+    if (isinstance(expires_in_hours, bool) or not isinstance(expires_in_hours, int)
+            or not 1 <= expires_in_hours <= INVITE_MAX_HOURS):
+        raise Invalid(f"expires_in_hours must be a whole number of hours from 1 to {INVITE_MAX_HOURS}.",
+                      details={"expires_in_hours": f"a whole number from 1 to {INVITE_MAX_HOURS}"})
+    # The story's row serializes link creation, so two requests cannot both take the last place.
+    Story.objects.select_for_update().filter(pk=story.pk).values_list("pk", flat=True).first()
+    now = timezone.now()
+    if live_invites(story, now).count() >= INVITE_MAX_LIVE:
+        raise Conflict(f"A story has at most {INVITE_MAX_LIVE} live invite links; revoke one first.",
+                       details={"live": INVITE_MAX_LIVE})
+    raw = secrets.token_urlsafe(24)
+    invite = Invite.objects.create(story=story, role=role, key_hash=hash_token(raw), prefix=raw[:8],
+                                   created_by=by, expires_at=now + timedelta(hours=expires_in_hours))
+    return invite, raw
+
+
+@transaction.atomic
+def invite_revoke(*, invite: Invite, by) -> Invite:
+    """Revoke an invite link (again is a no-op: the first revocation time stays). `by` is who
+    revoked it (the owner, or staff in the admin, which logs it); the link keeps no record of it."""
+    locked = Invite.objects.select_for_update(of=("self",)).select_related("created_by").get(pk=invite.pk)
+    if locked.revoked_at is None:
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+    invite.revoked_at = locked.revoked_at
+    return locked
+
+
+@transaction.atomic
+def invite_accept(*, raw_token: str, user) -> tuple[Participant, bool]:
+    """Join the invite's story with its role, through `participant_add` (its events and the rights
+    recheck). A role is never lowered: the owner stays owner, an editor accepting a viewer link
+    stays editor (the participant as is, created False). An unknown, expired or revoked link all
+    get the same NotFound. Agents are added by the owner, not through links."""
+    if getattr(user, "is_agent", False):
+        raise Forbidden("Agents cannot accept invite links; the story's owner adds them by username.")
+    invite = invites_with_token(raw_token).select_for_update(of=("self",)).select_related("story").first()
+    if invite is None:
+        raise NotFound(INVITE_NOT_VALID)
+    existing = (Participant.objects.select_related("user", "story")
+                .filter(story=invite.story, user=user).first())
+    if existing is not None and ROLE_RANK[existing.role] >= ROLE_RANK[invite.role]:
+        participant, created = existing, False
+    else:
+        participant, created = participant_add(story=invite.story, user=user, role=invite.role)
+    invite.uses += 1
+    invite.last_used_at = timezone.now()
+    invite.save(update_fields=["uses", "last_used_at"])
+    return participant, created

@@ -1,4 +1,4 @@
-"""Browser pages: the lobby, the story room and the agent monitor.
+"""Browser pages: the lobby, the story room, the agent monitor, and the invite-link page.
 
 The server renders the shell of each page and hands the live part its starting state as JSON
 (`json_script`, never inline script); the bundle (`static/js/mythline.js`, built from
@@ -22,10 +22,12 @@ from messaging.models import Channel, Message
 from messaging.policies import readable_channels
 from messaging.selectors import channels_for_reader, inbox_rows
 from messaging.serializers import channel_json, iso, sender_json
-from mythline_site.errors import MythlineError, NotFound
+from mythline_site.errors import MythlineError, NotFound, RateLimited
+from mythline_site.throttling import check_rate
 from stories.models import SLUG_RE, Document, Participant, Story
 from stories.policies import access_story, role_subquery
-from stories.services import ROOM, story_create, story_join
+from stories.selectors import live_invite
+from stories.services import ROLE_RANK, ROOM, invite_accept, story_create, story_join
 
 # Built-in message types the compose box offers (SPEC 6); `vote` is cast from a proposal's card.
 COMPOSE_TYPES = ["text", "narration", "dialogue", "scene_plan", "feedback", "query", "proposal", "decision",
@@ -47,6 +49,12 @@ def _story_or_404(request, slug):
         return access_story(request.user, slug)
     except NotFound:
         raise Http404 from None
+
+
+def _no_story(request):
+    """The page for a story the signed-in user may not know of: the same page (and status 404)
+    whether it does not exist or is private without them, so it tells nothing."""
+    return render(request, "stories/no_access.html", {}, status=404)
 
 
 @login_required
@@ -107,7 +115,10 @@ def _page_user(user):
 
 @login_required
 def room(request, story):
-    access = _story_or_404(request, story)
+    try:
+        access = access_story(request.user, story)
+    except NotFound:
+        return _no_story(request)
     story = access.story
     user = request.user
     cursors = {row["channel"]: row for row in inbox_rows(user) if row["story"] == story.slug}
@@ -155,7 +166,10 @@ def room(request, story):
 
 @login_required
 def agent_monitor(request, story):
-    access = _story_or_404(request, story)
+    try:
+        access = access_story(request.user, story)
+    except NotFound:
+        return _no_story(request)
     story = access.story
     user = request.user
     agents = _agents(story)
@@ -187,3 +201,33 @@ def agent_monitor(request, story):
         "urls": {"room": reverse("story-room", args=[story.slug]), "lobby": reverse("lobby")},
     }
     return render(request, "stories/agents.html", {"story": story, "agents": agents, "config": config})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invite(request, token):
+    """An invite link: the story's title and the role offered, with a button to join (a POST here,
+    which accepts it and opens the room). A link that is unknown, expired or revoked gets the same
+    page, 404. Each try counts against the caller's `write` rate, as the API's accept does."""
+    try:
+        check_rate("write", f"u{request.user.pk}")
+        if request.method == "POST":
+            participant, _ = invite_accept(raw_token=token, user=request.user)
+            return redirect("story-room", participant.story.slug)
+        found = live_invite(token)
+    except NotFound as error:
+        return render(request, "stories/invite.html", {"message": error.message}, status=404)
+    except MythlineError as error:  # an agent (403), too many tries (429)
+        limited = isinstance(error, RateLimited)
+        response = render(request, "stories/invite.html", {
+            "heading": "Too many tries" if limited else "You cannot join by link",
+            "message": f"Wait {error.retry_after} s and try again." if limited else error.message},
+            status=error.status)
+        if limited:
+            response["Retry-After"] = str(error.retry_after)
+        return response
+    current = (Participant.objects.filter(story=found.story, user=request.user).values_list("role", flat=True)
+               .first())
+    return render(request, "stories/invite.html", {
+        "invite": found, "story": found.story, "role": found.role, "current_role": current,
+        "already_in": current is not None and ROLE_RANK[current] >= ROLE_RANK[found.role]})

@@ -45,7 +45,7 @@ from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
 from stories.documents import document_edit
 from stories.models import Document, Participant
-from stories.services import participant_add, story_create
+from stories.services import invite_create, participant_add, story_create
 from tests.conftest import error_code
 
 CALLERS = ("anon", "outsider", "viewer", "editor", "member", "chowner", "owner", "agent")
@@ -140,6 +140,12 @@ def _build_world() -> World:
     for name, sender, audience in AUDIENCE_MESSAGES:
         post("pub", users[sender], "general", f"aud.{name}", f"AUD-{name.upper()}", reply_to=pub_root,
              audience=audience)
+
+    # An invite link per story (the public one offers viewer, the private one editor), for the cases
+    # that revoke and accept one: its id and raw token fill `{pub.invite}`, `{pub.invite-token}`.
+    for key, story in stories.items():
+        invite, raw = invite_create(story=story, by=olga, role=INVITE_ROLE[key])
+        world.ids[f"{key}.invite"], world.ids[f"{key}.invite-token"] = str(invite.pk), raw
 
     world.tokens = {role: token_issue(user=user) for role, user in users.items()}
     return world
@@ -280,6 +286,18 @@ STORY_WRITE = {"pub": cells(201, outsider=403, viewer=403), "priv": cells(201, o
 STORY_JOIN = {"pub": cells(200, outsider=201), "priv": cells(200, outsider=404)}
 # DELETE participants/mia: the story owner, or mia leaving.
 STORY_REMOVE = {"pub": cells(403, member=204, owner=204), "priv": cells(403, outsider=404, member=204, owner=204)}
+STORY_OWNER_REVOKE = {"pub": cells(403, owner=204), "priv": cells(403, outsider=404, owner=204)}
+# POST /api/invites/{token}/accept: any signed-in human, whether or not they may read the story (the
+# link is the key); agents never. 201 for a newcomer, 200 for someone already in.
+INVITE_ROLE = {"pub": "viewer", "priv": "editor"}
+ACCEPT_INVITE = {"pub": cells(200, outsider=201, agent=403), "priv": cells(200, outsider=201, agent=403)}
+# The role after accepting: a link never lowers one (the owner stays owner, editors stay editors).
+ACCEPTED_ROLE = {
+    "pub": {"outsider": "viewer", "viewer": "viewer", "editor": "editor", "member": "editor",
+            "chowner": "editor", "owner": "owner"},
+    "priv": {"outsider": "editor", "viewer": "editor", "editor": "editor", "member": "editor",
+             "chowner": "editor", "owner": "owner"},
+}
 
 
 @dataclass(frozen=True)
@@ -342,6 +360,21 @@ def _check_members(story, channel):
 def _check_join(body, caller, world):
     role = {"outsider": "editor", "viewer": "viewer", "owner": "owner"}.get(caller, "editor")
     assert (body["username"], body["role"]) == (USERNAMES[caller], role)
+
+
+def _check_invites(story):
+    def check(body, caller, world):
+        ids = [i["id"] for i in body["results"]]
+        assert ids == [int(world.ids[f"{story}.invite"])]
+        assert world.ids[f"{story}.invite-token"] not in json.dumps(body)
+    return check
+
+
+def _check_accept(story):
+    def check(body, caller, world):
+        assert (body["story"], body["username"], body["role"]) == \
+            (SLUGS[story], USERNAMES[caller], ACCEPTED_ROLE[story][caller])
+    return check
 
 
 def _check_story(story):
@@ -417,6 +450,15 @@ def build_cases() -> list[Case]:
                  check=lambda b, c, w: (b["username"], b["role"]) == ("nina", "viewer")),
             Case(f"DELETE {base}/participants/mia", "DELETE", f"{base}/participants/mia", STORY_REMOVE[s]),
             Case(f"GET {base}/export", "GET", f"{base}/export", STORY_OWNER[s], check=_check_export(s)),
+            Case(f"GET {base}/invites", "GET", f"{base}/invites", STORY_OWNER[s], check=_check_invites(s)),
+            Case(f"POST {base}/invites", "POST", f"{base}/invites", STORY_OWNER_ADD[s],
+                 body={"role": "viewer", "expires_in_hours": 2},
+                 check=lambda b, c, w: (b["role"], b["state"], b["url"])
+                 == ("viewer", "live", f"/invite/{b['token']}/")),
+            Case(f"DELETE {base}/invites/<invite>", "DELETE", f"{base}/invites/{{{s}.invite}}",
+                 STORY_OWNER_REVOKE[s]),
+            Case(f"POST /api/invites/<{s} token>/accept", "POST", f"/api/invites/{{{s}.invite-token}}/accept",
+                 ACCEPT_INVITE[s], check=_check_accept(s)),
             Case(f"GET {base}/presence", "GET", f"{base}/presence", STORY_READ[s],
                  check=lambda b, c, w: [a["username"] for a in b["agents"]] == ["ada"]),
             Case(f"POST {base}/route", "POST", f"{base}/route", STORY_WRITE[s],
@@ -495,7 +537,8 @@ def test_every_api_route_is_in_the_matrix():
             continue
         concrete = "/" + (route.replace("<str:story>", "open-tale").replace("<str:channel>", "general")
                           .replace("<str:username>", "mia").replace("<str:message_id>", "{pub.general}")
-                          .replace("<str:doc>", "main"))
+                          .replace("<str:doc>", "main").replace("<int:invite>", "{pub.invite}")
+                          .replace("<str:token>", "{pub.invite-token}"))
         if concrete not in covered:
             missing.append(route)
     assert missing == []
