@@ -47,7 +47,9 @@ const FORMS = {
 };
 
 export class Compose {
-  constructor({types, onSend, onTyping = () => {}, placeholder = null, compact = false, label = "Send"}) {
+  constructor({types, onSend, onTyping = () => {}, placeholder = null, compact = false, label = "Send",
+    maxPayloadBytes = 65536}) {
+    this.maxPayloadBytes = maxPayloadBytes; // the server's MYTHLINE_MAX_PAYLOAD_BYTES: checked before sending
     this.types = types.filter((t) => FORMS[t]);
     this.onSend = onSend;
     this.onTyping = onTyping;
@@ -209,6 +211,12 @@ export class Compose {
       this.showError(error.message);
       return;
     }
+    const size = new TextEncoder().encode(JSON.stringify(payload)).length;
+    if (size > this.maxPayloadBytes) {
+      this.showError(`This message is too long (${size.toLocaleString("en")} bytes); the limit is ` +
+        `${this.maxPayloadBytes.toLocaleString("en")} bytes. Shorten it or split it into several messages.`);
+      return;
+    }
     const body = {msg_type: this.type, payload};
     if (this.context.reply_to) body.reply_to = this.context.reply_to.id;
     this.sending = true;
@@ -249,14 +257,43 @@ export class Compose {
   }
 }
 
+const FIELD_NAMES = {msg_type: "Type", payload: "Message", text: "Text", name: "Name", topic: "Topic", title: "Title",
+  username: "Username", role: "Role", kind: "Kind", slug: "Address", premise: "Premise"};
+
+function sentence(text) {
+  const t = String(text).trim();
+  return /[.!?…]$/.test(t) ? t : `${t}.`;
+}
+
+/** A server or socket error in words a person can read (no JSON, no field paths). */
 export function describeError(error) {
   if (!error) return "Something went wrong.";
+  if (error.code === "disconnected" || error.code === "timeout") return "Not sent: the connection is down. Try again in a moment.";
   const details = error.details || (error.frame && error.frame.details);
-  let text = error.message || String(error);
-  if (details && typeof details === "object") {
-    const parts = Object.entries(details).filter(([k]) => k !== "retry_after").map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`);
-    if (parts.length) text += ` (${parts.join("; ")})`;
+  const message = error.message || String(error);
+  if (error.code === "rate_limited") {
+    const wait = details && Number(details.retry_after);
+    return wait ? `Too many at once: try again in ${wait} second${wait === 1 ? "" : "s"}.` : sentence(message);
   }
-  if (error.code === "disconnected" || error.code === "timeout") text = "Not sent: the connection is down. Try again in a moment.";
-  return text;
+  if (error.code === "payload_too_large" && details && details.limit) {
+    const what = details.field === "payload" ? "This message is" : "This is";
+    const size = details.size ? ` (${Number(details.size).toLocaleString("en")} bytes)` : "";
+    return `${what} too long${size}: the limit is ${Number(details.limit).toLocaleString("en")} bytes. Shorten it or split it.`;
+  }
+  // A specific message says it all ("No user 'x'."); a generic one ("The message is invalid.")
+  // gives way to what its details say of each field.
+  const generic = /\bis invalid\.?$|unknown fields\.?$/.test(message);
+  if (generic && details && typeof details === "object" && !Array.isArray(details)) {
+    const parts = [];
+    for (const [field, value] of Object.entries(details)) {
+      if (field === "retry_after") continue;
+      const texts = (Array.isArray(value) ? value : [value]).filter((v) => typeof v === "string" && v);
+      if (!texts.length) continue;
+      const last = field.split(".").pop().replace(/\[\d+\]$/, "");
+      const label = FIELD_NAMES[last] || last.replaceAll("_", " ").replace(/^./, (c) => c.toUpperCase());
+      for (const text of texts) parts.push(/^(is|must|may|has) /.test(text) ? `${label} ${sentence(text)}` : `${label}: ${sentence(text)}`);
+    }
+    if (parts.length) return parts.join(" ");
+  }
+  return sentence(message);
 }

@@ -5,7 +5,7 @@ import {EditorView, keymap, placeholder} from "@codemirror/view";
 import {defaultKeymap, history, historyKeymap} from "@codemirror/commands";
 import {findDrafts, forgetDraft, openCollabEditor} from "./collab.js";
 import {describeError} from "./compose.js";
-import {api, clear, h, icon, toast} from "./ui.js";
+import {api, clear, h, icon, NAME_PATTERN, NAME_RE, NAME_RULE, toast} from "./ui.js";
 
 const STATUS_TEXT = {
   loading: "Loading…",
@@ -22,6 +22,7 @@ const editorTheme = EditorView.theme({
   ".cm-content": {padding: "8px 18px 40px", caretColor: "var(--accent)"},
   "&.cm-focused": {outline: "none"},
   ".cm-line": {padding: "0"},
+  ".cm-placeholder": {color: "var(--muted)"},
 });
 
 export class DocumentPanel {
@@ -102,6 +103,9 @@ export class DocumentPanel {
       history(),
       keymap.of([...defaultKeymap, ...historyKeymap]),
       placeholder(this.canWrite ? "Start writing the story…" : "Nothing written yet."),
+      // Prose: named for screen readers, and spell-checked like any writing tool.
+      EditorView.contentAttributes.of({"aria-label": `Story text: ${name}`, spellcheck: "true", autocorrect: "on",
+        autocapitalize: "sentences"}),
       editorTheme,
       EditorView.updateListener.of((update) => {
         if (update.docChanged || update.transactions.length) this.showRevision();
@@ -133,6 +137,21 @@ export class DocumentPanel {
       this.setStatus("error", describeError(error));
       this.host.append(h("p.muted.doc-error", null, `This document cannot be opened: ${describeError(error)}`));
     }
+  }
+
+  /** Rights changed while the page is open: reopen the document editable or read-only (edits
+   * not saved yet stay in this browser's draft). */
+  setCanWrite(canWrite) {
+    if (canWrite === this.canWrite) return;
+    this.canWrite = canWrite;
+    this.renderHead();
+    const name = this.name;
+    if (this.editor) {
+      this.editor.destroy();
+      this.editor = null;
+    }
+    this.name = null;
+    if (name) this.open(name);
   }
 
   setStatus(status, detail = null) {
@@ -225,12 +244,18 @@ export class DocumentPanel {
     const current = this.name;
     const revision = this.editor ? this.editor.sync.syncedVersion : undefined;
     const name = h("input", {name: "name", placeholder: fork ? `${current}-alt` : "name, e.g. scene-4-draft", required: true,
-      autocomplete: "off", "aria-label": "Document name"});
+      autocomplete: "off", "aria-label": "Document name", pattern: NAME_PATTERN, title: NAME_RULE});
     const title = h("input", {name: "title", placeholder: "Title (optional)", autocomplete: "off", "aria-label": "Title"});
     const error = h("div.form-error.small", {hidden: true});
     const form = h("form.doc-form", {id: "doc-form", onsubmit: async (e) => {
       e.preventDefault();
       const body = {name: name.value.trim().toLowerCase()};
+      if (!NAME_RE.test(body.name)) {
+        error.textContent = NAME_RULE;
+        error.hidden = false;
+        name.focus();
+        return;
+      }
       if (title.value.trim()) body.title = title.value.trim();
       if (fork) Object.assign(body, {fork_of: current, at_revision: revision});
       try {

@@ -9,8 +9,25 @@ import {pageConfig} from "./ui.js";
 
 let started = null;
 
+/** Skip links (`a.skip-link`, first in the page) move the focus into their target: to its first
+ * field, the editor, or the target itself. */
+function bindSkipLinks() {
+  document.addEventListener("click", (e) => {
+    const link = e.target.closest && e.target.closest("a.skip-link");
+    if (!link) return;
+    const target = document.querySelector(link.getAttribute("href"));
+    if (!target) return;
+    e.preventDefault();
+    const field = target.querySelector("[contenteditable=true], textarea, input:not([type=hidden]), select, button");
+    const focusable = field || target;
+    if (!field && !focusable.hasAttribute("tabindex")) focusable.setAttribute("tabindex", "-1");
+    focusable.focus();
+  });
+}
+
 export function boot() {
   if (started) return started;
+  bindSkipLinks();
   const config = pageConfig();
   if (!config || !config.page) return null;
   if (config.page === "lobby") {

@@ -147,8 +147,10 @@ export function fillTally(el, proposal, ctx) {
     const bar = h("span.tally-bar-fill");
     bar.style.width = `${pct}%`;
     const voters = [...votes.values()].filter((v) => v.choice === choice).map((v) => displayName(v.sender));
+    const picked = Boolean(mine && mine.choice === choice);
     const attrs = {type: "button", dataset: {choice}, title: voters.length ? voters.join(", ") : "No votes yet",
-      class: mine && mine.choice === choice ? "mine" : ""};
+      class: picked ? "mine" : "", "aria-pressed": picked ? "true" : "false",
+      "aria-label": `${choice}: ${n} vote${n === 1 ? "" : "s"}${picked ? ", your vote" : ""}`};
     if (ctx.canVote && ctx.canVote(proposal)) {
       attrs.onclick = (e) => {
         e.preventDefault();

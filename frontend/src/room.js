@@ -11,9 +11,11 @@
 import {bindConnectionIndicator} from "./socket.js";
 import {Compose, describeError} from "./compose.js";
 import {DocumentPanel} from "./docpanel.js";
+import {MembersDialog} from "./members.js";
 import {fillTally, renderMessage, snippet, updateReplyCount} from "./render.js";
 import {
-  $, ago, api, avatar, clear, displayName, h, icon, progressBar, statusBadge, toast, uuid4,
+  $, ago, api, avatar, clear, displayName, h, icon, NAME_PATTERN, NAME_RE, NAME_RULE, progressBar, statusBadge, toast,
+  uuid4,
 } from "./ui.js";
 
 const PAGE = 50;
@@ -21,6 +23,12 @@ const NEAR_TOP_PX = 300;
 const AT_BOTTOM_PX = 48;
 const TYPING_REPEAT_MS = 2500;
 const STATE_RANK = {active: 0, idle: 1, away: 2};
+const KIND_HELP = {
+  public: "Everyone who reads the story reads this channel",
+  private: "Only its members read this channel",
+  presence: "Shows who is here",
+  inbox: "An agent's work queue: editors post, the agent and the owner read",
+};
 const KIND_GROUPS = [
   {kind: "public", title: "Channels", icon: "hash"},
   {kind: "private", title: "Private", icon: "lock"},
@@ -102,6 +110,7 @@ export class RoomPage {
 
     this.compose = new Compose({
       types: this.config.compose_types,
+      maxPayloadBytes: (this.config.limits && this.config.limits.max_payload_bytes) || 65536,
       onSend: (body) => this.publish(this.current.name, body),
       onTyping: (typing) => this.sendTyping(typing),
     });
@@ -124,6 +133,12 @@ export class RoomPage {
     });
     this.docs.open("main");
 
+    this.membersDialog = new MembersDialog({slug: this.slug, me: this.me, isOwner: this.config.is_owner});
+    if (this.config.role) {
+      $(".sidebar-head").append(h("button.btn.ghost.sm.on-dark.members-button", {type: "button", id: "members-button",
+        onclick: (e) => this.membersDialog.open(e.currentTarget)}, this.config.is_owner ? "Members and invites" : "Members"));
+    }
+
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") this.maybeAck();
     });
@@ -132,6 +147,12 @@ export class RoomPage {
       if (name && this.channels.has(name)) this.select(name, {push: false});
     });
     setInterval(() => this.expireTyping(), 1000);
+    this.bindPanes();
+    document.addEventListener("keydown", (e) => {
+      if (e.key === "Escape" && this.thread && !e.defaultPrevented && !document.querySelector("dialog[open]")) {
+        this.closeThread();
+      }
+    });
     window.mythline = {room: this, socket: this.socket}; // for the console and the browser tests
   }
 
@@ -176,8 +197,16 @@ export class RoomPage {
   }
 
   onStoryFrame(frame) {
+    if (frame.type === "unsubscribed" && frame.reason === "access_revoked") {
+      this.lostAccess();
+      return;
+    }
     if (frame.type !== "event") return;
     const data = frame.data || {};
+    if (frame.event.startsWith("participant.")) {
+      if (this.membersDialog.el.open) this.membersDialog.refresh();
+      if (data.username === this.me.username) this.myRoleChanged(frame.event === "participant.removed" ? null : data.role);
+    }
     switch (frame.event) {
       case "channel.created":
         this.upsertChannel(data);
@@ -360,7 +389,9 @@ export class RoomPage {
     this.renderCompose();
     this.renderFeed();
     this.renderTyping();
-    if (this.compose && !this.compose.el.classList.contains("disabled")) this.compose.focus();
+    // A channel the writer picked takes the focus to its message box; the page opening does not
+    // (the skip links come first, and a screen reader starts at the top).
+    if (!replace && this.compose && !this.compose.el.classList.contains("disabled")) this.compose.focus();
   }
 
   renderHeader() {
@@ -371,12 +402,18 @@ export class RoomPage {
       ? "Messages for this agent. Every editor may post; only the agent and the story owner read."
       : "");
     const actions = clear($("#channel-actions"));
-    actions.append(h("span.pill", null, ch.info.kind));
+    actions.append(h("span.pill", {title: KIND_HELP[ch.info.kind] || ""}, this.kindLabel(ch.info.kind)));
     if (ch.archived) actions.append(h("span.pill.warn", null, "archived"));
     if (ch.info.can_manage && ch.info.kind !== "inbox") {
       actions.append(h("button.btn.ghost.sm", {type: "button", id: "archive-channel",
         onclick: () => this.setArchived(ch, !ch.archived)}, ch.archived ? "Unarchive" : "Archive"));
     }
+  }
+
+  /** What a channel's kind means here: "public" in a private story is everyone in the story. */
+  kindLabel(kind) {
+    if (kind === "public") return this.config.story.visibility === "private" ? "All members" : "Public";
+    return {private: "Private", presence: "Room", inbox: "Inbox"}[kind] || kind;
   }
 
   channelLabel(ch) {
@@ -419,6 +456,51 @@ export class RoomPage {
       this.compose.setContext("reply_to", null);
       this.compose.setEnabled(true);
     }
+  }
+
+  /** Below 1,000 px the room shows one pane at a time (channels, chat, the story text, people),
+   * chosen with the tabs at the top; picking a channel goes to its chat. */
+  bindPanes() {
+    for (const tab of document.querySelectorAll("#room-tabs .room-tab")) {
+      tab.addEventListener("click", () => this.showPane(tab.dataset.pane));
+    }
+  }
+
+  showPane(pane) {
+    const room = $("#room");
+    if (!room || room.dataset.pane === pane) return;
+    room.dataset.pane = pane;
+    for (const tab of document.querySelectorAll("#room-tabs .room-tab")) {
+      tab.setAttribute("aria-pressed", String(tab.dataset.pane === pane));
+    }
+    if (pane === "text" && this.docs && this.docs.editor) this.docs.editor.view.requestMeasure();
+  }
+
+  /** The owner changed our role (or removed us from a public story): the room follows at once. */
+  myRoleChanged(role) {
+    if (role === this.config.role) return;
+    const could = this.config.can_write;
+    this.config.role = role;
+    this.config.can_write = role === "owner" || role === "editor";
+    const pill = $("#my-role");
+    if (pill) pill.textContent = role || "not a member";
+    if (this.current) this.renderCompose();
+    if (could !== this.config.can_write) {
+      this.docs.setCanWrite(this.config.can_write);
+      toast(this.config.can_write ? "You can write in this story now." :
+        role ? "You are a viewer now: you read along but no longer write." : "You were removed from this story.");
+    }
+  }
+
+  /** The server ended our topics: the story is no longer ours to read (removed, or made private). */
+  lostAccess() {
+    if (this.accessLost) return;
+    this.accessLost = true;
+    const notice = h("div.access-lost", {id: "access-lost", role: "alert"},
+      h("strong", null, "You no longer have access to this story."),
+      " The owner removed you or made it private. ", h("a", {href: "/"}, "Back to your stories"));
+    $("#room").prepend(notice);
+    this.compose.el.hidden = true;
   }
 
   async join() {
@@ -897,6 +979,7 @@ export class RoomPage {
       onclick: (e) => {
         e.preventDefault();
         this.select(ch.name);
+        this.showPane("chat");
       }}, h("span.chan-icon", null, glyph), h("span.chan-name", null, this.channelLabel(ch)), status, unread));
   }
 
@@ -916,7 +999,7 @@ export class RoomPage {
       return;
     }
     const name = h("input", {name: "name", placeholder: "name, e.g. scene-4", required: true, autocomplete: "off",
-      pattern: "[a-z0-9][a-z0-9._-]{0,63}", "aria-label": "Channel name"});
+      pattern: NAME_PATTERN, title: NAME_RULE, "aria-label": "Channel name"});
     const kind = h("select", {name: "kind", "aria-label": "Kind"},
       h("option", {value: "public"}, "Public"), h("option", {value: "private"}, "Private"), h("option", {value: "presence"}, "Room (presence)"));
     const topic = h("input", {name: "topic", placeholder: "Topic (optional)", autocomplete: "off", "aria-label": "Topic"});
@@ -927,6 +1010,12 @@ export class RoomPage {
     };
     const form = h("form.new-channel", {id: "new-channel-form", onsubmit: async (e) => {
       e.preventDefault();
+      if (!NAME_RE.test(name.value.trim().toLowerCase())) {
+        error.textContent = NAME_RULE;
+        error.hidden = false;
+        name.focus();
+        return;
+      }
       try {
         const info = await api("POST", `/api/stories/${this.slug}/channels`,
           {name: name.value.trim().toLowerCase(), kind: kind.value, ...(topic.value.trim() ? {topic: topic.value.trim()} : {})});

@@ -202,3 +202,11 @@ export function icon(name) {
   }
   return svg;
 }
+
+// The server's rule for channel and document names (messaging and stories serializers), checked in
+// the browser before anything is sent. The pattern is valid under the `v` flag that browsers use
+// for the `pattern` attribute (a literal "-" in a class must be escaped there).
+export const NAME_PATTERN = "[a-z0-9][a-z0-9._\\-]{0,63}";
+export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+export const NAME_RULE = "Use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit (no spaces).";
+
