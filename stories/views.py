@@ -89,6 +89,7 @@ def lobby(request):
         row = counts.get(s.pk, {})
         s.n_participants = row.get("n", 0)
         s.n_agents = row.get("agents", 0)
+        s.n_people = s.n_participants - s.n_agents  # humans: agents are counted on their own
         s.unread = unread.get(s.slug, 0)
     mine = [s for s in stories if s.caller_role]
     others = [s for s in stories if not s.caller_role]

@@ -5,7 +5,7 @@ import {EditorView, keymap, placeholder} from "@codemirror/view";
 import {defaultKeymap, history, historyKeymap} from "@codemirror/commands";
 import {findDrafts, forgetDraft, openCollabEditor} from "./collab.js";
 import {describeError} from "./compose.js";
-import {api, clear, h, icon, NAME_PATTERN, NAME_RE, NAME_RULE, toast} from "./ui.js";
+import {api, clear, h, icon, labelled, NAME_PATTERN, NAME_RE, NAME_RULE, toast} from "./ui.js";
 
 const STATUS_TEXT = {
   loading: "Loading…",
@@ -74,10 +74,14 @@ export class DocumentPanel {
   renderOptions() {
     clear(this.select);
     for (const d of this.documents.values()) {
-      const label = d.forked_from ? `${d.name} (fork of ${d.forked_from} at r${d.forked_at_revision ?? 0})` : d.name;
-      this.select.append(h("option", {value: d.name, title: d.title || d.name}, label));
+      // The option says "(fork)"; its title, and the select's when chosen, say of what and where.
+      const full = d.forked_from ? `${d.name}, a fork of ${d.forked_from} at r${d.forked_at_revision ?? 0}` : d.name;
+      this.select.append(h("option", {value: d.name, title: d.title ? `${full}: ${d.title}` : full},
+        d.forked_from ? `${d.name} (fork)` : d.name));
     }
     if (this.name) this.select.value = this.name;
+    const chosen = this.select.selectedOptions[0];
+    this.select.title = chosen ? chosen.title : "";
   }
 
   add(doc) {
@@ -96,6 +100,7 @@ export class DocumentPanel {
     }
     this.name = name;
     this.select.value = name;
+    this.select.title = this.select.selectedOptions[0] ? this.select.selectedOptions[0].title : "";
     clear(this.host);
     this.setStatus("loading");
     const extensions = [
@@ -244,8 +249,8 @@ export class DocumentPanel {
     const current = this.name;
     const revision = this.editor ? this.editor.sync.syncedVersion : undefined;
     const name = h("input", {name: "name", placeholder: fork ? `${current}-alt` : "name, e.g. scene-4-draft", required: true,
-      autocomplete: "off", "aria-label": "Document name", pattern: NAME_PATTERN, title: NAME_RULE});
-    const title = h("input", {name: "title", placeholder: "Title (optional)", autocomplete: "off", "aria-label": "Title"});
+      autocomplete: "off", pattern: NAME_PATTERN, title: NAME_RULE});
+    const title = h("input", {name: "title", placeholder: "optional", autocomplete: "off"});
     const error = h("div.form-error.small", {hidden: true});
     const form = h("form.doc-form", {id: "doc-form", onsubmit: async (e) => {
       e.preventDefault();
@@ -268,7 +273,8 @@ export class DocumentPanel {
         error.textContent = describeError(err);
         error.hidden = false;
       }
-    }}, h("span.small.muted", null, fork ? `Fork “${current}” at r${revision}` : "New document"), name, title,
+    }}, h("span.small.muted", null, fork ? `Fork “${current}” at r${revision}` : "New document"),
+    labelled("Name", name), labelled("Title", title),
     h("button.btn.sm", {type: "submit"}, fork ? "Fork" : "Create"),
     h("button.btn.ghost.sm", {type: "button", onclick: () => clear(this.formHost)}, "Cancel"), error);
     this.formHost.append(form);

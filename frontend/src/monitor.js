@@ -156,8 +156,11 @@ export class MonitorPage {
     const now = Date.now();
     const total = agents.reduce((n, a) => n + this.rate(a, now), 0);
     const connected = agents.filter((a) => a.connections > 0).length;
+    // Agents that post over REST hold no socket: "active" counts those that posted or reported in
+    // the last five minutes, connected or not.
+    const active = agents.filter((a) => a.connections > 0 || (a.last_seen && now - Date.parse(a.last_seen) < 300000)).length;
     clear(host).append(
-      stat("Agents", agents.length, `${connected} connected`),
+      stat("Agents", agents.length, `${active} active · ${connected} listening live`),
       stat("Working", count("working"), "busy right now", "working"),
       stat("Waiting", count("waiting"), "blocked on someone", "waiting"),
       stat("Errors", count("error"), count("error") ? "need a look" : "all clear", count("error") ? "error" : ""),

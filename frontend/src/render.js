@@ -38,7 +38,7 @@ export function snippet(message, max = 90) {
       text = p.title || "Scene plan";
       break;
     case "task_update":
-      text = `${p.task || "Task"} (${p.status || "?"})`;
+      text = `${p.task || "Task"} (${String(p.status || "?").replaceAll("_", " ")})`;
       break;
     case "vote":
       text = `voted ${p.choice || "?"}`;
@@ -63,6 +63,14 @@ function messageLink(ctx, id, label) {
       e.preventDefault();
       ctx.jumpTo(id);
     }}, h("span.msg-link-label", null, label), " ", h("span.msg-link-text", null, text));
+}
+
+const LONG_MESSAGE_CHARS = 1500;
+
+function textLength(message) {
+  const p = message.payload || {};
+  return ["text", "line", "beats"].reduce((n, k) => n + (typeof p[k] === "string" ? p[k].length
+    : Array.isArray(p[k]) ? p[k].join(" ").length : 0), 0);
 }
 
 function paragraphs(text) {
@@ -101,7 +109,7 @@ function bodyFor(message, ctx) {
       return h("div.task-update", null,
         h("div.task-line", null, h("span.task-name", null, stringOr(p.task, "Task")),
           h(`span.status.status-${String(p.status || "").replace(/[^a-z_]/gi, "") || "unknown"}`, null,
-            stringOr(p.status, "?"))),
+            stringOr(p.status, "?").replaceAll("_", " "))),
         progressBar(p.progress));
     case "proposal":
       return h("div.proposal", null, h("div.msg-text", null, paragraphs(p.text)), tallyElement(message, ctx));
@@ -162,7 +170,9 @@ export function fillTally(el, proposal, ctx) {
     el.appendChild(h("button.tally-choice", attrs,
       h("span.tally-name", null, choice), h("span.tally-bar", null, bar), h("span.tally-count", null, String(n))));
   }
-  el.appendChild(h("span.tally-total.muted", null, `${total} vote${total === 1 ? "" : "s"}`));
+  const decided = ctx.decidedIn && ctx.decidedIn(proposal.id);
+  el.appendChild(h("span.tally-total.muted", null, `${total} vote${total === 1 ? "" : "s"}`,
+    decided ? " · decided, voting closed" : ""));
 }
 
 /**
@@ -197,7 +207,20 @@ export function renderMessage(message, ctx, {compact = false, root = false} = {}
       }}, h("span.reply-arrow", {"aria-hidden": "true"}, "↪"),
     parent ? [h("b", null, displayName(parent.sender)), " ", snippet(parent, 80)] : "in reply to an earlier message"));
   }
-  main.appendChild(h("div.msg-body", null, bodyFor(message, ctx)));
+  const body = h("div.msg-body", null, bodyFor(message, ctx));
+  main.appendChild(body);
+  if (textLength(message) > LONG_MESSAGE_CHARS) {
+    // A wall of text is folded to a few lines, with a button to read it all (and fold it again).
+    body.classList.add("folded");
+    const id = `body-${message.id}-${compact ? "t" : "f"}`;
+    body.id = id;
+    main.appendChild(h("button.show-more", {type: "button", "aria-expanded": "false", "aria-controls": id,
+      onclick: (e) => {
+        const folded = body.classList.toggle("folded");
+        e.currentTarget.setAttribute("aria-expanded", String(!folded));
+        e.currentTarget.textContent = folded ? "Show more" : "Show less";
+      }}, "Show more"));
+  }
   const foot = h("footer.msg-foot", null);
   const replies = ctx.replyCount ? ctx.replyCount(message.id) : 0;
   const repliesBtn = h("button.replies-link", {type: "button", hidden: !replies || compact,

@@ -14,7 +14,7 @@ import {DocumentPanel} from "./docpanel.js";
 import {MembersDialog} from "./members.js";
 import {fillTally, renderMessage, snippet, updateReplyCount} from "./render.js";
 import {
-  $, ago, api, avatar, clear, displayName, h, icon, NAME_PATTERN, NAME_RE, NAME_RULE, progressBar, statusBadge, toast,
+  $, ago, api, avatar, clear, displayName, h, icon, labelled, NAME_PATTERN, NAME_RE, NAME_RULE, progressBar, statusBadge, toast,
   uuid4,
 } from "./ui.js";
 
@@ -79,6 +79,7 @@ export class RoomPage {
     this.byId = new Map(); // message id -> message (every channel)
     this.replies = new Map(); // parent id -> Set of reply ids
     this.votes = new Map(); // proposal id -> Map username -> vote
+    this.decided = new Set(); // proposal ids a decision closed
     this.current = null;
     this.thread = null;
     this.typing = new Map(); // topic -> Map username -> {user, until}
@@ -97,7 +98,12 @@ export class RoomPage {
 
   start() {
     bindConnectionIndicator(this.socket, $("#connection"), {open: "Live"});
-    this.socket.onState((state) => document.body.classList.toggle("offline", state !== "open"));
+    this.offlineHint = h("p.offline-hint", {id: "offline-hint", role: "status", hidden: true},
+      "Offline: keep writing; Send works again as soon as the connection is back.");
+    this.socket.onState((state) => {
+      document.body.classList.toggle("offline", state !== "open");
+      this.offlineHint.hidden = state === "open" || state === "connecting";
+    });
     for (const info of this.config.channels) this.channels.set(info.name, new ChannelState(info));
 
     this.feedEl = $("#feed");
@@ -117,6 +123,7 @@ export class RoomPage {
     $("#compose-host").appendChild(this.compose.el);
     this.composeNotice = h("div.compose-notice", {hidden: true});
     $("#compose-host").appendChild(this.composeNotice);
+    $("#compose-host").appendChild(this.offlineHint);
 
     this.socket.subscribe(`story:${this.slug}`, {}, (frame) => this.onStoryFrame(frame));
     for (const ch of this.channels.values()) if (ch.info.readable && !ch.archived) this.subscribeChannel(ch);
@@ -293,6 +300,10 @@ export class RoomPage {
       updateReplyCount(document, m.reply_to, this.replies.get(m.reply_to).size);
     }
     if (m.msg_type === "vote" && m.payload && m.payload.proposal) this.recordVote(m);
+    if (m.msg_type === "decision" && m.payload && typeof m.payload.proposal === "string") {
+      this.decided.add(m.payload.proposal);
+      this.refreshTally(m.payload.proposal);
+    }
     if (live && m.seq > ch.baseSeq) {
       const mine = m.sender && m.sender.username === this.me.username;
       if (!mine && m.seq > ch.readSeq && !(this.current === ch && this.readingHere())) {
@@ -317,6 +328,10 @@ export class RoomPage {
     if (!previous || previous.created_at <= m.created_at) {
       votes.set(m.sender.username, {choice: String(m.payload.choice), sender: m.sender, created_at: m.created_at});
     }
+    this.refreshTally(id);
+  }
+
+  refreshTally(id) {
     const proposal = this.byId.get(id);
     for (const el of document.querySelectorAll(`.tally[data-proposal="${CSS.escape(id)}"]`)) {
       if (proposal) fillTally(el, proposal, this.ctx());
@@ -335,7 +350,8 @@ export class RoomPage {
       lookup: (id) => this.byId.get(id),
       replyCount: (id) => (this.replies.has(id) ? this.replies.get(id).size : 0),
       votesFor: (id) => this.votes.get(id) || new Map(),
-      canVote: (proposal) => canWriteIn(proposal.channel),
+      canVote: (proposal) => canWriteIn(proposal.channel) && !this.decided.has(proposal.id),
+      decidedIn: (id) => this.decided.has(id),
       canReply: (m) => canWriteIn(m.channel),
       vote: (proposal, choice) => this.publish(proposal.channel, {msg_type: "vote", payload: {proposal: proposal.id, choice}})
         .catch((error) => toast(describeError(error), "error")),
@@ -999,10 +1015,10 @@ export class RoomPage {
       return;
     }
     const name = h("input", {name: "name", placeholder: "name, e.g. scene-4", required: true, autocomplete: "off",
-      pattern: NAME_PATTERN, title: NAME_RULE, "aria-label": "Channel name"});
-    const kind = h("select", {name: "kind", "aria-label": "Kind"},
+      pattern: NAME_PATTERN, title: NAME_RULE});
+    const kind = h("select", {name: "kind"},
       h("option", {value: "public"}, "Public"), h("option", {value: "private"}, "Private"), h("option", {value: "presence"}, "Room (presence)"));
-    const topic = h("input", {name: "topic", placeholder: "Topic (optional)", autocomplete: "off", "aria-label": "Topic"});
+    const topic = h("input", {name: "topic", placeholder: "optional", autocomplete: "off"});
     const error = h("div.form-error.small", {hidden: true});
     const close = () => {
       this.newChannelForm = null;
@@ -1026,7 +1042,8 @@ export class RoomPage {
         error.textContent = describeError(err);
         error.hidden = false;
       }
-    }}, h("div.new-channel-title", null, "New channel"), name, kind, topic, error,
+    }}, h("div.new-channel-title", null, "New channel"), labelled("Name", name), labelled("Who reads it", kind),
+    labelled("Topic", topic), error,
     h("div.row", null, h("button.btn.sm", {type: "submit"}, "Create"), h("button.btn.ghost.sm.on-dark", {type: "button", onclick: close}, "Cancel")));
     form.addEventListener("keydown", (e) => {
       if (e.key === "Escape") close();

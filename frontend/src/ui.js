@@ -210,3 +210,8 @@ export const NAME_PATTERN = "[a-z0-9][a-z0-9._\\-]{0,63}";
 export const NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export const NAME_RULE = "Use 1-64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit (no spaces).";
 
+/** A form control with its visible label (the label wraps it, so it is also its accessible name). */
+export function labelled(text, control) {
+  return h("label.field", null, h("span.field-label", null, text), control);
+}
+

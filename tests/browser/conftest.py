@@ -12,6 +12,7 @@
 """
 import os
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,6 +46,18 @@ def _ensure_bundle() -> None:
     esbuild = FRONTEND / "node_modules" / ".bin" / "esbuild"
     if esbuild.exists() and _bundle_is_stale():
         subprocess.run(["npm", "run", "--silent", "build"], cwd=FRONTEND, check=True, capture_output=True, timeout=120)
+
+
+def wait_until(predicate, timeout=30.0, interval=0.05, message="condition"):
+    """Polls `predicate` until it is true (a condition wait, not a fixed sleep); returns its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
 
 
 @pytest.fixture(scope="package")

@@ -1,9 +1,9 @@
 """Two people type into the `main` document at the same time, in two browsers."""
-import time
-
 import httpx
 import pytest
 from playwright.sync_api import expect
+
+from tests.browser.conftest import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.browser]
 
@@ -12,16 +12,6 @@ def editor_text(page):
     return page.evaluate("() => window.mythlineEditor.view.state.doc.toString()")
 
 
-def wait_until(predicate, timeout=15.0, interval=0.05, message="condition"):
-    """Polls `predicate` until it is true (a condition wait, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(interval)
 
 
 def test_two_people_type_at_once_and_converge_with_each_others_cursors(open_as, server, tale):

@@ -7,6 +7,8 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import wait_until
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.browser]
 
 PASTE_CHARS = 200_000
@@ -21,15 +23,6 @@ def server_text(server, token):
         return api.get("/api/stories/tale/documents/main").json()["text"]
 
 
-def wait_until(predicate, timeout=30.0, interval=0.1, message="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(interval)
 
 
 def chapter(n):

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.test import Client
 from django.urls import reverse
@@ -177,47 +177,50 @@ def test_agents_cannot_accept_links(tale, make_agent):
     assert invite.uses == 0
 
 
-def _listen(*groups):
-    layer = get_channel_layer()
-    name = async_to_sync(layer.new_channel)()
-    for group in groups:
-        async_to_sync(layer.group_add)(group, name)
-    return layer, name
-
-
-def _drain(layer, name):
-    async def recv_all():
-        events = []
-        while True:
-            try:
-                events.append(await asyncio.wait_for(layer.receive(name), 0.5))
-            except asyncio.TimeoutError:
-                return events
-    return async_to_sync(recv_all)()
+async def _drain(layer, name):
+    """Every event waiting on `name` (the layer's own receive, until it is quiet for 0.5 s)."""
+    events = []
+    while True:
+        try:
+            events.append(await asyncio.wait_for(layer.receive(name), 0.5))
+        except asyncio.TimeoutError:
+            return events
 
 
 def test_accepting_publishes_what_participant_add_publishes(tale, django_capture_on_commit_callbacks):
+    """One event loop for the whole listen (channels-redis binds a channel's buffer to the loop that
+    first reads it); the accepts run in the test's thread, and their commit callbacks publish."""
     story, otto, vera = tale["story"], tale["otto"], tale["vera"]
     editor_link = invite_create(story=story, by=tale["olga"], role="editor")[1]
-    layer, name = _listen(story_group(story.pk), user_rights_group(otto.pk), user_rights_group(vera.pk))
-    with django_capture_on_commit_callbacks(execute=True):
-        invite_accept(raw_token=editor_link, user=otto)
-    events = _drain(layer, name)
-    joined = [e for e in events if e.get("event") == "participant.joined"]
+
+    def accept(user):
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            invite_accept(raw_token=editor_link, user=user)
+        return callbacks
+
+    async def scenario():
+        layer = get_channel_layer()
+        name = await layer.new_channel()
+        for group in (story_group(story.pk), user_rights_group(otto.pk), user_rights_group(vera.pk)):
+            await layer.group_add(group, name)
+        await sync_to_async(accept)(otto)
+        first = await _drain(layer, name)
+        await sync_to_async(accept)(vera)
+        second = await _drain(layer, name)
+        unchanged = await sync_to_async(accept)(tale["eddie"])
+        return first, second, unchanged
+
+    first, second, unchanged = async_to_sync(scenario)()
+    joined = [e for e in first if e.get("event") == "participant.joined"]
     assert len(joined) == 1
     frame = json.loads(joined[0]["frame"])
     assert frame["data"]["username"] == "otto" and frame["data"]["role"] == "editor"
-    assert any(e["group"] == user_rights_group(otto.pk) for e in events)  # otto's open topics are rechecked
+    assert any(e["group"] == user_rights_group(otto.pk) for e in first)  # otto's open topics are rechecked
     # An upgrade is a participant.updated event, as from participant_add.
-    with django_capture_on_commit_callbacks(execute=True):
-        invite_accept(raw_token=editor_link, user=vera)
-    events = _drain(layer, name)
-    updated = [json.loads(e["frame"])["data"] for e in events if e.get("event") == "participant.updated"]
+    updated = [json.loads(e["frame"])["data"] for e in second if e.get("event") == "participant.updated"]
     assert [(d["username"], d["role"]) for d in updated] == [("vera", "editor")]
     # Nothing changes for someone already in with that role or more: no event.
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        invite_accept(raw_token=editor_link, user=tale["eddie"])
-    assert callbacks == []
+    assert unchanged == []
 
 
 # --- REST ---------------------------------------------------------------------------------------
