@@ -7,13 +7,15 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 CREW   ?= 1
 
-.PHONY: run test install migrate demo serve contract bench clean frontend
+.PHONY: run test install migrate demo serve contract bench clean frontend bundle-check
 
-# The browser bundle (static/js/mythline.js) is built from frontend/ with npm + esbuild; it is not
-# committed. `npm ci` runs only when node_modules is missing or package.json / the lock changed
-# (the stamp lives inside node_modules, so deleting it reinstalls), the build only when a source
-# changed. Without Node the build is skipped with a note: the site still runs (without the editor
-# bundle) and the Node-dependent tests skip, or fail under MYTHLINE_REQUIRE_ALL=1.
+# The browser bundle (static/js/mythline.js and its map) is built from frontend/ with npm + esbuild
+# and committed, so the room works wherever Python does: Node is a tool for changing the frontend,
+# not for running the site. With Node, `npm ci` runs only when node_modules is missing or
+# package.json / the lock changed (the stamp lives inside node_modules), the build only when a
+# source changed; CI rebuilds it from the lock file and fails if the result differs from what is
+# committed (`make bundle-check`). Without Node the committed bundle is used as it is, and the
+# Node-dependent tests skip (or fail under MYTHLINE_REQUIRE_ALL=1).
 NPM          ?= npm
 FRONTEND     := frontend
 NODE_STAMP   := $(FRONTEND)/node_modules/.mythline-installed
@@ -47,9 +49,17 @@ $(BUNDLE): $(NODE_STAMP) $(FRONTEND_SRC)
 	cd $(FRONTEND) && $(NPM) run --silent build
 
 frontend: $(BUNDLE)
+
+# The committed bundle must be what the sources and the lock file build.
+bundle-check: $(NODE_STAMP)
+	cd $(FRONTEND) && $(NPM) run --silent build
+	git diff --exit-code --stat -- $(BUNDLE) $(BUNDLE).map || \
+	  (echo "static/js/mythline.js differs from what frontend/ builds: run 'make frontend' and commit it"; exit 1)
 else
 frontend:
-	@echo "Node.js/npm not found: skipping the frontend build ($(BUNDLE)); tests that need Node will skip."
+	@echo "Node.js/npm not found: using the committed bundle ($(BUNDLE)); tests that need Node will skip."
+bundle-check:
+	@echo "Node.js/npm not found: cannot rebuild the bundle to check it"; exit 1
 endif
 
 run: demo frontend
@@ -80,4 +90,4 @@ bench: install
 	$(BIN)/python bench/ingest.py
 
 clean:
-	rm -rf $(VENV) var staticfiles .pytest_cache $(FRONTEND)/node_modules $(BUNDLE) $(BUNDLE).map
+	rm -rf $(VENV) var staticfiles .pytest_cache $(FRONTEND)/node_modules
