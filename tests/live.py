@@ -46,7 +46,9 @@ def redis_available(url: str = DEFAULT_TEST_REDIS) -> bool:
 
 
 class LiveServer:
-    def __init__(self, *, redis_url: str | None = None, env: dict | None = None, port: int | None = None):
+    def __init__(self, *, redis_url: str | None = None, env: dict | None = None, port: int | None = None,
+                 root: Path = ROOT):
+        self.root = root  # the checkout the server runs from
         self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}/ws/"
@@ -65,7 +67,7 @@ class LiveServer:
     def start(self, timeout: float = 30) -> "LiveServer":
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "mythline_site.asgi:application"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
