@@ -77,13 +77,19 @@ run: demo frontend
 	fi; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# Production on this machine (docs/deploy.md): migrations checked, static collected, uvicorn
+# workers, graceful on SIGTERM; listens on 0.0.0.0:$(PORT). More options in SERVE_ARGS
+# (e.g. SERVE_ARGS="--workers 4 --crew the-lighthouse"); the environment as documented there.
+serve: migrate
+	$(BIN)/python manage.py serve --port $(PORT) $(SERVE_ARGS)
+
 test: install frontend
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 contract: install
 	../shared/contract/run $(PYTEST_ARGS)
 
-# The benchmarks' own extras (uvicorn, matplotlib), then the ingest benchmark; the others are in
+# The benchmarks' own extra (matplotlib), then the ingest benchmark; the others are in
 # docs/benchmarks.md.
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'

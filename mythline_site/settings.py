@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "messaging",
     "presence",
     "agents",
+    "mythline_site",  # its management commands: `serve` (docs/deploy.md)
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,185 @@
+"""`python manage.py serve`: Mythline as it runs in production on one machine (docs/deploy.md).
+
+Before anything starts it refuses (exit 1) when migrations are unapplied, or when more than one
+worker is asked for without REDIS_URL (the in-process channel layer, presence and connection
+caps cannot span processes). It then collects the static files (unless --no-collectstatic) and
+starts, each as a child process in its own session:
+
+- uvicorn with --workers N (default: the CPU count with REDIS_URL, 1 without), --proxy-headers,
+  --lifespan off (the app implements no lifespan events);
+- `manage.py run_agents --story S` for each --crew story, against this server.
+
+The idle-channel sweeper is no process of its own: every server process archives idle channels
+in the background (mythline_site/housekeeping.py) when MYTHLINE_ARCHIVE_SWEEP_SECONDS > 0.
+
+SIGTERM or SIGINT is forwarded as SIGTERM to the children: first the crew (up to 5 s, so its
+agents can still report `offline`), then uvicorn, which closes the sockets and finishes open
+requests within --graceful-timeout; what is still running after that, plus a few seconds, is
+killed with its whole process group. A second signal kills at once. The command exits with the
+server's exit code (0 after a clean stop on SIGTERM/SIGINT).
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+
+DEV_SECRET_PREFIX = "dev-insecure-"
+KILL_MARGIN_SECONDS = 5
+CREW_STOP_SECONDS = 5  # the crew stops first, so its agents can still tell the server they go offline
+
+
+def unapplied_migrations(alias=DEFAULT_DB_ALIAS) -> list[str]:
+    """What `migrate --check` would apply, as 'app.migration' names."""
+    connection = connections[alias]
+    connection.prepare_database()
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
+
+
+class Command(BaseCommand):
+    help = "Run Mythline for production on this machine: uvicorn workers (+ the crew), graceful on SIGTERM."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default %(default)s)")
+        parser.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")
+        parser.add_argument("--workers", type=int, default=None, metavar="N",
+                            help="uvicorn worker processes (default: the CPU count with REDIS_URL, 1 without; "
+                                 "more than 1 needs REDIS_URL)")
+        parser.add_argument("--crew", nargs="+", default=[], metavar="STORY",
+                            help="also run the demo crew (manage.py run_agents) on these stories")
+        parser.add_argument("--no-collectstatic", action="store_true", help="do not run collectstatic first")
+        parser.add_argument("--graceful-timeout", type=int, default=8, metavar="SECONDS",
+                            help="on SIGTERM, how long open requests and sockets get to finish (default %(default)s)")
+
+    def handle(self, *args, host, port, workers, crew, no_collectstatic, graceful_timeout, **options):
+        if workers is None:
+            workers = (os.cpu_count() or 1) if settings.REDIS_URLS else 1
+        if workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        if workers > 1 and not settings.REDIS_URLS:
+            raise CommandError(
+                f"--workers {workers} needs REDIS_URL: without it the channel layer, presence and the "
+                "per-user connection caps live inside one process and cannot span several, so a message "
+                "posted through one worker would never reach a socket on another. Set REDIS_URL, or run "
+                "--workers 1.")
+        pending = unapplied_migrations()
+        if pending:
+            shown = ", ".join(pending[:10]) + (f" and {len(pending) - 10} more" if len(pending) > 10 else "")
+            raise CommandError(f"{len(pending)} unapplied migration(s): {shown}. "
+                               "Run `python manage.py migrate` (once per deploy) first.")
+        if settings.DEBUG:
+            self.stderr.write("Warning: DEBUG is on; set DEBUG=0 in production.")
+        if settings.SECRET_KEY.startswith(DEV_SECRET_PREFIX):
+            self.stderr.write("Warning: SECRET_KEY is the development default; set SECRET_KEY in production.")
+        if not no_collectstatic:
+            call_command("collectstatic", interactive=False, verbosity=0)
+        connections.close_all()  # the children open their own
+
+        self.stopping = None
+        self.children = []  # (name, Popen), the server first
+        previous = {sig: signal.signal(sig, self.on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            server = self.start("uvicorn", [
+                sys.executable, "-m", "uvicorn", "mythline_site.asgi:application", "--host", host,
+                "--port", str(port), "--workers", str(workers), "--proxy-headers", "--lifespan", "off",
+                "--timeout-graceful-shutdown", str(graceful_timeout)])
+            local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+            url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
+            for story in crew:
+                self.start(f"crew:{story}", [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_agents",
+                                             "--story", story, "--url", url, "--wait", "120"])
+            sweep = settings.MYTHLINE_ARCHIVE_SWEEP_SECONDS
+            self.stdout.write(
+                f"Mythline is serving on {host}:{port} with {workers} uvicorn worker(s) (pid {server.pid}); "
+                f"channel layer: {'Redis' if settings.REDIS_URLS else 'in-process'}; idle-channel sweep "
+                + (f"every ~{sweep:g} s in each worker" if sweep > 0 else "off (MYTHLINE_ARCHIVE_SWEEP_SECONDS=0)")
+                + (f"; crew on {', '.join(crew)}" if crew else "") + ". SIGTERM or Ctrl-C stops it.")
+            self.stdout.flush()
+
+            reported = set()
+            while self.stopping is None and server.poll() is None:
+                for name, proc in self.children[1:]:
+                    if proc.poll() is not None and name not in reported:
+                        reported.add(name)
+                        self.stderr.write(f"{name} exited with {proc.returncode}; the server keeps running.")
+                time.sleep(0.2)
+            if self.stopping is None:
+                self.stderr.write(f"The server exited with {server.returncode}; stopping the rest.")
+            self.shutdown(graceful_timeout + KILL_MARGIN_SECONDS)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            for _name, proc in self.children:  # whatever an error left behind
+                self.kill_group(proc)
+        code = server.returncode
+        if self.stopping is not None and code in (-signal.SIGTERM, -signal.SIGINT):
+            code = 0  # uvicorn re-raises the signal it stopped on, after a clean shutdown
+        elif code is None or code < 0:  # killed by a signal
+            code = 128 + (-code if code else signal.SIGKILL)
+        self.stdout.write(f"Stopped (server exit code {server.returncode}).")
+        self.stdout.flush()
+        sys.exit(code)
+
+    def start(self, name, cmd):
+        # Each child in its own session: a terminal's Ctrl-C reaches only this command, which
+        # forwards it once, and killpg() reaches a child's own children (uvicorn's workers).
+        proc = subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
+        self.children.append((name, proc))
+        return proc
+
+    def on_signal(self, signum, frame):
+        if self.stopping is not None:  # a second signal: no more waiting
+            for _name, proc in self.children:
+                self.kill_group(proc)
+            return
+        self.stopping = signum  # the main loop sees it within 0.2 s and shuts down
+
+    @staticmethod
+    def terminate(procs):
+        for proc in procs:
+            if proc.poll() is None:
+                try:
+                    proc.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    @staticmethod
+    def wait_all(procs, seconds):
+        deadline = time.monotonic() + seconds
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:  # killed later
+                pass
+
+    def shutdown(self, timeout):
+        server, crews = self.children[0][1], [proc for _name, proc in self.children[1:]]
+        self.terminate(crews)
+        self.wait_all(crews, CREW_STOP_SECONDS)
+        self.terminate([server])
+        self.wait_all([server, *crews], timeout)
+        for name, proc in self.children:
+            if proc.poll() is None:
+                self.stderr.write(f"{name} did not stop within {timeout:g} s: killing it.")
+            self.kill_group(proc)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+
+    @staticmethod
+    def kill_group(proc):
+        """SIGKILL the child's whole session (its leader is the child), which also takes any
+        worker process its leader left behind."""
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
