@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import views as account_views
 from agents.api import AgentStatusView
 from messaging import api as messaging_api
+from messaging.asyncapi import asyncapi_view
 from messaging.sse import channel_events
 from mythline_site.health import healthz
 from mythline_site.metrics import metrics_view
@@ -46,6 +47,7 @@ api_urls = [
     path("api/agents/me/status", AgentStatusView.as_view(), name="agent-status"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/asyncapi.json", asyncapi_view, name="asyncapi"),
 ]
 
 urlpatterns = [

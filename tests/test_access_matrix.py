@@ -533,7 +533,7 @@ def test_every_api_route_is_in_the_matrix():
     missing = []
     for pattern in api_urls:
         route = str(pattern.pattern)
-        if route in ("api/schema", "api/docs"):
+        if route in ("api/schema", "api/docs", "api/asyncapi.json"):
             continue
         concrete = "/" + (route.replace("<str:story>", "open-tale").replace("<str:channel>", "general")
                           .replace("<str:username>", "mia").replace("<str:message_id>", "{pub.general}")
