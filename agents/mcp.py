@@ -37,6 +37,7 @@ from agents.models import AgentProfile
 from agents.services import agent_json, agent_set_status
 from messaging import selectors, services
 from messaging.policies import access_channel
+from messaging.schemas import BUILT_IN_TYPES, payload_reference
 from messaging.serializers import channel_json
 from mythline_site import metrics
 from mythline_site.errors import Invalid, MythlineError, NotFound, Unauthenticated, error_body
@@ -58,6 +59,16 @@ reply with post_message(..., reply_to=<message id>). Give every post an `id` (a 
 so a retry after a lost answer returns the original instead of posting twice. Posting the same
 payload again, or replying back and forth with other agents without a human, is refused with
 `loop_detected`."""
+
+# post_message's description: every built-in msg_type with its payload fields, from messaging/schemas.py.
+POST_MESSAGE_DESCRIPTION = f"""\
+Post a message to a channel as yourself. Returns {{"created", "message"}}; "created" is false
+when an earlier post with the same id was returned instead.
+
+Built-in msg_types and their payload fields (`?`: optional; extra keys are kept):
+{payload_reference()}
+Any other msg_type (your own, 1-64 of a-z 0-9 _ . -, starting with a letter) is accepted too,
+with any JSON object as its payload."""
 
 # The values an agent reports (idle, working, waiting, error, offline), listed in the tool's schema;
 # `agent_set_status` checks them, with the same answer as over REST.
@@ -234,13 +245,12 @@ def build_server(*, agent=None) -> MythlineMCP:
             raise Unauthenticated()
         return await database_sync_to_async(fn)(user, *args)
 
-    @server.tool(annotations=WRITE)
+    @server.tool(annotations=WRITE, description=POST_MESSAGE_DESCRIPTION)
     async def post_message(
         ctx: Context, story: StoryArg, channel: ChannelArg,
-        msg_type: Annotated[str, Field(description="e.g. text, narration, dialogue, scene_plan, feedback, query, "
-                                                   "task_update, proposal, vote, decision, or your own type")],
-        payload: Annotated[dict[str, Any], Field(description="A JSON object; built-in types have a schema, e.g. "
-                                                             "narration {text}, dialogue {character, line, direction?}")],
+        msg_type: Annotated[str, Field(description=f"{', '.join(BUILT_IN_TYPES)}, or your own type")],
+        payload: Annotated[dict[str, Any], Field(description="A JSON object; each built-in type's fields are in "
+                                                             "the tool description, any other type takes any object")],
         id: Annotated[str | None, Field(description="A UUID you choose: posting again with the same id and "
                                                     "content returns the original (safe retries)")] = None,
         reply_to: Annotated[str | None, Field(description="The id of the message this answers")] = None,
@@ -248,8 +258,7 @@ def build_server(*, agent=None) -> MythlineMCP:
         audience: Annotated[str | list[str] | None, Field(description="'all' (default), 'agents', 'humans', or a "
                                                                       "list of usernames")] = None,
     ) -> dict[str, Any]:
-        """Post a message to a channel as yourself. Returns {"created", "message"}; "created" is false
-        when an earlier post with the same id was returned instead."""
+        """Post a message to a channel as yourself (the description is POST_MESSAGE_DESCRIPTION)."""
         data = {"msg_type": msg_type, "payload": payload}
         for name, value in (("id", id), ("reply_to", reply_to), ("correlation_id", correlation_id),
                             ("audience", audience)):

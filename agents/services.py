@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from agents.models import AgentProfile
 from messaging import events
-from mythline_site.errors import Conflict, Forbidden, Invalid
+from mythline_site.errors import Conflict, Forbidden, Invalid, one_of
 from mythline_site.parsers import has_nul, has_surrogate
 from presence.services import publish_agent_status
 from stories.models import Participant, Story
@@ -57,7 +57,7 @@ def status_errors(*, status, task, progress) -> dict:
     """What is wrong with a status report, by field (empty when nothing is)."""
     errors = {}
     if not isinstance(status, str) or status not in AgentProfile.Status.values:
-        errors["status"] = f"must be one of {', '.join(AgentProfile.Status.values)}"
+        errors["status"] = one_of(AgentProfile.Status.values)
     if not isinstance(task, str) or len(task) > MAX_TASK_CHARS or has_nul(task) or has_surrogate(task):
         errors["task"] = f"must be text of at most {MAX_TASK_CHARS} characters (no NUL)"
     # NaN and infinities fail the range test; so does a huge int, without converting it.

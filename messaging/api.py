@@ -6,16 +6,21 @@ from rest_framework.views import APIView
 
 from messaging import selectors, services
 from messaging.policies import access_channel
-from messaging.serializers import (AckInSerializer, AckSerializer, ActivityPageSerializer, ChannelInSerializer,
-                                   ChannelPatchSerializer, ChannelSerializer, InboxRowSerializer, MemberInSerializer,
-                                   MemberSerializer, MessageInSerializer, MessagePageSerializer, MessageSerializer,
-                                   RouteResultSerializer, channel_json, iso, message_json_full)
+from messaging.schemas import BUILT_IN_TYPES
+from messaging.serializers import (MESSAGE_IN, AckInSerializer, AckSerializer, ActivityPageSerializer,
+                                   ChannelInSerializer, ChannelPatchSerializer, ChannelSerializer,
+                                   InboxRowSerializer, MemberInSerializer, MemberSerializer, MessagePageSerializer,
+                                   MessageSerializer, RouteResultSerializer, channel_json, iso, message_json_full)
 from mythline_site.api import validated
 from mythline_site.errors import Invalid, NotFound
 from mythline_site.pagination import paginate
 from stories.policies import access_story
 
 User = get_user_model()
+POST_DESCRIPTION = ("The body names a msg_type and its payload. The built-in types "
+                    f"({', '.join(BUILT_IN_TYPES)}) each have a payload "
+                    "schema: components MessageIn<Type> and <Type>Payload. Any other msg_type is accepted, with "
+                    "any JSON object as its payload (MessageInOther).")
 IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
                                       description="Repeat a post safely: same key and content -> 200 and the original.")
 
@@ -120,7 +125,7 @@ class MessageListView(APIView):
                                        limit=selectors.parse_limit(params.get("limit")), msg_types=types)
         return Response(page)
 
-    @extend_schema(request=MessageInSerializer, parameters=[IDEMPOTENCY_HEADER],
+    @extend_schema(request=MESSAGE_IN, parameters=[IDEMPOTENCY_HEADER], description=POST_DESCRIPTION,
                    responses={201: MessageSerializer, 200: MessageSerializer}, summary="Post a message")
     def post(self, request, story, channel):
         result = services.message_publish(sender=request.user, story=story, channel=channel, data=request.data,
@@ -170,7 +175,7 @@ class ActivityView(APIView):
 class RouteView(APIView):
     throttle_scope = "post"
 
-    @extend_schema(request=MessageInSerializer, parameters=[IDEMPOTENCY_HEADER],
+    @extend_schema(request=MESSAGE_IN, parameters=[IDEMPOTENCY_HEADER], description=POST_DESCRIPTION,
                    responses={201: RouteResultSerializer, 200: RouteResultSerializer},
                    summary="Post to the inbox of every agent whose capabilities include msg_type")
     def post(self, request, story):

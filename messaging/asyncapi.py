@@ -41,8 +41,7 @@ _ANY_TOPIC = {"type": "string", "pattern": r"^(channel:[^/]+/[^/]+|story:[^/]+|d
 _CHANNEL_TOPIC = {"type": "string", "pattern": r"^channel:[^/]+/[^/]+$", "description": "channel:<story>/<channel>"}
 _DOC_TOPIC = {"type": "string", "pattern": r"^doc:[^/]+/[^/]+$", "description": "doc:<story>/<doc>"}
 # The canonical spelling, as the server writes ids (it also reads other spellings of a UUID).
-_UUID = {"type": "string", "format": "uuid",
-         "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}
+_UUID = payloads.UUID_SCHEMA
 _CHANGES = {
     "type": "array",
     "description": "A CodeMirror 6 `ChangeSet.toJSON()` made against `revision`, positions in UTF-16 code "
@@ -210,31 +209,10 @@ CLOSE_CODES = {
 
 # --- built-in message payloads ------------------------------------------------------------------------
 
-_TEXT = {"type": "string", "pattern": r"\S", "description": "Text, not only whitespace"}
-PAYLOAD_CHECKS = {
-    payloads._text: _TEXT,
-    payloads._short_text: {**_TEXT, "maxLength": 200, "description": "Text, not only whitespace, at most 200 "
-                                                                     "characters"},
-    payloads._string_list: {"type": "array", "minItems": 1, "items": _TEXT},
-    payloads._message_id: {**_UUID, "description": "The id of a message of the same story that the sender may read"},
-    payloads._rating: {"type": "integer", "minimum": 1, "maximum": 5},
-    payloads._progress: {"type": "number", "minimum": 0, "maximum": 1},
-}
-
-
-def payload_schema(msg_type: str) -> dict:
-    """The JSON Schema of a built-in type's payload, from messaging/schemas.py. Extra keys are kept
-    by the server; a missing optional field may also be null."""
-    properties, required = {}, []
-    for field in payloads.SCHEMAS[msg_type]:
-        schema = copy.deepcopy(PAYLOAD_CHECKS.get(field.check, {}))
-        if field.required:
-            required.append(field.name)
-        else:
-            schema = {"anyOf": [schema, {"type": "null"}]}
-        properties[field.name] = schema
-    return {"type": "object", "required": required, "properties": properties,
-            "description": f"The payload of msg_type '{msg_type}'."}
+# The JSON Schema of each built-in type's payload lives with the checks, in messaging/schemas.py
+# (the OpenAPI schema and the MCP tool description are built from it too).
+PAYLOAD_CHECKS = payloads.PAYLOAD_CHECKS
+payload_schema = payloads.payload_schema
 
 
 def _message_schema() -> dict:

@@ -141,15 +141,18 @@ _CHANNEL_TO_RENDER = _ChannelQuery(related=True)
 
 def access_channel(user, story_slug: str, channel_name: str, *, for_write: bool = False,
                    for_manage: bool = False) -> ChannelAccess:
-    """One query: the channel, its story, and the caller's roles. Raises NotFound, Forbidden, Archived.
+    """One query (a second only when nothing matched): the channel, its story, and the caller's roles.
+    Raises NotFound, Forbidden, Archived.
 
     Not readable and not postable -> 404 (the caller may not know it exists). An inbox is the
     exception: editors post to it without reading it, so reading it is 403.
     """
     query = _CHANNEL_AND_STORY if for_write else _CHANNEL_TO_RENDER
     found = query.fetch(user, slug=story_slug, name=channel_name)
-    if found is None or not story_is_visible(found[0].story, found[1]):
-        raise NotFound(f"No channel '{channel_name}' in story '{story_slug}'.")
+    if found is None:
+        raise _channel_not_found(user, story_slug, channel_name)
+    if not story_is_visible(found[0].story, found[1]):
+        raise NotFound(f"No story '{story_slug}'.")  # as access_story says: a private story does not leak
     channel, role, member_role = found
     access = ChannelAccess(channel=channel, role=role, member_role=member_role, user_id=user.pk)
     readable = access.can_read
@@ -168,6 +171,17 @@ def access_channel(user, story_slug: str, channel_name: str, *, for_write: bool 
     elif not readable:
         raise Forbidden("Only the agent and the story owner read an inbox.")
     return access
+
+
+def _channel_not_found(user, story_slug: str, channel_name: str) -> NotFound:
+    """The 404 when no channel matched: "No story" when the story does not exist or the caller may
+    not see it (the same words for both: a private story does not leak), "No channel" otherwise.
+    Only this path pays for the second query."""
+    participant = Participant.objects.filter(story_id=OuterRef("pk"), user_id=user.pk)
+    visible = Story.objects.filter(Q(visibility=Story.Visibility.PUBLIC) | Exists(participant), slug=story_slug)
+    if not visible.exists():
+        return NotFound(f"No story '{story_slug}'.")
+    return NotFound(f"No channel '{channel_name}' in story '{story_slug}'.")
 
 
 def readable_channels(user, *, story: Story | None = None):

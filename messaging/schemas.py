@@ -3,7 +3,13 @@
 Deliberately tiny: a field spec per type, checked by hand so every error names its field in
 `details` ({"payload.beats[2]": "must be a string"}). Other msg_types accept any JSON object.
 Unknown keys inside a built-in payload are kept: agents may attach extra metadata.
+
+`payload_schema` turns a type's field specs into JSON Schema (`PAYLOAD_CHECKS` says what each check
+accepts; tests/messaging/test_asyncapi.py holds the two to `payload_errors`). The AsyncAPI document,
+the OpenAPI schema (messaging/openapi.py) and the MCP `post_message` description (`payload_reference`)
+are all built from it: a type or field added here appears in all three.
 """
+import copy
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -100,3 +106,60 @@ def referenced_message_ids(msg_type: str, payload: dict) -> dict[str, str]:
         if field.check is _message_id and isinstance(payload.get(field.name), str):
             refs[f"payload.{field.name}"] = payload[field.name]
     return refs
+
+
+# --- the same, as JSON Schema ----------------------------------------------------------------
+
+UUID_SCHEMA = {"type": "string", "format": "uuid",
+               "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"}
+_TEXT_SCHEMA = {"type": "string", "pattern": r"\S", "description": "Text, not only whitespace"}
+PAYLOAD_CHECKS = {
+    _text: _TEXT_SCHEMA,
+    _short_text: {**_TEXT_SCHEMA, "maxLength": 200, "description": "Text, not only whitespace, at most 200 "
+                                                                   "characters"},
+    _string_list: {"type": "array", "minItems": 1, "items": _TEXT_SCHEMA},
+    _message_id: {**UUID_SCHEMA, "description": "The id of a message of the same story that the sender may read"},
+    _rating: {"type": "integer", "minimum": 1, "maximum": 5},
+    _progress: {"type": "number", "minimum": 0, "maximum": 1},
+}
+
+
+def payload_schema(msg_type: str, *, openapi: bool = False) -> dict:
+    """The JSON Schema of a built-in type's payload. Extra keys are kept by the server; a missing
+    optional field may also be null (`anyOf [..., null]`; `nullable` with `openapi`, for OpenAPI 3.0)."""
+    properties, required = {}, []
+    for field in SCHEMAS[msg_type]:
+        schema = copy.deepcopy(PAYLOAD_CHECKS.get(field.check, {}))
+        if field.required:
+            required.append(field.name)
+        elif openapi:
+            schema["nullable"] = True
+        else:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        properties[field.name] = schema
+    return {"type": "object", "required": required, "properties": properties,
+            "description": f"The payload of msg_type '{msg_type}'."}
+
+
+def _hint(schema: dict) -> str:
+    """A few words for a field's JSON Schema: what an agent reads in the MCP tool description."""
+    if schema.get("format") == "uuid":
+        return "message id"
+    if schema.get("type") == "array":
+        return "list of strings" if schema.get("items", {}).get("type") == "string" else "list"
+    if schema.get("type") in ("integer", "number"):
+        return f"{schema['type']} {schema.get('minimum')}-{schema.get('maximum')}"
+    if "maxLength" in schema:
+        return f"string, at most {schema['maxLength']} characters"
+    return "string"
+
+
+def payload_reference() -> str:
+    """One line per built-in type with its payload fields (`?`: optional), from `payload_schema`."""
+    lines = []
+    for msg_type in BUILT_IN_TYPES:
+        schema = payload_schema(msg_type, openapi=True)
+        fields = [f"{name}{'' if name in schema['required'] else '?'} ({_hint(spec)})"
+                  for name, spec in schema["properties"].items()]
+        lines.append(f"- {msg_type}: {{{', '.join(fields)}}}")
+    return "\n".join(lines)

@@ -4,9 +4,12 @@ Messages are rendered by a plain function (hot path: every post, every read, eve
 The DRF serializers below describe the same shapes for the OpenAPI schema and validate the
 smaller, colder inputs; a test checks that the function and the schema agree.
 """
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from messaging.models import Channel, Message
+from messaging.models import MSG_TYPE_RE, Channel, Message
+from messaging.schemas import BUILT_IN_TYPES, payload_schema
+from mythline_site.api import OneOfField
 
 
 def iso(dt):
@@ -89,6 +92,36 @@ class MessageInSerializer(serializers.Serializer):
     audience = serializers.JSONField(required=False, help_text="'all' | 'agents' | 'humans' | list of usernames")
 
 
+def _schema_field(base, schema: dict, **kwargs) -> serializers.Field:
+    """A `base` field whose OpenAPI schema is `schema` (kwargs: extend_schema_field's, e.g. component_name)."""
+    return extend_schema_field(schema, **kwargs)(type(base.__name__, (base,), {}))()
+
+
+def _message_in(msg_type: str | None) -> type[MessageInSerializer]:
+    """The post body for one built-in msg_type (its payload schema from messaging/schemas.py, as the
+    component `<Type>Payload`), or, for None, for any other msg_type (any object)."""
+    if msg_type is None:
+        name, doc = "Other", "A post of any other msg_type: its payload is any JSON object."
+        type_field = _schema_field(serializers.JSONField, {
+            "type": "string", "pattern": MSG_TYPE_RE, "not": {"enum": list(BUILT_IN_TYPES)},
+            "description": "Any msg_type but the built-in ones"})
+        payload = serializers.DictField(help_text="Any JSON object")
+    else:
+        name, doc = "".join(part.title() for part in msg_type.split("_")), f"A post of msg_type '{msg_type}'."
+        type_field = _schema_field(serializers.JSONField, {"type": "string", "enum": [msg_type]})
+        payload = _schema_field(serializers.DictField, payload_schema(msg_type, openapi=True),
+                                component_name=f"{name}Payload")
+    return type(f"MessageIn{name}Serializer", (MessageInSerializer,),
+                {"__module__": __name__, "__doc__": doc, "msg_type": type_field, "payload": payload})
+
+
+# The post body in the OpenAPI schema: one component per built-in msg_type (MessageIn<Type>, its
+# payload <Type>Payload), and MessageInOther for every other type; exactly one matches a body.
+MESSAGE_IN = PolymorphicProxySerializer(
+    component_name="MessageIn", resource_type_field_name=None,
+    serializers=[_message_in(msg_type) for msg_type in BUILT_IN_TYPES] + [_message_in(None)])
+
+
 class MessagePageSerializer(serializers.Serializer):
     results = MessageSerializer(many=True)
     next_after = serializers.IntegerField(allow_null=True)
@@ -123,7 +156,7 @@ class ChannelSerializer(serializers.Serializer):
 class ChannelInSerializer(serializers.Serializer):
     name = serializers.RegexField(r"^[a-z0-9][a-z0-9._-]{0,63}$",
                                   error_messages={"invalid": "Use 1-64 lowercase letters, digits, '.', '_' or '-'."})
-    kind = serializers.ChoiceField(choices=["public", "private", "presence"])
+    kind = OneOfField(choices=["public", "private", "presence"])
     topic = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
     idle_archive_seconds = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10 ** 9)
 

@@ -21,7 +21,7 @@ from messaging.policies import ChannelAccess, access_channel, message_policies, 
 from messaging.schemas import payload_errors, referenced_message_ids
 from messaging.serializers import channel_json, message_json
 from mythline_site import metrics
-from mythline_site.errors import Archived, Conflict, Invalid, NoRoute
+from mythline_site.errors import Archived, Conflict, Invalid, NoRoute, one_of
 from mythline_site.parsers import has_nul, has_surrogate
 from mythline_site.throttling import check_rate
 from stories.models import Participant, Story
@@ -368,7 +368,8 @@ def inbox_ensure(*, story: Story, agent) -> Channel:
 def channel_create(*, story: Story, creator, name: str, kind: str, topic: str = "",
                    idle_archive_seconds: int | None = None) -> Channel:
     if kind not in (Channel.Kind.PUBLIC, Channel.Kind.PRIVATE, Channel.Kind.PRESENCE):
-        raise Invalid("Channels of kind 'inbox' are created when an agent joins.", details={"kind": "invalid"})
+        raise Invalid("Channels of kind 'inbox' are created when an agent joins.",
+                      details={"kind": one_of([Channel.Kind.PUBLIC, Channel.Kind.PRIVATE, Channel.Kind.PRESENCE])})
     if name.startswith("inbox."):
         # Reserved: `inbox_ensure` finds an agent's inbox by this name; a channel taken in advance
         # would stand in for the inbox of an agent joining later.

@@ -1,5 +1,16 @@
 """Small helpers shared by the REST views of every app."""
-from mythline_site.errors import Invalid
+from rest_framework import serializers
+
+from mythline_site.errors import Invalid, one_of
+
+
+class OneOfField(serializers.ChoiceField):
+    """A ChoiceField whose error names the valid values (`must be one of: editor, viewer`), as the
+    services' own checks do."""
+
+    def __init__(self, choices, **kwargs):
+        super().__init__(choices, **kwargs)
+        self.error_messages["invalid_choice"] = one_of(self.choices)
 
 
 def json_object(serializer_class, request) -> dict:

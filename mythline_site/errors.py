@@ -74,6 +74,11 @@ class NoRoute(MythlineError):
     code, status, default_message = "no_route", 422, "No agent in this story handles that msg_type."
 
 
+def one_of(values) -> str:
+    """The `details` text for a field with a fixed set of values: `must be one of: editor, viewer`."""
+    return f"must be one of: {', '.join(str(v) for v in values)}"
+
+
 def error_body(code, message, details=None):
     return {"error": {"code": code, "message": message, "details": details}}
 

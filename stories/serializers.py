@@ -2,6 +2,7 @@
 from rest_framework import serializers
 
 from messaging.serializers import iso
+from mythline_site.api import OneOfField
 from stories.models import SLUG_RE, Invite, Participant, Story
 
 
@@ -48,14 +49,14 @@ class StoryInSerializer(serializers.Serializer):
         "invalid": "Use 1-64 lowercase letters, digits or '-', starting with a letter or digit."})
     title = serializers.CharField(max_length=200)
     premise = serializers.CharField(required=False, allow_blank=True, default="", max_length=20000)
-    visibility = serializers.ChoiceField(choices=Story.Visibility.choices, default="public")
+    visibility = OneOfField(choices=Story.Visibility.choices, default="public")
     requires_approval = serializers.BooleanField(required=False, default=False)
 
 
 class StoryPatchSerializer(serializers.Serializer):
     title = serializers.CharField(required=False, max_length=200)
     premise = serializers.CharField(required=False, allow_blank=True, max_length=20000)
-    visibility = serializers.ChoiceField(choices=Story.Visibility.choices, required=False)
+    visibility = OneOfField(choices=Story.Visibility.choices, required=False)
     requires_approval = serializers.BooleanField(required=False)
 
 
@@ -69,7 +70,7 @@ class ParticipantSerializer(serializers.Serializer):
 
 class ParticipantInSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=["editor", "viewer"])
+    role = OneOfField(choices=["editor", "viewer"])
 
 
 class InviteSerializer(serializers.Serializer):
@@ -91,7 +92,7 @@ class InviteCreatedSerializer(InviteSerializer):
 
 
 class InviteInSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=["editor", "viewer"])
+    role = OneOfField(choices=["editor", "viewer"])
     expires_in_hours = serializers.IntegerField(required=False, min_value=1, max_value=720, default=168)
 
 

@@ -9,7 +9,7 @@ from accounts.models import hash_token
 from messaging import events, rights
 from messaging.models import Channel, Membership
 from messaging.services import inbox_ensure
-from mythline_site.errors import Conflict, Forbidden, Invalid, NotFound
+from mythline_site.errors import Conflict, Forbidden, Invalid, NotFound, one_of
 from stories.models import Document, Invite, Participant, Story
 from stories.selectors import INVITE_NOT_VALID, invites_with_token, live_invites
 from stories.serializers import participant_json
@@ -61,11 +61,15 @@ def story_update(*, story: Story, title: str | None = None, premise: str | None 
     return story
 
 
+# The roles an owner gives (the owner's own role comes with the story).
+ASSIGNABLE_ROLES = (Participant.Role.EDITOR, Participant.Role.VIEWER)
+
+
 @transaction.atomic
 def participant_add(*, story: Story, user, role: str) -> tuple[Participant, bool]:
     """Add `user` with `role` (or change their role). Joins the room; an agent gets its inbox."""
-    if role not in (Participant.Role.EDITOR, Participant.Role.VIEWER):
-        raise Invalid("role must be 'editor' or 'viewer'.", details={"role": "must be 'editor' or 'viewer'"})
+    if role not in ASSIGNABLE_ROLES:
+        raise Invalid("role must be 'editor' or 'viewer'.", details={"role": one_of(ASSIGNABLE_ROLES)})
     participant = Participant.objects.select_related("user").filter(story=story, user=user).first()
     if participant is not None:
         if participant.role == Participant.Role.OWNER:
@@ -119,8 +123,8 @@ def invite_create(*, story: Story, by, role: str,
                   expires_in_hours: int = INVITE_DEFAULT_HOURS) -> tuple[Invite, str]:
     """A new invite link to `story` with `role`; returns it with its raw token (shown once: only
     its SHA-256 is stored). At most INVITE_MAX_LIVE live links per story."""
-    if role not in (Participant.Role.EDITOR, Participant.Role.VIEWER):
-        raise Invalid("role must be 'editor' or 'viewer'.", details={"role": "must be 'editor' or 'viewer'"})
+    if role not in ASSIGNABLE_ROLES:
+        raise Invalid("role must be 'editor' or 'viewer'.", details={"role": one_of(ASSIGNABLE_ROLES)})
     if (isinstance(expires_in_hours, bool) or not isinstance(expires_in_hours, int)
             or not 1 <= expires_in_hours <= INVITE_MAX_HOURS):
         raise Invalid(f"expires_in_hours must be a whole number of hours from 1 to {INVITE_MAX_HOURS}.",

@@ -460,6 +460,36 @@ def test_bad_input(world, case):
     assert snapshot() == before
 
 
+# A field with a fixed set of values names them in `details` when it is wrong (null is "may not be null").
+ENUMS = {
+    # name: (case name prefix in SPECIFIC, field, its valid values)
+    "create-story-visibility": ("story:create:visibility-", "visibility", "public, private"),
+    "patch-story-visibility": ("story:patch:visibility", "visibility", "public, private"),
+    "participant-role": ("participant:role-", "role", "editor, viewer"),
+    "channel-kind": ("channel:create:kind-", "kind", "public, private, presence"),
+    "agent-status": ("status:status-", "status", "idle, working, waiting, error, offline"),
+}
+
+
+@pytest.mark.parametrize("enum", ENUMS)
+def test_enum_errors_list_the_valid_values(world, enum):
+    prefix, field_name, values = ENUMS[enum]
+    cases = [c for name, c in SPECIFIC.items() if name.startswith(prefix) and c.body.get(field_name) is not None]
+    assert cases
+    for c in cases:
+        r = send(world, c.who, c.method, c.path, c.body)
+        assert_error(r, 400, "invalid", {field_name})
+        detail = r.json()["error"]["details"][field_name]
+        detail = detail[0] if isinstance(detail, list) else detail
+        assert detail == f"must be one of: {values}", (c.body, detail)
+
+
+def test_invite_role_error_lists_the_valid_values(world):
+    r = send(world, "alice", "POST", f"{STORY}/invites", {"role": "owner"})
+    assert_error(r, 400, "invalid", {"role"})
+    assert r.json()["error"]["details"]["role"] == "must be one of: editor, viewer"
+
+
 # --- Messages and routes ----------------------------------------------------------------------
 
 TEXT = {"msg_type": "text", "payload": {"text": "hi"}}

@@ -106,3 +106,24 @@ def test_token_lookup_loads_the_same_token_and_user_as_the_orm(make_user):
     assert token.created_at.tzinfo is not None and token.user.is_active is True
     token_revoke(token=expected)
     assert _token_with_user(hash_token(raw)) is None and _token_with_user(hash_token("nope")) is None
+
+
+def test_create_agent_again_fails_and_says_how_to_get_a_token(make_user):
+    """A second `create_agent scribe` issues nothing, prints nothing on stdout (scripts take its last
+    line as the token) and says how to get a new token; following that advice works."""
+    first = run("create_agent", "scribe")
+    out = io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command("create_agent", "scribe", stdout=out, stderr=io.StringIO())
+    assert out.getvalue() == ""
+    message = str(raised.value)
+    assert "Agent 'scribe' already exists" in message
+    assert "manage.py issue_token scribe --label create_agent --replace" in message
+    assert ApiToken.objects.filter(user__username="scribe").count() == 1
+    token = run(*message.split("`")[1].split()[1:])  # the advised command, as given
+    assert token != first
+    active = ApiToken.objects.filter(user__username="scribe", revoked_at__isnull=True)
+    assert list(active.values_list("label", flat=True)) == ["create_agent"] and active.count() == 1
+    make_user("hugo")
+    with pytest.raises(CommandError, match="human account named 'hugo'"):
+        run("create_agent", "hugo")

@@ -64,6 +64,20 @@ async def stdio_session(agent):
         yield session
 
 
+def assert_describes_every_type(post_tool):
+    """post_message's description lists every built-in msg_type with its payload fields (required
+    ones without `?`), and says that other types are accepted."""
+    from messaging.schemas import BUILT_IN_TYPES, SCHEMAS
+
+    lines = {line[2:].split(":", 1)[0]: line for line in post_tool.description.splitlines() if line.startswith("- ")}
+    assert list(lines) == list(BUILT_IN_TYPES)
+    for msg_type, fields in SCHEMAS.items():
+        for field in fields:
+            assert f"{field.name}{'' if field.required else '?'} (" in lines[msg_type], (msg_type, field.name)
+    assert "rating? (integer 1-5)" in lines["feedback"] and "beats (list of strings)" in lines["scene_plan"]
+    assert "Any other msg_type" in post_tool.description and "any JSON object" in post_tool.description
+
+
 async def ok(session, tool, **arguments) -> dict:
     result = await session.call_tool(tool, arguments)
     assert not result.isError, result
@@ -88,6 +102,7 @@ async def exercise_every_tool(session, alice_token: str, base: str | None):
     assert {"story", "channel", "msg_type", "payload"} <= set(post_tool.inputSchema["required"])
     assert "sender" not in post_tool.inputSchema["properties"]
     assert post_tool.inputSchema["additionalProperties"] is False
+    assert_describes_every_type(post_tool)
 
     # post_message: the sender is the authenticated agent; an id makes a retry safe.
     first_id = str(uuid.uuid4())
@@ -256,5 +271,16 @@ def test_mcp_stdio_needs_an_existing_agent(tale, make_user):
     make_user("hugo")
     with pytest.raises(CommandError, match="No agent 'nobody'"):
         call_command("mcp_stdio", agent="nobody")
-    with pytest.raises(CommandError, match="No agent 'hugo'"):  # a human is not an agent
+    with pytest.raises(CommandError, match="No agent 'hugo'") as raised:  # a human is not an agent
         call_command("mcp_stdio", agent="hugo")
+    # It says why, and does not suggest creating an agent named like the human (the name is taken).
+    assert "'hugo' is a human account" in str(raised.value) and "create_agent NAME" in str(raised.value)
+    assert "create_agent hugo" not in str(raised.value)
+
+
+def test_post_message_description_lists_every_built_in_type():
+    """The same check as in the transport tours, on the server in-process (no server to start)."""
+    from agents.mcp import build_server
+
+    tools = asyncio.run(build_server().list_tools())
+    assert_describes_every_type(next(t for t in tools if t.name == "post_message"))

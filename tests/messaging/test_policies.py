@@ -77,6 +77,38 @@ def test_unknown_channel_or_story_is_not_found(world):
             access_channel(owner, slug, name)
 
 
+def test_not_found_names_the_story_or_the_channel(world, make_story, api, django_assert_num_queries):
+    """A story the caller may not see answers exactly as a story that does not exist ("No story"),
+    for a channel that exists in it or not; "No channel" only inside a story the caller sees."""
+    owner, outsider = world["users"][0], world["users"][4]
+    make_story(owner, slug="hidden", visibility="private")
+
+    def message(user, slug, name, **kwargs):
+        with pytest.raises(NotFound) as raised:
+            access_channel(user, slug, name, **kwargs)
+        return raised.value.message
+
+    for kwargs in ({}, {"for_write": True}, {"for_manage": True}):
+        assert message(outsider, "nope", "general", **kwargs) == "No story 'nope'."
+        assert message(outsider, "hidden", "general", **kwargs) == "No story 'hidden'."  # exists, private
+        assert message(outsider, "hidden", "nope", **kwargs) == "No story 'hidden'."
+        assert message(outsider, "tale", "nope", **kwargs) == "No channel 'nope' in story 'tale'."
+        assert message(outsider, "tale", "cabal", **kwargs) == "No channel 'cabal' in story 'tale'."  # unreadable
+        assert message(owner, "hidden", "nope", **kwargs) == "No channel 'nope' in story 'hidden'."
+    with django_assert_num_queries(2):  # the story lookup only when the channel query found nothing
+        message(outsider, "tale", "nope")
+    with django_assert_num_queries(1):
+        message(outsider, "hidden", "general")
+    with django_assert_num_queries(1):
+        access_channel(outsider, "tale", "general")
+    # Over REST: the same status, code and words for a private story as for a missing one.
+    client = api(outsider)
+    bodies = [client.get(f"/api/stories/{slug}/channels/general/messages").json() for slug in ("nope", "hidden")]
+    assert bodies[0]["error"]["code"] == "not_found"
+    assert bodies[0]["error"]["message"].replace("nope", "X") == bodies[1]["error"]["message"].replace("hidden", "X")
+    assert bodies[0]["error"]["details"] == bodies[1]["error"]["details"]
+
+
 def test_message_visible_to_follows_the_channel(world, make_user):
     message = world["message"]
     assert message_visible_to(message, world["users"][4])  # public story, public channel

@@ -298,3 +298,53 @@ def test_details_say_what_is_wrong(world):
     assert "proposal" in r.json()["error"]["details"]["payload.proposal"]
     r = post(world, "vote", {"proposal": "<other-proposal>", "choice": "yes"})
     assert "story" in r.json()["error"]["details"]["payload.proposal"]
+
+
+def test_openapi_schema_has_a_request_component_per_built_in_type(world):
+    """GET /api/schema: the post body (messages and route) is a oneOf of MessageIn<Type> per built-in
+    type, its payload the component <Type>Payload built from messaging/schemas.py, and MessageInOther
+    (any other msg_type, any object)."""
+    from messaging.schemas import BUILT_IN_TYPES, SCHEMAS
+
+    r = world["client"].get("/api/schema", HTTP_ACCEPT="application/json")
+    assert r.status_code == 200
+    doc = r.json()
+    components = doc["components"]["schemas"]
+
+    def deref(schema):
+        while "$ref" in schema:
+            schema = components[schema["$ref"].rsplit("/", 1)[1]]
+        return schema
+
+    for path in ("/api/stories/{story}/channels/{channel}/messages", "/api/stories/{story}/route"):
+        body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body == {"$ref": "#/components/schemas/MessageInRequest"}
+    branches = [ref["$ref"].rsplit("/", 1)[1] for ref in components["MessageInRequest"]["oneOf"]]
+    names = {msg_type: "".join(part.title() for part in msg_type.split("_")) for msg_type in BUILT_IN_TYPES}
+    assert branches == [f"MessageIn{names[t]}Request" for t in BUILT_IN_TYPES] + ["MessageInOtherRequest"]
+    for msg_type in BUILT_IN_TYPES:
+        component = components[f"MessageIn{names[msg_type]}Request"]
+        assert set(component["required"]) == {"msg_type", "payload"}
+        msg_type_schema = component["properties"]["msg_type"]
+        assert deref(msg_type_schema.get("allOf", [msg_type_schema])[0])["enum"] == [msg_type]
+        assert component["properties"]["payload"] == {"$ref": f"#/components/schemas/{names[msg_type]}Payload"}
+        payload = components[f"{names[msg_type]}Payload"]
+        assert payload["required"] == [f.name for f in SCHEMAS[msg_type] if f.required], msg_type
+        assert list(payload["properties"]) == [f.name for f in SCHEMAS[msg_type]], msg_type
+    assert components["ScenePlanPayload"]["properties"]["beats"]["type"] == "array"
+    assert components["FeedbackPayload"]["properties"]["rating"] == {"type": "integer", "minimum": 1, "maximum": 5,
+                                                                     "nullable": True}
+    other = components["MessageInOtherRequest"]
+    assert set(other["properties"]["msg_type"]["not"]["enum"]) == set(BUILT_IN_TYPES)
+    assert other["properties"]["payload"]["type"] == "object" and "required" not in other["properties"]["payload"]
+    # Exactly one branch matches a good body; a built-in type with a bad payload matches none.
+    import jsonschema
+
+    validator = jsonschema.Draft4Validator({"$ref": "#/components/schemas/MessageInRequest",
+                                            "components": doc["components"]})
+    for body, valid in (({"msg_type": "text", "payload": {"text": "hi"}}, True),
+                        ({"msg_type": "scene_plan", "payload": {"title": "T", "beats": ["a"]}}, True),
+                        ({"msg_type": "plot.twist", "payload": {"anything": [1]}}, True),
+                        ({"msg_type": "text", "payload": {}}, False),
+                        ({"msg_type": "vote", "payload": {"proposal": "x", "choice": "yes"}}, False)):
+        assert validator.is_valid(body) == valid, body

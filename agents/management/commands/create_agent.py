@@ -1,3 +1,4 @@
+from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import token_issue
@@ -18,6 +19,15 @@ class Command(BaseCommand):
         parser.add_argument("--description", default="")
 
     def handle(self, *args, name, story, capabilities, display_name, description, **options):
+        existing = get_user_model().objects.filter(username=name).first()
+        if existing is not None and existing.is_agent:
+            # Its token was shown once, when it was created; printing nothing here would hand a script
+            # (TOKEN=$(manage.py create_agent NAME | tail -n1)) an empty token.
+            raise CommandError(f"Agent '{name}' already exists; no token was issued. For a new token, run "
+                               f"`manage.py issue_token {name} --label create_agent --replace` (it revokes the "
+                               f"token create_agent printed before).")
+        if existing is not None:
+            raise CommandError(f"A human account named '{name}' already exists; choose another name for the agent.")
         stories = []
         for slug in story:
             found = Story.objects.filter(slug=slug).first()

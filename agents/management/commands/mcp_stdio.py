@@ -20,9 +20,13 @@ class Command(BaseCommand):
         parser.add_argument("--agent", required=True, metavar="NAME", help="The agent's username.")
 
     def handle(self, *args, agent, **options):
-        user = get_user_model().objects.filter(username=agent, is_agent=True).first()
+        user = get_user_model().objects.filter(username=agent).first()
         if user is None:
             raise CommandError(f"No agent '{agent}'; create one with `manage.py create_agent {agent}`.")
+        if not user.is_agent:
+            raise CommandError(f"No agent '{agent}': '{agent}' is a human account, and MCP acts as an agent. "
+                               f"Create one with `manage.py create_agent NAME --story SLUG` (a new name), then run "
+                               f"`manage.py mcp_stdio --agent NAME`.")
         if not user.is_active:
             raise CommandError(f"Agent '{agent}' is deactivated.")
         close_old_connections()  # the tools open their own, in worker threads
