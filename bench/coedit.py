@@ -328,7 +328,8 @@ async def run_load(server: Server, agents: list[dict], args) -> dict:
         await asyncio.gather(*readers, return_exceptions=True)
         await asyncio.gather(*(c.aclose() for c in rest_clients), return_exceptions=True)
     ack, others, edit_ack = sorted(stats.ack), sorted(stats.others), sorted(stats.edit_ack)
-    ms = (lambda v: round(v * 1000, 1) if v is not None else None)
+    def ms(v):
+        return round(v * 1000, 1) if v is not None else None
     text = server_doc["text"]
     return {
         "seconds": round(wall, 2), "editors": args.editors, "rate_per_editor": args.rate,

@@ -278,7 +278,8 @@ class Side:
     def result(self, n: int) -> dict:
         posts, wall = self.posts, self.wall
         latencies = sorted(self.latencies)
-        per_post = (lambda cpu: round(cpu * 1000 / posts, 3) if posts and cpu is not None else None)
+        def per_post(cpu):
+            return round(cpu * 1000 / posts, 3) if posts and cpu is not None else None
         cpu = self.cpu
         return {
             "kind": self.kind, "agents": n, "seconds": round(wall, 3), "posts": posts,

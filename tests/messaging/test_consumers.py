@@ -8,7 +8,6 @@ from channels.layers import InMemoryChannelLayer, channel_layers
 from channels.testing import WebsocketCommunicator
 from django.db import close_old_connections
 
-from accounts.services import token_issue
 from messaging.policies import access_channel
 from messaging.services import channel_create, message_post
 from mythline_site.asgi import application
@@ -20,16 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _close_connections():
     yield
     close_old_connections()
-
-
-@pytest.fixture
-def world(make_user, make_story, make_agent):
-    alice, bob, viewer = make_user("alice"), make_user("bob"), make_user("vera")
-    story = make_story(alice, slug="tale", editors=[bob], viewers=[viewer])
-    agent = make_agent("narrator", capabilities=["narration"], stories=[story])
-    for user in (alice, bob, viewer, agent):
-        user.test_token = token_issue(user=user)  # sockets are opened from async code: issue now
-    return {"story": story, "alice": alice, "bob": bob, "vera": viewer, "narrator": agent}
 
 
 class Client:

@@ -2,11 +2,10 @@
 import asyncio
 
 import pytest
-from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 
 from messaging.fanout import Inbox, get_fanout
-from tests.messaging.test_consumers import Client, post, run, world  # noqa: F401  (fixture)
+from tests.messaging.test_consumers import Client, post, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

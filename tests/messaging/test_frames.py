@@ -14,7 +14,7 @@ from messaging.services import channel_create, channel_set_archived, channel_upd
 from stories.documents import document_create, document_edit
 from stories.models import Participant
 from stories.services import participant_add, participant_remove, story_update
-from tests.messaging.test_consumers import Client, post_sync, world  # noqa: F401 - the world fixture
+from tests.messaging.test_consumers import Client, post_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

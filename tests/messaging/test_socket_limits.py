@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from stories.models import Participant
 from stories.services import participant_add
 from tests.conftest import error_code
-from tests.messaging.test_consumers import Client, run, world  # noqa: F401 - the world fixture
+from tests.messaging.test_consumers import Client, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,6 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
 from django.db import close_old_connections
 
