@@ -27,9 +27,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall whenever pyproject.toml changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# Reinstall whenever pyproject.toml (or the SDK's, sdk/pyproject.toml) changes. The SDK is its own
+# distribution (mythline-sdk): the crew and the tests import it as any agent would.
+$(STAMP): pyproject.toml sdk/pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -38,8 +38,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from agents.sdk import (INBOX, AsyncMythlineClient, Backoff, Conflict, InvalidRequest, LoopDetected, Message,
-                        MythlineError, idempotency_key)
+from mythline_sdk import (INBOX, AsyncMythlineClient, Backoff, Conflict, InvalidRequest, LoopDetected, Message,
+                          MythlineError, idempotency_key)
+
 from agents.crew.llm import writer_from_env
 from agents.crew.writing import (DEFAULT_CAST, Character, Focus, Outline, Writer, cast_from_participants,
                                  dialogue_block, steer_from, verdict)
@@ -377,7 +378,7 @@ class Showrunner(CrewAgent):
         checked, value = self._approval
         if time.monotonic() - checked > 0.5:
             try:
-                value = bool((await self.client.get_story(self.story)).get("requires_approval"))
+                value = (await self.client.get_story(self.story)).requires_approval
             except MythlineError:
                 pass
             self._approval = (time.monotonic(), value)

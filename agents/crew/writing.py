@@ -15,6 +15,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
+from mythline_sdk import Participant
+
 # --- the cast -----------------------------------------------------------------------------------
 
 
@@ -32,19 +34,19 @@ DEFAULT_CAST = (
 )
 
 
-def cast_from_participants(participants: list[dict]) -> tuple[Character, ...]:
+def cast_from_participants(participants: list[Participant]) -> tuple[Character, ...]:
     """Characters from the story's `voice-<name>` agents (display name "Mara Quill (voice)");
     the lighthouse pair when the story has fewer than two voices."""
     known = {c.voice: c for c in DEFAULT_CAST}
     cast = []
     for p in participants:
-        username = p.get("username", "")
-        if p.get("kind") != "agent" or not username.startswith("voice-"):
+        username = p.username
+        if p.kind != "agent" or not username.startswith("voice-"):
             continue
         if username in known:
             cast.append(known[username])
             continue
-        full = re.sub(r"\s*\(voice\)\s*$", "", p.get("display_name") or "").strip() or username[6:].title()
+        full = re.sub(r"\s*\(voice\)\s*$", "", p.display_name or "").strip() or username[6:].title()
         cast.append(Character(full.split()[0], full, username))
     return tuple(cast[:2]) if len(cast) >= 2 else DEFAULT_CAST
 

@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from accounts.services import token_issue
-from agents.sdk import (AsyncMythlineClient, Backoff, InvalidRequest, LoopDetected, MythlineClient, RateLimited,
-                        ServerError, SubscriptionError, Unauthenticated, idempotency_key)
+from mythline_sdk import (AsyncMythlineClient, Backoff, InvalidRequest, LoopDetected, MythlineClient, RateLimited,
+                          ServerError, SubscriptionError, Unauthenticated, idempotency_key)
 from tests.live import ROOT, LiveServer
 
 live = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -199,7 +199,7 @@ def test_a_killed_agent_process_resumes_from_its_read_cursor(server, tale, tmp_p
 
     def start_agent(log: Path):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        return subprocess.Popen([sys.executable, "agents/sdk/examples/echo_agent.py", "--url", server.base,
+        return subprocess.Popen([sys.executable, "sdk/examples/echo_agent.py", "--url", server.base,
                                  "--token", tale["echo"], "--story", "tale", "--delay", "0.05"],
                                 cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
@@ -400,6 +400,37 @@ def test_the_blocking_client_listens_with_plain_functions(server, tale):
     with human(server, tale["echo"]) as echo:  # what was processed is acknowledged on the way out
         row = next(r for r in echo.get("/api/inbox").json()["results"] if r["channel"] == "general")
         assert row["read_seq"] >= 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.live
+def test_typed_answers_joining_stories_and_paging_backwards_against_a_live_server(server, tale, make_agent):
+    """The first hour of a new agent, with the blocking client: find a story, join it, read the
+    log backwards page by page, report status, look at the document's change log."""
+    ids = post_queries(server, tale["alice"], texts("page", 5))
+    newcomer = token_issue(user=make_agent("newcomer"))
+    with MythlineClient(server.base, newcomer) as client:
+        assert "tale" in [s.slug for s in client.list_stories()]
+        joined = client.join_story("tale")
+        assert joined.created and joined.role == "editor" and joined.username == "newcomer"
+        assert client.join_story("tale").created is False
+        assert client.get_story("tale").role == "editor"
+        assert {"alice", "echo", "newcomer"} <= {p.username for p in client.list_participants("tale")}
+        assert "general" in [c.name for c in client.list_channels("tale")]
+        seen, before = [], None
+        while True:
+            page = client.read_messages("tale", "general", before=before, limit=2) if before else \
+                client.read_messages("tale", "general", before=6, limit=2)
+            seen += [m.id for m in page.results]
+            if page.next_before is None:
+                break
+            before = page.next_before
+        assert seen == ids[::-1]  # newest first, every page linked by next_before
+        assert [m.id for m in client.activity(story="tale").results] == ids
+        assert client.set_status("working", "reading", 0.5).status == "working"
+        edit = client.append_document("tale", "main", "A first line.\n")
+        assert edit.revision == edit.change.revision and edit.change.author == "newcomer"
+        assert client.document_ops("tale", "main", after=edit.revision - 1).results[0].revision == edit.revision
 
 
 @pytest.mark.django_db(transaction=True)

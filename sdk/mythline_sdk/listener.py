@@ -16,7 +16,12 @@ How it keeps its promises:
   TCP stream). The server then sees its send buffer grow and closes the socket with 4008; the
   listener reconnects and resumes from its position. Memory stays bounded; nothing is lost.
 - Reconnect with exponential backoff and full jitter, forever (until stopped), across server
-  restarts. A refused subscription (no such channel, not allowed) or a refused token is final.
+  restarts; every lost connection and reconnect attempt is logged at WARNING with its delay. A
+  refused subscription (no such channel, not allowed) or a refused token is final.
+- Handlers are looked up for each message, on the listener and on its client, so one registered
+  (`listener.on`, `client.on`) after the listener was made or started gets the messages that
+  follow. A message that arrives while no message handler at all is registered waits, not
+  acknowledged (with a warning), until one is: it is never acknowledged unhandled.
 """
 from __future__ import annotations
 
@@ -31,12 +36,12 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from agents.sdk.errors import MythlineError, SubscriptionError, Unauthenticated
-from agents.sdk.models import Message, channel_topic, parse_channel_topic
-from agents.sdk.retry import Backoff
+from mythline_sdk.errors import MythlineError, SubscriptionError, Unauthenticated
+from mythline_sdk.models import Message, channel_topic, parse_channel_topic
+from mythline_sdk.retry import Backoff
 
 if TYPE_CHECKING:
-    from agents.sdk.client import AsyncMythlineClient
+    from mythline_sdk.client import AsyncMythlineClient
 
 logger = logging.getLogger("mythline.sdk.listener")
 
@@ -56,7 +61,8 @@ class ListenerStats:
     received: int = 0          # message frames read off the socket
     duplicates: int = 0        # of those, dropped as already seen
     delivered: int = 0         # put on the queue
-    processed: int = 0         # handlers done (or skipped: own messages, no handler)
+    processed: int = 0         # handlers done (or skipped: own messages, no handler for the type)
+    unhandled: int = 0         # arrived while no handler at all was registered (they waited for one)
     failed: int = 0            # handlers that kept failing; the message was acknowledged anyway
     max_queue_depth: int = 0
     close_codes: list[int] = field(default_factory=list)
@@ -66,11 +72,14 @@ class ListenerStats:
 class Listener:
     """Listen to channel topics and run handlers per msg_type. Use via `client.listener(...)`.
 
+    Topics: `"channel:<story>/<channel>"` strings, `(story, channel)` pairs (tuples or lists),
+    `"story:<story>"` for story events; or a single one of these.
+
     Options:
       after: {topic: seq} (or one seq for every topic): where to start, overriding `start`.
       start: 'cursor' (the server's read cursor; default), 'cursor_or_latest' (the cursor, or the
         present when this user never acknowledged anything there), 'latest', 'beginning'.
-      types: only these msg_types (filtered by the server).
+      types: only these msg_types (filtered by the server); a list, or one type.
       queue_size: bound of the local queue (backpressure beyond it).
       ack: acknowledge processed messages on the server (the read cursor).
       ignore_own: do not run handlers for the caller's own messages (they are still acknowledged).
@@ -87,10 +96,10 @@ class Listener:
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.client = client
-        self._wanted = [_topic(t) for t in topics]
+        self._wanted = [_topic(t) for t in _topic_list(topics)]
         self._after = after
         self.start = start
-        self.types = types
+        self.types = [types] if isinstance(types, str) else types
         self.queue_size = queue_size
         self.ack_enabled = ack
         self.ignore_own = ignore_own
@@ -109,6 +118,7 @@ class Listener:
         self.acked: dict[str, int] = {}             # the server's read cursor as last confirmed
         self._ack_sent: dict[str, tuple[int, float]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._warned_unhandled = False
         self._handlers: dict[str, list[Handler]] = {}
         self._event_handlers: list[EventHandler] = []
         self._queue: asyncio.Queue | None = None
@@ -191,11 +201,17 @@ class Listener:
             if isinstance(error, (SubscriptionError, Unauthenticated)):
                 raise error
             established = session.result() if error is None else getattr(error, "established", False)
-            if error is not None:
-                logger.log(logging.INFO if established else logging.DEBUG, "listener %s: connection %s (%s: %s)",
-                           self.client.username, "lost" if established else "failed", type(error).__name__, error)
+            if self._stopping.is_set():
+                return
             attempt = 0 if established else attempt + 1
             delay = self.reconnect.delay(attempt)
+            if error is not None:
+                why = f"{type(error).__name__}: {error}"
+            else:
+                why = f"closed by the server ({self.stats.close_codes[-1] if self.stats.close_codes else '?'})"
+            logger.warning("listener %s: connection to %s %s (%s); reconnecting in %.2fs (attempt %d)",
+                           self.client.username, self.client.ws_url, "lost" if established else "failed", why,
+                           delay, max(attempt, 1))
             self.stats.reconnects += 1
             try:
                 await asyncio.wait_for(self._stopping.wait(), delay)
@@ -374,6 +390,10 @@ class Listener:
     async def _consume(self) -> None:
         while True:
             item = await self._queue.get()
+            if not isinstance(item, tuple) and not self._has_message_handlers():
+                self._unhandled(item)
+                while not self._has_message_handlers():  # hold it (and, by backpressure, the rest)
+                    await asyncio.sleep(0.05)
             self._busy = True
             try:
                 if isinstance(item, tuple):
@@ -386,11 +406,28 @@ class Listener:
             finally:
                 self._busy = False
 
+    def _handlers_for(self, msg_type: str) -> list[Handler]:
+        """The listener's handlers and its client's, as registered now (not when it was made)."""
+        shared = getattr(self.client, "_handlers", {})
+        return [*self._handlers.get(msg_type, ()), *self._handlers.get("*", ()),
+                *shared.get(msg_type, ()), *shared.get("*", ())]
+
+    def _has_message_handlers(self) -> bool:
+        return any(self._handlers.values()) or any(getattr(self.client, "_handlers", {}).values())
+
+    def _unhandled(self, message: Message) -> None:
+        """No handler at all: the message waits for one, unacknowledged; say so once."""
+        self.stats.unhandled += 1
+        if not self._warned_unhandled:
+            self._warned_unhandled = True
+            logger.warning("listener %s: %s arrived with no handler registered (listener.on / client.on); it "
+                           "waits, unacknowledged, for one", self.client.username, _describe(message))
+
     async def _process(self, message: Message) -> bool:
         """Run the handlers; False when stopping interrupted them (no ack: it comes again)."""
         if self.ignore_own and message.sender_name == self.client.username:
             return True
-        handlers = self._handlers.get(message.msg_type, []) + self._handlers.get("*", [])
+        handlers = self._handlers_for(message.msg_type)
         for handler in handlers:
             if not await self._call(handler, message):
                 return False
@@ -463,10 +500,30 @@ class Listener:
 
 # --- helpers ---------------------------------------------------------------------------------
 
+def _is_pair(value) -> bool:
+    return (isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, str) for v in value)
+            and not any(":" in v for v in value))
+
+
+def _topic_list(topics) -> list:
+    """A list of topics from one topic (a string or a (story, channel) pair) or an iterable of them."""
+    if isinstance(topics, str) or _is_pair(topics):
+        return [topics]
+    try:
+        return list(topics)
+    except TypeError:
+        raise TypeError(f"topics must be a topic or a list of topics, not {type(topics).__name__}") from None
+
+
 def _topic(value) -> str:
-    if isinstance(value, tuple):
+    if _is_pair(value):
         return channel_topic(*value)
-    if isinstance(value, str) and value.startswith("story:") and len(value) > 6:
+    if isinstance(value, (tuple, list)):
+        raise ValueError(f"a topic pair is (story, channel), got {value!r}")
+    if not isinstance(value, str):
+        raise TypeError(f"a topic is 'channel:<story>/<channel>', 'story:<story>' or a (story, channel) pair, "
+                        f"not {type(value).__name__}: {value!r}")
+    if value.startswith("story:") and len(value) > 6:
         return value  # story events: no seq, no resume
     parse_channel_topic(value)
     return value

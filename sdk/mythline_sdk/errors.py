@@ -12,13 +12,15 @@ from typing import Any
 
 
 class MythlineError(Exception):
-    """Base class. `status` is the HTTP status (None for transport errors), `code` the API code."""
+    """Base class. `status` is the HTTP status (None for transport errors), `code` the API code,
+    `method` and `url` the request that failed (when there was one)."""
 
     code: str = "error"
     retryable: bool = False
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
-                 details: Any = None, retry_after: float | None = None, attempts: int = 1):
+                 details: Any = None, retry_after: float | None = None, attempts: int = 1,
+                 url: str | None = None, method: str | None = None):
         super().__init__(message)
         self.message = message
         self.status = status
@@ -27,14 +29,18 @@ class MythlineError(Exception):
         self.details = details
         self.retry_after = retry_after
         self.attempts = attempts
+        self.url = url
+        self.method = method
 
     def __str__(self) -> str:
         where = f"{self.status} " if self.status else ""
-        return f"{where}{self.code}: {self.message}"
+        request = f" ({self.method + ' ' if self.method else ''}{self.url})" if self.url else ""
+        return f"{where}{self.code}: {self.message}{request}"
 
 
 class TransportError(MythlineError):
-    """The server could not be reached, or the connection broke before an answer came."""
+    """The server could not be reached, or the connection broke before an answer came. `url` is
+    the address that failed (e.g. a wrong port or scheme shows there)."""
     code = "transport"
     retryable = True
 

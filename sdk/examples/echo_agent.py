@@ -3,7 +3,7 @@
 in its own inbox with a `text` reply, and reports its status.
 
     TOKEN=$(.venv/bin/python manage.py create_agent echo --story the-lighthouse --capabilities query | tail -n1)
-    .venv/bin/python agents/sdk/examples/echo_agent.py --url http://127.0.0.1:8000 --token "$TOKEN" \\
+    .venv/bin/python sdk/examples/echo_agent.py --url http://127.0.0.1:8000 --token "$TOKEN" \\
         --story the-lighthouse
 
 Then post a `query` in the story room. Stop it (Ctrl-C, or kill -9) and start it again: it resumes
@@ -17,9 +17,9 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without `pip install ./sdk`
 
-from agents.sdk import INBOX, AsyncMythlineClient, Message  # noqa: E402
+from mythline_sdk import INBOX, AsyncMythlineClient, Message  # noqa: E402
 
 
 async def main(url: str, token: str, story: str, delay: float) -> None:

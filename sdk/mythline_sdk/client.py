@@ -17,9 +17,10 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
 
-from agents.sdk.errors import MythlineError, TransportError, error_from_response
-from agents.sdk.models import Document, InboxRow, Message, MessagePage
-from agents.sdk.retry import Backoff
+from mythline_sdk.errors import MythlineError, TransportError, error_from_response
+from mythline_sdk.models import (ActivityPage, AgentProfile, Channel, Document, DocumentEdit, DocumentOps, InboxRow,
+                                 Message, MessagePage, Participant, Presence, RouteResult, Story)
+from mythline_sdk.retry import Backoff
 
 logger = logging.getLogger("mythline.sdk")
 
@@ -101,7 +102,8 @@ class AsyncMythlineClient:
             try:
                 response = await self._http.request(method, path, json=json, params=params, headers=headers)
             except httpx.TransportError as exc:
-                error = TransportError(f"{type(exc).__name__}: {exc}", attempts=attempt + 1)
+                error = TransportError(f"{type(exc).__name__}: {exc or 'no answer'}", attempts=attempt + 1,
+                                       url=self._url(path), method=method)
                 retry = idempotent or isinstance(exc, _NOT_SENT)
                 retry_after = None
             else:
@@ -109,7 +111,7 @@ class AsyncMythlineClient:
                 if response.status_code < 400:
                     return response.status_code, body
                 error = error_from_response(response.status_code, body, response.headers)
-                error.attempts = attempt + 1
+                error.attempts, error.url, error.method = attempt + 1, str(response.request.url), method
                 retry, retry_after = error.retryable, error.retry_after
             if not retry or backoff.gives_up_after(attempt):
                 raise error
@@ -120,25 +122,38 @@ class AsyncMythlineClient:
             await asyncio.sleep(delay)
             attempt += 1
 
+    def _url(self, path: str) -> str:
+        return path if "://" in path else self.base_url + path
+
     async def get(self, path: str, **params) -> Any:
+        """GET any API path (query parameters left out when None); the parsed JSON body."""
         return (await self.request("GET", path, params={k: v for k, v in params.items() if v is not None}))[1]
 
     # --- stories and channels -----------------------------------------------------------------
-    async def get_story(self, story: str) -> dict:
-        return await self.get(f"/api/stories/{story}")
+    async def list_stories(self) -> list[Story]:
+        """Stories the caller can read: public ones and those it takes part in (`role` says how)."""
+        return [Story.from_json(row) async for row in self._pages("/api/stories")]
 
-    async def update_story(self, story: str, **fields) -> dict:
+    async def get_story(self, story: str) -> Story:
+        return Story.from_json(await self.get(f"/api/stories/{story}"))
+
+    async def join_story(self, story: str) -> Participant:
+        """Join a public story as an editor (`created` False when already a participant)."""
+        status, data = await self.request("POST", f"/api/stories/{story}/join", json={})
+        return Participant.from_json(data, created=status == 201)
+
+    async def update_story(self, story: str, **fields) -> Story:
         """Owner only: title, premise, visibility, requires_approval."""
-        return (await self.request("PATCH", f"/api/stories/{story}", json=fields))[1]
+        return Story.from_json((await self.request("PATCH", f"/api/stories/{story}", json=fields))[1])
 
-    async def list_channels(self, story: str) -> list[dict]:
-        return [row async for row in self._pages(f"/api/stories/{story}/channels")]
+    async def list_channels(self, story: str) -> list[Channel]:
+        return [Channel.from_json(row) async for row in self._pages(f"/api/stories/{story}/channels")]
 
-    async def list_participants(self, story: str) -> list[dict]:
-        return [row async for row in self._pages(f"/api/stories/{story}/participants")]
+    async def list_participants(self, story: str) -> list[Participant]:
+        return [Participant.from_json(row) async for row in self._pages(f"/api/stories/{story}/participants")]
 
-    async def presence(self, story: str) -> dict:
-        return await self.get(f"/api/stories/{story}/presence")
+    async def presence(self, story: str) -> Presence:
+        return Presence.from_json(await self.get(f"/api/stories/{story}/presence"), story=story)
 
     async def _pages(self, path: str) -> AsyncIterator[dict]:
         url: str | None = path
@@ -183,30 +198,32 @@ class AsyncMythlineClient:
             audience=audience, idempotency_key=idempotency_key("re", to.id, key))
 
     async def route(self, story: str, msg_type: str, payload: dict, *, reply_to: str | None = None,
-                    correlation_id: str | None = None, idempotency_key: str | None = None) -> dict:
-        """Post to the inbox of every agent whose capabilities include `msg_type`:
-        `{"results": [messages], "routed_to": [usernames]}`; NoRoute when none."""
+                    correlation_id: str | None = None, idempotency_key: str | None = None) -> RouteResult:
+        """Post to the inbox of every agent whose capabilities include `msg_type`: a `RouteResult`
+        (`results`: the messages, `routed_to`: the usernames); NoRoute when none."""
         body: dict[str, Any] = {"msg_type": msg_type, "payload": payload}
         if reply_to is not None:
             body["reply_to"] = str(reply_to)
         if correlation_id is not None:
             body["correlation_id"] = correlation_id
         key = idempotency_key or f"sdk-{uuid.uuid4()}"
-        return (await self.request("POST", f"/api/stories/{story}/route", json=body,
-                                   headers={"Idempotency-Key": key}))[1]
+        status, data = await self.request("POST", f"/api/stories/{story}/route", json=body,
+                                          headers={"Idempotency-Key": key})
+        return RouteResult.from_json(data, created=status == 201)
 
     async def read_messages(self, story: str, channel: str, *, after: int | None = 0, before: int | None = None,
                             limit: int = 100, types: Iterable[str] | None = None) -> MessagePage:
+        """A page of the channel's log: ascending from seq > `after`, or, with `before`, descending
+        from seq < `before` (newest first; `next_before` is the next `before`, None at the start)."""
         params: dict[str, Any] = {"limit": limit}
         if before is not None:
             params["before"] = before
         else:
             params["after"] = after or 0
         if types:
-            params["type"] = ",".join(types)
+            params["type"] = ",".join([types] if isinstance(types, str) else types)
         body = (await self.request("GET", f"/api/stories/{story}/channels/{channel}/messages", params=params))[1]
-        return MessagePage([Message.from_json(m) for m in body["results"]], body.get("next_after", after or 0),
-                           body.get("last_seq", 0))
+        return MessagePage.from_json(body, after=after or 0)
 
     async def iter_messages(self, story: str, channel: str, *, after: int = 0,
                             types: Iterable[str] | None = None, page_size: int = 200) -> AsyncIterator[Message]:
@@ -225,16 +242,16 @@ class AsyncMythlineClient:
     async def get_thread(self, message_id: str) -> list[Message]:
         return [Message.from_json(m) for m in (await self.get(f"/api/messages/{message_id}/thread"))["results"]]
 
-    async def activity(self, *, story: str | None = None, after: str | None = None, limit: int = 100) -> dict:
-        return await self.get("/api/activity", story=story, after=after, limit=limit)
+    async def activity(self, *, story: str | None = None, after: str | None = None,
+                       limit: int = 100) -> ActivityPage:
+        """Readable messages across channels (of one story, or all of the caller's), oldest first;
+        pass `next_after` back as `after`."""
+        return ActivityPage.from_json(await self.get("/api/activity", story=story, after=after, limit=limit))
 
     # --- cursors ------------------------------------------------------------------------------
     async def inbox(self) -> list[InboxRow]:
         """A row per readable channel: last_seq, the caller's read_seq (the ack cursor), unread."""
-        body = await self.get("/api/inbox")
-        return [InboxRow(story=r["story"], channel=r["channel"], last_seq=r["last_seq"], read_seq=r["read_seq"],
-                         unread=r["unread"], kind=r.get("kind", ""), archived=r.get("archived", False))
-                for r in body["results"]]
+        return [InboxRow.from_json(r) for r in (await self.get("/api/inbox"))["results"]]
 
     async def ack(self, story: str, channel: str, seq: int) -> int:
         """Move the read cursor to `seq` (it never moves back); answer the cursor."""
@@ -242,7 +259,7 @@ class AsyncMythlineClient:
         return body["read_seq"]
 
     # --- agent status -------------------------------------------------------------------------
-    async def set_status(self, status: str, task: str | None = None, progress: float | None = None) -> dict:
+    async def set_status(self, status: str, task: str | None = None, progress: float | None = None) -> AgentProfile:
         """`PUT /api/agents/me/status`: idle | working | waiting | error | offline, what, how far (0..1)."""
         body: dict[str, Any] = {"status": status}
         if task is not None:
@@ -251,7 +268,7 @@ class AsyncMythlineClient:
             body["progress"] = max(0.0, min(1.0, float(progress)))
         data = (await self.request("PUT", "/api/agents/me/status", json=body))[1]
         self.username = self.username or data.get("username")
-        return data
+        return AgentProfile.from_json(data)
 
     # --- documents ----------------------------------------------------------------------------
     async def get_document(self, story: str, doc: str = "main", *, revision: int | None = None) -> Document:
@@ -259,7 +276,7 @@ class AsyncMythlineClient:
 
     async def edit_document(self, story: str, doc: str = "main", *, base_revision: int,
                             edits: list[dict] | None = None, find: str | None = None,
-                            replace: str | None = None) -> dict:
+                            replace: str | None = None) -> DocumentEdit:
         """Edit made against `base_revision` (positions in characters): `edits=[{"from", "to",
         "insert"}]`, or `find`/`replace` (must match exactly once). The server maps it through later
         changes; Conflict (with `details["revision"]`) when they touched its range."""
@@ -268,16 +285,17 @@ class AsyncMythlineClient:
             body["edits"] = edits
         if find is not None:
             body["find"], body["replace"] = find, replace if replace is not None else ""
-        return (await self.request("POST", f"/api/stories/{story}/documents/{doc}/ops", json=body,
-                                   idempotent=False))[1]
+        return DocumentEdit.from_json((await self.request("POST", f"/api/stories/{story}/documents/{doc}/ops",
+                                                          json=body, idempotent=False))[1])
 
-    async def append_document(self, story: str, doc: str = "main", text: str = "") -> dict:
+    async def append_document(self, story: str, doc: str = "main", text: str = "") -> DocumentEdit:
         """Append text at the end, whatever the revision. Not idempotent: check the text first if
         a repeat would matter (see `append_once`)."""
-        return (await self.request("POST", f"/api/stories/{story}/documents/{doc}/ops", json={"append": text},
-                                   idempotent=False))[1]
+        return DocumentEdit.from_json((await self.request("POST", f"/api/stories/{story}/documents/{doc}/ops",
+                                                          json={"append": text}, idempotent=False))[1])
 
-    async def append_once(self, story: str, doc: str, text: str, *, marker: str | None = None) -> dict | None:
+    async def append_once(self, story: str, doc: str, text: str, *,
+                          marker: str | None = None) -> DocumentEdit | None:
         """Append unless the document already holds `marker` (default: the text itself); None when
         it did. Makes an append safe to repeat for one writer (a restarted agent)."""
         current = await self.get_document(story, doc)
@@ -285,28 +303,29 @@ class AsyncMythlineClient:
             return None
         return await self.append_document(story, doc, text)
 
-    async def document_ops(self, story: str, doc: str = "main", *, after: int = 0) -> dict:
-        return await self.get(f"/api/stories/{story}/documents/{doc}/ops", after=after)
+    async def document_ops(self, story: str, doc: str = "main", *, after: int = 0,
+                           limit: int | None = None) -> DocumentOps:
+        """The document's changes after revision `after`, oldest first, and its current revision."""
+        return DocumentOps.from_json(await self.get(f"/api/stories/{story}/documents/{doc}/ops", after=after,
+                                                    limit=limit))
 
     # --- listening ----------------------------------------------------------------------------
     def on(self, msg_type: str = "*", handler: Handler | None = None):
-        """Register an async handler for a msg_type ('*' for every type), for every listener made
-        by this client. Use as a decorator or call with the handler."""
+        """Register an async handler for a msg_type ('*' for every type), for every listener of
+        this client, made before or after: listeners look the handlers up for each message. Use as
+        a decorator or call with the handler."""
         def register(fn: Handler) -> Handler:
             self._handlers.setdefault(msg_type, []).append(fn)
             return fn
         return register(handler) if handler is not None else register
 
     def listener(self, topics, **options) -> "Listener":
-        """A `Listener` on `topics` (channel topics, or `(story, channel)` pairs), with this
-        client's handlers. See `agents.sdk.listener.Listener` for the options."""
-        from agents.sdk.listener import Listener
+        """A `Listener` on `topics` (channel topics, `(story, channel)` pairs, or one of them),
+        running this client's handlers and its own. See `mythline_sdk.listener.Listener` for the
+        options."""
+        from mythline_sdk.listener import Listener
 
-        listener = Listener(self, topics, **options)
-        for msg_type, handlers in self._handlers.items():
-            for handler in handlers:
-                listener.on(msg_type, handler)
-        return listener
+        return Listener(self, topics, **options)
 
     async def listen(self, topics, *, stop: asyncio.Event | None = None, duration: float | None = None,
                      **options) -> "Listener":
@@ -326,4 +345,4 @@ def _json(response: httpx.Response) -> Any:
                           "message": response.text[:500], "details": None}}
 
 
-from agents.sdk.listener import Listener  # noqa: E402  (typing and re-export)
+from mythline_sdk.listener import Listener  # noqa: E402  (typing and re-export)

@@ -1,0 +1,272 @@
+"""`MythlineClient`: the same client for code without asyncio.
+
+It runs an `AsyncMythlineClient` on an event loop in a background thread and waits for each
+call. Handlers registered with `on` are plain functions; they run in worker threads, so they may
+call the client (`client.reply(...)`) themselves.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, Iterable, Iterator
+
+from mythline_sdk.client import AsyncMythlineClient, RetryEvent
+from mythline_sdk.listener import Listener, ListenerStats
+from mythline_sdk.models import (ActivityPage, AgentProfile, Channel, Document, DocumentEdit, DocumentOps, InboxRow,
+                                 Message, MessagePage, Participant, Presence, RouteResult, Story)
+from mythline_sdk.retry import Backoff
+
+SyncHandler = Callable[[Message], None]
+SyncEventHandler = Callable[[dict], None]
+
+
+class MythlineClient:
+    """Blocking face of `AsyncMythlineClient`: same methods, same arguments, same results
+    (`close` for `aclose`; handlers are plain functions). tests/agents/test_sdk_package.py checks
+    that every public method of the async client is here with the same parameters.
+
+    >>> with MythlineClient("http://127.0.0.1:8000", token) as client:
+    ...     client.post_message("tale", "general", "text", {"text": "Hello"})
+    """
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = 10.0, backoff: Backoff | None = None,
+                 username: str | None = None, transport=None, on_retry: Callable[[RetryEvent], None] | None = None,
+                 user_agent: str = "mythline-sdk/1"):
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="mythline-sdk", daemon=True)
+        self._thread.start()
+        self._listener: SyncListener | None = None
+
+        async def make():
+            return AsyncMythlineClient(base_url, token, timeout=timeout, backoff=backoff, username=username,
+                                       on_retry=on_retry, transport=transport, user_agent=user_agent)
+        self.aio: AsyncMythlineClient = self._run(make())
+
+    def _run(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def __enter__(self) -> "MythlineClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        self._run(self.aio.aclose())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+    aclose = close  # the async client's name, for code written against either
+
+    @property
+    def username(self) -> str | None:
+        return self.aio.username
+
+    @property
+    def base_url(self) -> str:
+        return self.aio.base_url
+
+    @property
+    def ws_url(self) -> str:
+        return self.aio.ws_url
+
+    # --- REST ---------------------------------------------------------------------------------
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                headers: dict | None = None, idempotent: bool = True,
+                backoff: Backoff | None = None) -> tuple[int, Any]:
+        return self._run(self.aio.request(method, path, json=json, params=params, headers=headers,
+                                          idempotent=idempotent, backoff=backoff))
+
+    def get(self, path: str, **params) -> Any:
+        return self._run(self.aio.get(path, **params))
+
+    def list_stories(self) -> list[Story]:
+        return self._run(self.aio.list_stories())
+
+    def get_story(self, story: str) -> Story:
+        return self._run(self.aio.get_story(story))
+
+    def join_story(self, story: str) -> Participant:
+        return self._run(self.aio.join_story(story))
+
+    def update_story(self, story: str, **fields) -> Story:
+        return self._run(self.aio.update_story(story, **fields))
+
+    def list_channels(self, story: str) -> list[Channel]:
+        return self._run(self.aio.list_channels(story))
+
+    def list_participants(self, story: str) -> list[Participant]:
+        return self._run(self.aio.list_participants(story))
+
+    def presence(self, story: str) -> Presence:
+        return self._run(self.aio.presence(story))
+
+    def post_message(self, story: str, channel: str, msg_type: str, payload: dict, *,
+                     reply_to: str | None = None, correlation_id: str | None = None, audience: Any = None,
+                     id: str | None = None, idempotency_key: str | None = None) -> Message:
+        return self._run(self.aio.post_message(story, channel, msg_type, payload, reply_to=reply_to,
+                                               correlation_id=correlation_id, audience=audience, id=id,
+                                               idempotency_key=idempotency_key))
+
+    def reply(self, to: Message, msg_type: str, payload: dict, *, key: str = "reply", channel: str | None = None,
+              correlation_id: str | None = None, audience: Any = None, thread: bool = True) -> Message:
+        return self._run(self.aio.reply(to, msg_type, payload, key=key, channel=channel,
+                                        correlation_id=correlation_id, audience=audience, thread=thread))
+
+    def route(self, story: str, msg_type: str, payload: dict, *, reply_to: str | None = None,
+              correlation_id: str | None = None, idempotency_key: str | None = None) -> RouteResult:
+        return self._run(self.aio.route(story, msg_type, payload, reply_to=reply_to, correlation_id=correlation_id,
+                                        idempotency_key=idempotency_key))
+
+    def read_messages(self, story: str, channel: str, *, after: int | None = 0, before: int | None = None,
+                      limit: int = 100, types: Iterable[str] | None = None) -> MessagePage:
+        return self._run(self.aio.read_messages(story, channel, after=after, before=before, limit=limit,
+                                                types=types))
+
+    def iter_messages(self, story: str, channel: str, *, after: int = 0, types: Iterable[str] | None = None,
+                      page_size: int = 200) -> Iterator[Message]:
+        while True:
+            page = self.read_messages(story, channel, after=after, limit=page_size, types=types)
+            yield from page.results
+            if not page.results:
+                return
+            after = page.next_after
+
+    def get_message(self, message_id: str) -> Message:
+        return self._run(self.aio.get_message(message_id))
+
+    def get_thread(self, message_id: str) -> list[Message]:
+        return self._run(self.aio.get_thread(message_id))
+
+    def activity(self, *, story: str | None = None, after: str | None = None, limit: int = 100) -> ActivityPage:
+        return self._run(self.aio.activity(story=story, after=after, limit=limit))
+
+    def inbox(self) -> list[InboxRow]:
+        return self._run(self.aio.inbox())
+
+    def ack(self, story: str, channel: str, seq: int) -> int:
+        return self._run(self.aio.ack(story, channel, seq))
+
+    def set_status(self, status: str, task: str | None = None, progress: float | None = None) -> AgentProfile:
+        return self._run(self.aio.set_status(status, task, progress))
+
+    def get_document(self, story: str, doc: str = "main", *, revision: int | None = None) -> Document:
+        return self._run(self.aio.get_document(story, doc, revision=revision))
+
+    def edit_document(self, story: str, doc: str = "main", *, base_revision: int, edits: list[dict] | None = None,
+                      find: str | None = None, replace: str | None = None) -> DocumentEdit:
+        return self._run(self.aio.edit_document(story, doc, base_revision=base_revision, edits=edits, find=find,
+                                                replace=replace))
+
+    def append_document(self, story: str, doc: str = "main", text: str = "") -> DocumentEdit:
+        return self._run(self.aio.append_document(story, doc, text))
+
+    def append_once(self, story: str, doc: str, text: str, *, marker: str | None = None) -> DocumentEdit | None:
+        return self._run(self.aio.append_once(story, doc, text, marker=marker))
+
+    def document_ops(self, story: str, doc: str = "main", *, after: int = 0,
+                     limit: int | None = None) -> DocumentOps:
+        return self._run(self.aio.document_ops(story, doc, after=after, limit=limit))
+
+    # --- listening ----------------------------------------------------------------------------
+    def on(self, msg_type: str = "*", handler: SyncHandler | None = None):
+        """Register a plain function for a msg_type ('*': every type), for every listener of this
+        client, made before or after; it runs in a worker thread."""
+        def register(fn: SyncHandler) -> SyncHandler:
+            self.aio.on(msg_type, _threaded(fn))
+            return fn
+        return register(handler) if handler is not None else register
+
+    def listener(self, topics, **options) -> "SyncListener":
+        """A `SyncListener` on `topics` (as `AsyncMythlineClient.listener`): `on` for plain
+        functions, `run(duration=, stop=)` blocking."""
+        return SyncListener(self, self.aio.listener(topics, **options))
+
+    def listen(self, topics, *, stop: threading.Event | None = None, duration: float | None = None,
+               **options) -> "SyncListener":
+        """Listen (blocking) until `duration` passes, `stop` is set, `stop_listening()` is called
+        or Ctrl-C; answers the listener (its `stats`, `positions`)."""
+        listener = self.listener(topics, **options)
+        listener.run(stop=stop, duration=duration)
+        return listener
+
+    def stop_listening(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+
+
+class SyncListener:
+    """A `Listener` driven from blocking code. Its handlers are plain functions, run in worker
+    threads (they may call the client); `aio` is the underlying `Listener`."""
+
+    def __init__(self, client: MythlineClient, listener: Listener):
+        self.client = client
+        self.aio = listener
+
+    def on(self, msg_type: str = "*", handler: SyncHandler | None = None):
+        def register(fn: SyncHandler) -> SyncHandler:
+            self.aio.on(msg_type, _threaded(fn))
+            return fn
+        return register(handler) if handler is not None else register
+
+    def on_event(self, handler: SyncEventHandler) -> SyncEventHandler:
+        self.aio.on_event(_threaded(handler))
+        return handler
+
+    def run(self, *, stop: threading.Event | None = None, duration: float | None = None) -> None:
+        """Listen (blocking) until `duration` passes, `stop` is set, `stop()` is called or Ctrl-C."""
+        async def run():
+            stopped = asyncio.Event()
+            watch = asyncio.create_task(_watch(stop, stopped)) if stop is not None else None
+            try:
+                await self.aio.run(stop=stopped, duration=duration)
+            finally:
+                if watch is not None:
+                    watch.cancel()
+
+        self.client._listener = self
+        future = asyncio.run_coroutine_threadsafe(run(), self.client._loop)
+        try:
+            future.result()
+        except KeyboardInterrupt:
+            self.stop()
+            future.result()
+
+    def stop(self) -> None:
+        self.client._loop.call_soon_threadsafe(self.aio.stop)
+
+    @property
+    def stats(self) -> ListenerStats:
+        return self.aio.stats
+
+    @property
+    def positions(self) -> dict[str, int]:
+        return self.aio.positions
+
+    @property
+    def acked(self) -> dict[str, int]:
+        return self.aio.acked
+
+    @property
+    def topics(self) -> list[str]:
+        return self.aio.topics
+
+    @property
+    def queue_depth(self) -> int:
+        return self.aio.queue_depth
+
+
+async def _watch(flag: threading.Event, target: asyncio.Event) -> None:
+    while not flag.is_set():
+        await asyncio.sleep(0.05)
+    target.set()
+
+
+def _threaded(fn):
+    async def handler(arg) -> None:
+        await asyncio.to_thread(fn, arg)
+    handler.__qualname__ = getattr(fn, "__qualname__", "handler")
+    return handler
