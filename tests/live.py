@@ -3,6 +3,8 @@
 Tests that use these must be `django_db(transaction=True)`, so that what they create is
 committed and visible to the server process.
 """
+import asyncio
+import json
 import os
 import signal
 import socket
@@ -104,3 +106,36 @@ class LiveServer:
     def __exit__(self, *exc):
         self.stop()
         Path(self.log.name).unlink(missing_ok=True)
+
+
+# --- clients' helpers ---------------------------------------------------------------------------
+
+async def frames_until(ws, predicate, timeout=10):
+    """Read JSON frames from a `websockets` client until `predicate(frame)`; return every frame read."""
+    seen = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            seen.append(frame)
+            if predicate(frame):
+                return seen
+
+
+def sse_events(lines, count):
+    """The first `count` events of an SSE stream's lines (comments and `retry` skipped), each as
+    a dict of its fields (`id`, `event`, `data`); fewer if the stream ends first."""
+    events, event = [], {}
+    for line in lines:
+        if line.startswith(":") or line.startswith("retry:"):
+            continue
+        if line == "":
+            if event:
+                events.append(event)
+                event = {}
+                if len(events) == count:
+                    return events
+            continue
+        field, _, value = line.partition(": ")
+        event[field] = value
+    return events
+

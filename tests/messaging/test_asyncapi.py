@@ -22,7 +22,7 @@ from messaging import frames
 from messaging import schemas as payloads
 from messaging.asyncapi import (CLIENT_EXAMPLES, CLIENT_REPLIES, PAYLOAD_CHECKS, SERVER_DESCRIPTIONS, SSE_CHANNEL,
                                 WS_CHANNEL, asyncapi_document, client_schemas, payload_schema)
-from tests.live import LiveServer
+from tests.live import LiveServer, sse_events
 
 DOC_URI = "urn:mythline:asyncapi"
 COMPONENT_KEY = re.compile(r"^[a-zA-Z0-9.\-_]+$")
@@ -367,7 +367,6 @@ def test_frames_of_a_live_session_validate_against_the_document(tale):
         asyncio.run(go())
 
         # SSE: the same messages as the data of `message` events.
-        events, event = [], {}
         with httpx.stream("GET", f"{server.base}/api/stories/tale/channels/general/events", params={"after": 0},
                           headers={"Authorization": f"Bearer {tale['alice']}"}, timeout=10) as response:
             assert response.status_code == 200
@@ -376,18 +375,7 @@ def test_frames_of_a_live_session_validate_against_the_document(tale):
             timer = threading.Timer(0.5, lambda: rest.post("/api/stories/tale/channels/general/messages",
                                                            json=own_type))
             timer.start()
-            for line in response.iter_lines():
-                if line.startswith(":") or line.startswith("retry:"):
-                    continue
-                if line == "":
-                    if event:
-                        events.append(event)
-                        event = {}
-                        if len(events) == 3:
-                            break
-                    continue
-                field, _, value = line.partition(": ")
-                event[field] = value
+            events = sse_events(response.iter_lines(), 3)
             timer.join()
         rest.close()
 

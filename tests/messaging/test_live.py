@@ -18,7 +18,7 @@ from channels_redis.core import RedisChannelLayer
 from accounts.services import token_issue
 from messaging.models import Channel, Message
 from tests.conftest import require
-from tests.live import DEFAULT_TEST_REDIS, LiveServer, redis_available
+from tests.live import DEFAULT_TEST_REDIS, LiveServer, frames_until, redis_available, sse_events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -51,17 +51,6 @@ def post(client, text, channel="general"):
                     json={"msg_type": "narration", "payload": {"text": text}})
     assert r.status_code == 201, r.text
     return r.json()
-
-
-async def frames_until(ws, predicate, timeout=10):
-    """Read frames until `predicate(frame)`; return every frame read."""
-    seen = []
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = json.loads(await ws.recv())
-            seen.append(frame)
-            if predicate(frame):
-                return seen
 
 
 def messages(frames):
@@ -122,23 +111,10 @@ def test_sse_replays_then_streams_live_and_resumes_with_last_event_id(server, ta
             post(agent, f"old {i}")
 
         def read_events(headers, params, count):
-            events, event = [], {}
             with httpx.stream("GET", f"{server.base}/api/stories/tale/channels/general/events", params=params,
                               headers={"Authorization": f"Bearer {tale['alice']}", **headers}, timeout=10) as r:
                 assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-                for line in r.iter_lines():
-                    if line.startswith(":") or line.startswith("retry:"):
-                        continue
-                    if line == "":
-                        if event:
-                            events.append(event)
-                            event = {}
-                            if len(events) == count:
-                                return events
-                        continue
-                    field, _, value = line.partition(": ")
-                    event[field] = value
-            return events
+                return sse_events(r.iter_lines(), count)
 
         poster = threading.Timer(0.5, lambda: post(agent, "new"))
         poster.start()

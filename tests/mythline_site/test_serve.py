@@ -23,7 +23,7 @@ from websockets.asyncio.client import connect
 
 from accounts.services import token_issue
 from tests.conftest import require
-from tests.live import DEFAULT_TEST_REDIS, ROOT, free_port, redis_available
+from tests.live import DEFAULT_TEST_REDIS, ROOT, frames_until, free_port, redis_available
 from tests.live import test_database_url as database_url  # not collected as a test
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -117,16 +117,6 @@ def socket_owner(pids: list[int], inode: str) -> int | None:
     return None
 
 
-async def frames_until(ws, predicate, timeout=15):
-    seen = []
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = json.loads(await ws.recv())
-            seen.append(frame)
-            if predicate(frame):
-                return seen
-
-
 # --- the live test ----------------------------------------------------------------------------
 
 def test_two_workers_over_postgres_and_redis_deliver_across_workers_and_stop_on_sigterm(
@@ -181,7 +171,7 @@ def test_two_workers_over_postgres_and_redis_deliver_across_workers_and_stop_on_
                     ws = await connect(ws_url, additional_headers={"Authorization": f"Bearer {alice_token}"})
                     sockets.append(ws)
                     await ws.send(json.dumps({"type": "subscribe", "topic": "channel:tale/general", "ref": "s"}))
-                    await frames_until(ws, lambda f: f["type"] == "subscribed")
+                    await frames_until(ws, lambda f: f["type"] == "subscribed", timeout=15)
                     client_port = ws.local_address[1]
                     inode = server_side_inode(port, client_port)
                     owner = socket_owner(workers, inode) if inode else None
@@ -198,7 +188,8 @@ def test_two_workers_over_postgres_and_redis_deliver_across_workers_and_stop_on_
                         assert r.status_code == 201, r.text
                     await asyncio.to_thread(post)
                 for ws in sockets:
-                    got = await frames_until(ws, lambda f: f.get("type") == "message" and f["message"]["seq"] == 6)
+                    got = await frames_until(ws, lambda f: f.get("type") == "message" and f["message"]["seq"] == 6,
+                                             timeout=15)
                     assert [f["message"]["seq"] for f in got if f["type"] == "message"] == [1, 2, 3, 4, 5, 6]
 
                 # SIGTERM with the sockets still open: a clean stop, in time, nothing left behind.
