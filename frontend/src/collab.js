@@ -442,9 +442,7 @@ export class DocSync {
       case "cursor":
         this._onCursor(frame);
         break;
-      case "unsubscribed":
-        // Only the server ending the topic stops us; the answer to an earlier subscription's own
-        // unsubscribe (the same document reopened) reaches this one and is nothing.
+      case "unsubscribed": // only the server ends a subscription from its side (access revoked)
         if (frame.reason !== "access_revoked") break;
         this.stopped = true;
         this._setStatus("error", "You no longer have access to this document.");

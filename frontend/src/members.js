@@ -18,7 +18,8 @@ async function allPages(path) {
   while (url) {
     const page = await api("GET", url);
     out.push(...page.results);
-    url = page.next ? new URL(page.next, location.origin).pathname + new URL(page.next, location.origin).search : null;
+    const next = page.next ? new URL(page.next, location.origin) : null;
+    url = next ? next.pathname + next.search : null;
   }
   return out;
 }

@@ -327,6 +327,9 @@ export class MythlineSocket {
         deliver = false; // the requester handles its own errors
       } else {
         req.resolve(frame);
+        // The answer to an `unsubscribe` belongs to the subscription that left, not to one opened
+        // since on the same topic (a document reopened at once, say).
+        if (frame.type === "unsubscribed") deliver = false;
       }
     } else if (this.matchers.size) {
       for (const req of [...this.matchers]) {
