@@ -47,6 +47,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import secrets
 import platform
 import shutil
 import signal
@@ -73,6 +74,7 @@ TARGETS = ("ours", "channels", "ws")
 
 # Limits far above this load, so no throttle or flood guard answers instead of the code under test.
 SERVER_ENV = {
+    "SECRET_KEY": secrets.token_urlsafe(50),  # a key per run: with DEBUG off the development key is refused
     "MYTHLINE_POST_RATE": "100000/s", "MYTHLINE_POST_BURST": "100000",
     "MYTHLINE_WRITE_RATE": "100000/s", "MYTHLINE_WRITE_BURST": "100000",
     "MYTHLINE_READ_RATE": "100000/s", "MYTHLINE_READ_BURST": "100000",

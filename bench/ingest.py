@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import platform
 import shutil
 import signal
@@ -58,6 +59,8 @@ MAX_REQUESTS_PER_AGENT = 1_000_000  # a hard bound besides the clock
 
 # Rate limits far above anything two cores can do, so the throttle never answers 429.
 SERVER_ENV = {
+    "SECRET_KEY": secrets.token_urlsafe(50),  # a key per run: with DEBUG off the development key is refused
+    "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",  # the in-process baseline uses Django's test client
     "MYTHLINE_POST_RATE": "100000/s", "MYTHLINE_POST_BURST": "100000",
     "MYTHLINE_WRITE_RATE": "100000/s", "MYTHLINE_WRITE_BURST": "100000",
     "MYTHLINE_READ_RATE": "100000/s", "MYTHLINE_READ_BURST": "100000",

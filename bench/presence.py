@@ -38,6 +38,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import secrets
 import random
 import shutil
 import signal
@@ -56,6 +57,7 @@ STATES = ("active", "idle", "away")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 SERVER_ENV = {
+    "SECRET_KEY": secrets.token_urlsafe(50),  # a key per run: with DEBUG off the development key is refused
     "MYTHLINE_POST_RATE": "100000/s", "MYTHLINE_POST_BURST": "100000",
     "MYTHLINE_WRITE_RATE": "100000/s", "MYTHLINE_WRITE_BURST": "100000",
     "MYTHLINE_READ_RATE": "100000/s", "MYTHLINE_READ_BURST": "100000",

@@ -1,5 +1,10 @@
-"""GET /healthz: 200 when the database, the channel layer and the presence store answer; else 503."""
+"""GET /healthz: 200 when the database, the channel layer and the presence store answer; else 503.
+
+A failing part answers `{"ok": false, "error": "unavailable"}`: the exception (which may name
+hosts, ports, users or paths) goes to the log (logger `mythline.health`), never to the client.
+"""
 import asyncio
+import logging
 import time
 import uuid
 
@@ -9,13 +14,16 @@ from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
+logger = logging.getLogger("mythline.health")
 
-def _check(fn):
+
+def _check(name, fn):
     started = time.perf_counter()
     try:
         detail = fn()
-    except Exception as exc:  # noqa: BLE001 - any failure is reported as "down"
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    except Exception:  # noqa: BLE001 - any failure is reported as "down"
+        logger.exception("healthz: %s is down", name)
+        return {"ok": False, "error": "unavailable"}
     return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 2), **(detail or {})}
 
 
@@ -51,7 +59,8 @@ def check_presence():
 
 @require_GET
 def healthz(request):
-    checks = {"database": _check(check_database), "channel_layer": _check(check_channel_layer),
-              "presence": _check(check_presence)}
+    checks = {"database": _check("database", check_database),
+              "channel_layer": _check("channel_layer", check_channel_layer),
+              "presence": _check("presence", check_presence)}
     ok = all(c["ok"] for c in checks.values())
     return JsonResponse({"status": "ok" if ok else "down", **checks}, status=200 if ok else 503)

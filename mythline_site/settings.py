@@ -3,10 +3,16 @@
 Unset DATABASE_URL -> a SQLite file in WAL mode; unset REDIS_URL -> in-process channel layer,
 cache and presence. Setting both runs many server processes against Postgres and Redis.
 """
+import ipaddress
 import os
+import secrets
+import tempfile
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from mythline_site.origins import check_allowed_origins
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MYTHLINE_VAR_DIR", BASE_DIR / "var"))
@@ -24,9 +30,62 @@ def env_list(name, default=""):
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-insecure-mythline-key-change-me-in-production-0123456789"
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
+
+# --- Secret key (docs/deploy.md, "Secret key") ------------------------------------------------
+# This key is public (it is in the source): it may sign nothing outside DEBUG.
+DEVELOPMENT_SECRET_KEY = "dev-insecure-mythline-key-change-me-in-production-0123456789"
+# Embedded: one machine, SQLite and no Redis (`make run`, a fresh clone), or the test runner
+# (pytest sets PYTEST_VERSION for its run; the test database may be Postgres). There, without a
+# SECRET_KEY, a random key is made once in var/secret_key (mode 0600) and reused.
+MYTHLINE_EMBEDDED = (not os.environ.get("REDIS_URL", "").strip()
+                     and (os.environ.get("DATABASE_URL") or "sqlite:").startswith("sqlite:")
+                     ) or bool(os.environ.get("PYTEST_VERSION"))
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+
+
+def embedded_secret_key(path: Path) -> str:
+    """The key in `path`, made once (random, mode 0600) if it is missing. Concurrent first starts
+    (runserver and its reloader, the crew) agree: the file appears whole, by a hard link, or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".secret_key-")  # mkstemp: mode 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(64) + "\n")
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            os.unlink(tmp)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)  # a key readable by others is no secret
+    key = path.read_text().strip()
+    if len(key) < 50:
+        raise ImproperlyConfigured(f"{path} holds no usable secret key (under 50 characters): delete it "
+                                   "and start again to make a new one, or set SECRET_KEY.")
+    return key
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY.strip():
+    SECRET_KEY = ""
+    if MYTHLINE_EMBEDDED:
+        SECRET_KEY = embedded_secret_key(SECRET_KEY_FILE)
+    elif DEBUG:
+        SECRET_KEY = DEVELOPMENT_SECRET_KEY
+if not DEBUG and SECRET_KEY in ("", DEVELOPMENT_SECRET_KEY):
+    raise ImproperlyConfigured(
+        ("SECRET_KEY is the development key, which is published in the source"
+         if SECRET_KEY else "SECRET_KEY is not set")
+        + ": set SECRET_KEY to a long random string, the same on every host (for instance the output"
+        " of `python -c 'import secrets; print(secrets.token_urlsafe(64))'`), or DEBUG=1 for"
+        " development. See docs/deploy.md.")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost")
+# Development (embedded or DEBUG) trusts the dev server's origins; production trusts none by default
+# (same-origin requests and sockets need no entry), since these also admit cookie WebSockets.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000"
+                                if (MYTHLINE_EMBEDDED or DEBUG) else "")
 
 INSTALLED_APPS = [
     "daphne",
@@ -45,6 +104,7 @@ INSTALLED_APPS = [
     "messaging",
     "presence",
     "agents",
+    "audit",  # the audit log of rights (docs/deploy.md, "Audit log")
     "mythline_site",  # its management commands: `serve` (docs/deploy.md)
 ]
 
@@ -89,7 +149,10 @@ ASGI_APPLICATION = "mythline_site.asgi.application"
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'mythline.sqlite3'}"
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# CONN_HEALTH_CHECKS: a connection that broke (the database restarted) is never handed out again:
+# the pool checks each one on checkout, so requests after an outage reconnect by themselves; during
+# it, API requests answer 503 `unavailable` with Retry-After (mythline_site/errors.py).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
@@ -160,14 +223,71 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "mythline"}}
 
 # --- Auth and security ----------------------------------------------------------------------
+# Exactly what the sign-up page promises (accounts/views.py PASSWORD_RULES): at least 8 characters,
+# not too common, not all digits, not too like the username. Sign-up, the admin's user and password
+# forms, password changes and `createsuperuser` all apply them.
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 8}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-in limits (accounts/limits.py, docs/deploy.md "Sign-in limits"): (count, window seconds).
+# Failed sign-ins (and old-password checks) per (account, client address) pair, per client address,
+# and per account: a high ceiling against guessing spread over many addresses, which a browser
+# holding the account's device cookie passes. The site's and the admin's pages count together.
+# Sign-up attempts per client address; password-reset requests (when enabled) per address and per
+# e-mail address. A window opens at the first event and locks nothing beyond its end. A count of 0
+# turns that limit off.
+_signin_window = int(os.environ.get("MYTHLINE_SIGNIN_WINDOW_SECONDS", 900))
+MYTHLINE_SIGNIN_LIMITS = {
+    "pair": (int(os.environ.get("MYTHLINE_SIGNIN_ACCOUNT_ADDRESS_FAILURES", 5)), _signin_window),
+    "address": (int(os.environ.get("MYTHLINE_SIGNIN_ADDRESS_FAILURES", 20)), _signin_window),
+    "account": (int(os.environ.get("MYTHLINE_SIGNIN_ACCOUNT_FAILURES", 100)), _signin_window),
+    "signup": (int(os.environ.get("MYTHLINE_SIGNUPS_PER_ADDRESS", 10)),
+               int(os.environ.get("MYTHLINE_SIGNUP_WINDOW_SECONDS", 3600))),
+    "reset": (5, 3600),
+    "reset-email": (3, 3600),
+}
+# /accounts/password_reset/ and the pages after it: off (404) unless MYTHLINE_PASSWORD_RESET=1, which
+# also needs a working EMAIL_BACKEND (docs/deploy.md "Sign-in limits").
+MYTHLINE_PASSWORD_RESET = env_bool("MYTHLINE_PASSWORD_RESET", False)
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# MYTHLINE_HTTPS=1: the site is served over HTTPS only (docs/deploy.md, "HTTPS"). Cookies go over
+# HTTPS only, browsers are told to use nothing else for MYTHLINE_HSTS_SECONDS, plain-HTTP requests
+# are redirected (except the health check and metrics, which balancers and scrapers call on the
+# host directly). X-Forwarded-Proto: https marks a request as secure only with
+# MYTHLINE_PROXY_SSL_HEADER=1: set it only behind a proxy that sets that header on every request.
+MYTHLINE_HTTPS = env_bool("MYTHLINE_HTTPS", False)
+if MYTHLINE_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = int(os.environ.get("MYTHLINE_HSTS_SECONDS", 31536000))  # one year
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MYTHLINE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("MYTHLINE_HSTS_PRELOAD", False)
+    if env_bool("MYTHLINE_PROXY_SSL_HEADER", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HSTS preload is a promise to browser vendors that is slow to undo: opt-in with
+# MYTHLINE_HSTS_PRELOAD=1, and `check --deploy` does not nag about it otherwise.
+SILENCED_SYSTEM_CHECKS = [] if env_bool("MYTHLINE_HSTS_PRELOAD", False) else ["security.W021"]
+# Browser origins (scheme://host[:port]) whose cookie-authenticated WebSockets are accepted, on top
+# of the socket's own origin (docs/protocol.md 6.1): CSRF_TRUSTED_ORIGINS plus these.
+MYTHLINE_WS_ALLOWED_ORIGINS = env_list("MYTHLINE_WS_ALLOWED_ORIGINS", "")
+check_allowed_origins("MYTHLINE_WS_ALLOWED_ORIGINS", MYTHLINE_WS_ALLOWED_ORIGINS)  # a bad entry stops the start
+# GET /metrics: for clients at these addresses (IPs or networks, comma-separated; empty: none) or
+# with `Authorization: Bearer <MYTHLINE_METRICS_TOKEN>`; anyone else gets 404.
+MYTHLINE_METRICS_ALLOW = env_list("MYTHLINE_METRICS_ALLOW", "127.0.0.1,::1")
+for _net in MYTHLINE_METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_net, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"MYTHLINE_METRICS_ALLOW: {_net!r} is not an IP address or network "
+                                   "(for instance 10.0.0.0/8 or 127.0.0.1)") from None
+MYTHLINE_METRICS_TOKEN = os.environ.get("MYTHLINE_METRICS_TOKEN", "").strip()
 # HTML pages get a Content-Security-Policy without inline scripts (mythline_site/csp.py); these
 # paths ship inline scripts of their own and are left alone.
 MYTHLINE_CSP_EXEMPT = ("/admin/", "/api/docs")
@@ -226,6 +346,14 @@ MYTHLINE_LEASE_KEY_PREFIX = os.environ.get("MYTHLINE_LEASE_KEY_PREFIX", f"{MYTHL
 MYTHLINE_DOC_MAX_INSERT_CHARS = int(os.environ.get("MYTHLINE_DOC_MAX_INSERT_CHARS", 64 * 1024))
 MYTHLINE_DOC_MAX_CHARS = int(os.environ.get("MYTHLINE_DOC_MAX_CHARS", 2_000_000))
 MYTHLINE_DOC_SNAPSHOT_EVERY = int(os.environ.get("MYTHLINE_DOC_SNAPSHOT_EVERY", 100))
+# Bounds on the cost of co-editing (docs/coediting.md, "Limits"): edits in one REST/MCP edit,
+# changed ranges in one doc.push, how many revisions behind a REST edit's base_revision may be,
+# documents (forks included) and forks per story.
+MYTHLINE_DOC_MAX_EDITS = int(os.environ.get("MYTHLINE_DOC_MAX_EDITS", 1000))
+MYTHLINE_DOC_MAX_PUSH_CHANGES = int(os.environ.get("MYTHLINE_DOC_MAX_PUSH_CHANGES", 10_000))
+MYTHLINE_DOC_MAX_LAG = int(os.environ.get("MYTHLINE_DOC_MAX_LAG", 500))
+MYTHLINE_STORY_MAX_DOCUMENTS = int(os.environ.get("MYTHLINE_STORY_MAX_DOCUMENTS", 50))
+MYTHLINE_STORY_MAX_FORKS = int(os.environ.get("MYTHLINE_STORY_MAX_FORKS", 20))
 MYTHLINE_RATE_KEY_PREFIX = "rl"  # cache keys of the rate limiter
 MYTHLINE_ARCHIVE_SWEEP_SECONDS = float(os.environ.get("MYTHLINE_ARCHIVE_SWEEP_SECONDS", 30))
 # Each server process moves long-lived objects out of the garbage collector's full scans this

@@ -1,7 +1,8 @@
 import os
 
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
@@ -9,6 +10,7 @@ from agents.api import AgentStatusView
 from messaging import api as messaging_api
 from messaging.asyncapi import asyncapi_view
 from messaging.sse import channel_events
+from mythline_site import openapi  # noqa: F401 - registers the bearer scheme with drf-spectacular
 from mythline_site.health import healthz
 from mythline_site.metrics import metrics_view
 from presence.api import StoryPresenceView
@@ -54,15 +56,30 @@ urlpatterns = [
     *api_urls,
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
+    # The admin's password change, with the old password under the sign-in limits (accounts/views.py).
+    path("admin/password_change/", account_views.admin_password_change),
     path("admin/", admin.site.urls),
+    # Only the account pages the site uses; password change is the admin's, password reset is off
+    # unless MYTHLINE_PASSWORD_RESET=1 (it sends mail: docs/deploy.md "Sign-in limits").
+    path("accounts/login/", account_views.signin, name="login"),  # Django's LoginView behind the sign-in limits
     path("accounts/signup/", account_views.signup, name="signup"),
     path("accounts/logout/", account_views.signout, name="logout"),
-    path("accounts/", include("django.contrib.auth.urls")),
     path("", story_views.lobby, name="lobby"),
     path("stories/<str:story>/", story_views.room, name="story-room"),
     path("stories/<str:story>/agents/", story_views.agent_monitor, name="agent-monitor"),
     path("invite/<str:token>/", story_views.invite, name="invite"),
 ]
+
+if settings.MYTHLINE_PASSWORD_RESET:
+    from django.contrib.auth import views as auth_views
+
+    urlpatterns += [
+        path("accounts/password_reset/", account_views.ThrottledPasswordResetView.as_view(), name="password_reset"),
+        path("accounts/password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+        path("accounts/reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(),
+             name="password_reset_confirm"),
+        path("accounts/reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    ]
 
 if os.environ.get("MYTHLINE_BENCH_BASELINE") == "1":  # bench/ingest.py, bench/fanout.py only: token-less floors to compare with
     from bench.baseline import baseline_post
