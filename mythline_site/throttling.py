@@ -65,3 +65,63 @@ class SenderRateThrottle(BaseThrottle):
         key = f"u{user.pk}" if user and user.is_authenticated else f"ip{self.get_ident(request)}"
         check_rate(scope, key)
         return True
+
+
+class WindowCounter:
+    """At most `limit` events per key within a window of `window` seconds that opens at the key's
+    first event (sign-in failures, sign-ups: accounts/limits.py). Counted with the cache's atomic
+    add and incr (Redis SET NX and INCR), so parallel requests cannot slip past the limit, under the
+    same MYTHLINE_RATE_KEY_PREFIX as check_rate. Events while over the limit do not move the
+    window: whatever happens, it ends `window` seconds after it opened."""
+
+    def __init__(self, scope: str, limit: int, window: int):
+        self.scope, self.limit, self.window = scope, int(limit), max(1, int(window))
+
+    def _keys(self, key: str) -> tuple[str, str]:
+        base = f"{settings.MYTHLINE_RATE_KEY_PREFIX}:{self.scope}:{key}"
+        return f"{base}:n", f"{base}:t"
+
+    def _wait(self, opened: float | None, now: float) -> float:
+        """Seconds until the window that opened at `opened` ends (at least 1)."""
+        if opened is None:  # the start stamp expired a moment before the count: nearly over
+            return 1.0
+        return max(1.0, opened + self.window - now)
+
+    def retry_after(self, key: str, *, now: float | None = None) -> float:
+        """0 while `key` is under its limit, else the seconds until its window ends."""
+        if self.limit <= 0:
+            return 0.0
+        count_key, opened_key = self._keys(key)
+        values = cache.get_many([count_key, opened_key])
+        if (values.get(count_key) or 0) < self.limit:
+            return 0.0
+        return self._wait(values.get(opened_key), time.time() if now is None else now)
+
+    def hit(self, key: str, *, now: float | None = None) -> float:
+        """Count one event for `key`: 0 if it is within the limit, else the seconds to wait."""
+        if self.limit <= 0:
+            return 0.0
+        now = time.time() if now is None else now
+        count_key, opened_key = self._keys(key)
+        for _ in range(3):
+            cache.add(opened_key, now, timeout=self.window)
+            cache.add(count_key, 0, timeout=self.window)
+            try:
+                count = cache.incr(count_key)
+                break
+            except ValueError:  # expired between add and incr: open a new window
+                continue
+        else:
+            return 0.0
+        if count <= self.limit:
+            return 0.0
+        return self._wait(cache.get(opened_key), now)
+
+    def refund(self, key: str) -> None:
+        """Take back one event counted in advance (a sign-in that turned out to succeed)."""
+        if self.limit <= 0:
+            return
+        try:
+            cache.decr(self._keys(key)[0])
+        except ValueError:  # the window has ended meanwhile: nothing to take back
+            pass

@@ -2,6 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import token_issue
+from audit.services import note
 
 
 class Command(BaseCommand):
@@ -13,6 +14,7 @@ class Command(BaseCommand):
         parser.add_argument("--replace", action="store_true",
                             help="Revoke this user's other active tokens with the same label first.")
 
+    @note("cli")  # the audit log of rights: no actor, note 'cli'
     def handle(self, *args, username, label, replace, **options):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
