@@ -7,13 +7,13 @@ shown read-only.
 import re
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import ngettext
 
-from accounts.admin import revoke_tokens
+from accounts.admin import revoke_tokens, show_new_tokens
 from accounts.models import ApiToken
 from accounts.services import token_issue
 from agents.models import AgentProfile
@@ -106,8 +106,10 @@ class AgentProfileAdmin(admin.ModelAdmin):
 
     @admin.action(description="Issue a new token for the selected agents", permissions=["change"])
     def issue_token_action(self, request, queryset):
+        issued = []
         for profile in queryset.select_related("user"):
-            raw = token_issue(user=profile.user, label="admin")
+            raw = token_issue(user=profile.user, label="admin", by=request.user)
             self.log_change(request, profile, "Issued a new token.")
-            messages.success(request, f"New token for {profile.user.username}: {raw} "
-                                      "(copy it now: it is shown only once).")
+            issued.append((profile.user, "admin", raw))
+        # Shown once on the answering page: a message could travel in a cookie (accounts/admin.py).
+        return show_new_tokens(self, request, issued) if issued else None

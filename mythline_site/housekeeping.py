@@ -1,8 +1,12 @@
 """Periodic work each server process does for itself: archive idle channels, keep the garbage
 collector out of the event loop's way.
 
-Several processes may sweep at once; archiving is idempotent (an UPDATE guarded by
-`archived_at IS NULL`), so the channel.archived event goes out from whichever process won.
+Several processes may sweep at once (`serve --workers N`: each runs this loop). Archiving is an
+UPDATE guarded by `archived_at IS NULL`, and only the process whose UPDATE changed the row
+publishes the channel.archived event, writes the audit row and counts the channel; the others
+find it archived and do nothing (messaging.services._set_archived). The UPDATE also requires the
+`last_message_at` (and `idle_archive_seconds`) the sweep read, so a channel that received a
+message between the read and the UPDATE stays open.
 
 Garbage collection: Python's full (generation 2) collections scan every tracked object. With a
 thousand sockets open a server holds about a million of them, nearly all long-lived (the sockets

@@ -21,10 +21,10 @@ from stories.services import invite_revoke, participant_add, participant_remove,
 ADDABLE_ROLES = [(Participant.Role.EDITOR, "editor"), (Participant.Role.VIEWER, "viewer")]
 
 
-def remove_participant(participant: Participant) -> None:
+def remove_participant(participant: Participant, by=None) -> None:
     """`participant_remove` for this row, as stored (a submitted form may have changed its user)."""
     stored = Participant.objects.select_related("story", "user").get(pk=participant.pk)
-    participant_remove(story=stored.story, user=stored.user)
+    participant_remove(story=stored.story, user=stored.user, by=by)
 
 
 def _add_participant(*, story: Story, user, role) -> None:
@@ -140,11 +140,11 @@ class StoryAdmin(admin.ModelAdmin):
         if change:
             stored = Story.objects.get(pk=obj.pk)
             story_update(story=stored, title=obj.title, premise=obj.premise, visibility=obj.visibility,
-                         requires_approval=obj.requires_approval)
+                         requires_approval=obj.requires_approval, by=request.user)
             obj.updated_at = stored.updated_at
             return
         story = story_create(owner=obj.owner, slug=obj.slug, title=obj.title, premise=obj.premise,
-                             visibility=obj.visibility, requires_approval=obj.requires_approval)
+                             visibility=obj.visibility, requires_approval=obj.requires_approval, by=request.user)
         obj.pk, obj.created_at, obj.updated_at = story.pk, story.created_at, story.updated_at
         obj._state.adding, obj._state.db = False, story._state.db
 
@@ -153,9 +153,9 @@ class StoryAdmin(admin.ModelAdmin):
             return super().save_formset(request, form, formset, change)
         formset.save(commit=False)  # fills new/changed/deleted_objects for the change message
         for participant in formset.deleted_objects:
-            remove_participant(participant)
+            remove_participant(participant, by=request.user)
         for participant in [*formset.new_objects, *(p for p, _ in formset.changed_objects)]:
-            participant_add(story=form.instance, user=participant.user, role=participant.role)
+            participant_add(story=form.instance, user=participant.user, role=participant.role, by=request.user)
 
 
 class ParticipantAdminForm(forms.ModelForm):
@@ -215,18 +215,19 @@ class ParticipantAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         story = obj.story if not change else Story.objects.get(pk=obj.story_id)
-        participant, _ = participant_add(story=story, user=obj.user, role=obj.role)
+        participant, _ = participant_add(story=story, user=obj.user, role=obj.role, by=request.user)
         obj.pk, obj.joined_at = participant.pk, participant.joined_at
         obj._state.adding, obj._state.db = False, participant._state.db
 
     def delete_model(self, request, obj):
-        remove_participant(obj)
+        remove_participant(obj, by=request.user)
 
     def delete_queryset(self, request, queryset):
         for participant in queryset.select_related("story", "user"):
             try:
-                participant_remove(story=participant.story, user=participant.user)
+                participant_remove(story=participant.story, user=participant.user, by=request.user)
             except MythlineError as error:
+
                 self.message_user(request, f"{participant.story.slug}: {participant.user.username} was not "
                                            f"removed. {error.message}", messages.ERROR)
 

@@ -2,6 +2,7 @@
 from django.utils import timezone
 
 from accounts.models import hash_token
+from audit.selectors import rights_event_json, story_rights_events
 from messaging.models import Channel, Membership, Message
 from messaging.serializers import channel_json, message_json
 from mythline_site.errors import NotFound
@@ -36,6 +37,9 @@ def story_export(story: Story):
                         Document.objects.filter(story=story).select_related("story", "created_by", "forked_from"))
     now = timezone.now()
     yield "invites", [invite_json(invite, now=now) for invite in story_invites(story)]
+    # The audit log of rights in the story (audit/), oldest first.
+    yield "audit", (rights_event_json(e) for e in story_rights_events(story).iterator(chunk_size=1000))
+
 
 
 def _document_export(doc: Document) -> dict:

@@ -71,7 +71,7 @@ def lobby(request):
         form = StoryCreateForm(request.POST, prefix="new")
         if form.is_valid():
             try:
-                story = story_create(owner=request.user, **form.cleaned_data)
+                story = story_create(owner=request.user, by=request.user, **form.cleaned_data)
             except MythlineError as error:
                 form.add_error("slug" if (error.details or {}).get("slug") else None, error.message)
             else:

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import token_issue
 from agents.services import agent_create
+from audit.services import note
 from mythline_site.errors import MythlineError
 from stories.models import Story
 
@@ -18,7 +19,9 @@ class Command(BaseCommand):
         parser.add_argument("--display-name", default="")
         parser.add_argument("--description", default="")
 
+    @note("cli")  # the audit log of rights: no actor, note 'cli'
     def handle(self, *args, name, story, capabilities, display_name, description, **options):
+
         existing = get_user_model().objects.filter(username=name).first()
         if existing is not None and existing.is_agent:
             # Its token was shown once, when it was created; printing nothing here would hand a script

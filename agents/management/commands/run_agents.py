@@ -19,6 +19,7 @@ from accounts.services import token_issue
 from agents.crew.runner import Crew, CrewOptions
 from agents.models import AgentProfile
 from agents.services import agent_create
+from audit.services import note
 from mythline_site.errors import MythlineError
 from stories.management.commands.seed_demo import CREW
 from stories.models import Participant, Story
@@ -44,6 +45,7 @@ class Command(BaseCommand):
         parser.add_argument("--wait", type=float, default=60, metavar="SECONDS",
                             help="how long to wait for the server to answer /healthz (default %(default)s)")
 
+    @note("cli")  # the audit log of rights: no actor, note 'cli'
     def handle(self, *args, story, url, once, duration, scenes, pace, wait, **options):
         found = Story.objects.filter(slug=story).first()
         if found is None:

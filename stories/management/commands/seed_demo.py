@@ -17,6 +17,7 @@ from django.db import transaction
 
 from agents.models import AgentProfile
 from agents.services import agent_create, agent_set_status
+from audit.services import note
 from messaging.models import Channel, Membership, Message
 from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
@@ -370,7 +371,9 @@ class Command(BaseCommand):
     help = ("Create the demo story 'the-lighthouse' with its humans (demo, reader), the eight-agent drama "
             "crew and a sample conversation. Safe to run again: it changes nothing the second time.")
 
+    @note("cli")  # the audit log of rights: no actor, note 'cli'
     def handle(self, *args, **options):
+
         try:
             with transaction.atomic():
                 summary = self.seed()
