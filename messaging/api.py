@@ -21,14 +21,18 @@ POST_DESCRIPTION = ("The body names a msg_type and its payload. The built-in typ
                     f"({', '.join(BUILT_IN_TYPES)}) each have a payload "
                     "schema: components MessageIn<Type> and <Type>Payload. Any other msg_type is accepted, with "
                     "any JSON object as its payload (MessageInOther).")
-IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
-                                      description="Repeat a post safely: same key and content -> 200 and the original.")
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Repeat a post safely: same key and content -> 200 and the original; other content -> 409. "
+                "Scoped to the sender: no one else's post or id can take it.")
 
 
 def idempotency_key(request) -> str | None:
+    """The request's `Idempotency-Key`: 1-255 characters, no control characters (400 otherwise)."""
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise Invalid("Idempotency-Key must be 1-255 characters.", details={"Idempotency-Key": "1-255 characters"})
+    if key is not None and (not 1 <= len(key) <= 255 or any(ord(c) < 32 or ord(c) == 127 for c in key)):
+        raise Invalid("Idempotency-Key must be 1-255 characters, without control characters.",
+                      details={"Idempotency-Key": "1-255 characters, no control characters"})
     return key
 
 

@@ -115,12 +115,19 @@ class Message(models.Model):
     audience = models.JSONField(default=default_audience)
     audience_kind = models.CharField(max_length=10, choices=Audience.choices, default=Audience.ALL)
     created_at = models.DateTimeField()
+    # The sender's `Idempotency-Key` (a route's copy: the key, a newline, the inbox agent's
+    # username), unique per sender: a namespace of the sender's own that no one else's post, and
+    # no client-chosen `id`, can occupy. Null for posts without a key (and for those stored before
+    # migration 0003, whose ids were derived from the key: see messaging.services.legacy_key_id).
+    idempotency_key = models.CharField(max_length=512, null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["channel_id", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["channel", "seq"], name="message_seq_unique_in_channel"),
             models.UniqueConstraint(fields=["channel", "id"], name="message_id_unique_in_channel"),
+            models.UniqueConstraint(fields=["sender", "idempotency_key"], condition=models.Q(idempotency_key__isnull=False),
+                                    name="message_idempotency_key_unique"),
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="message_seq_positive"),
             models.CheckConstraint(condition=models.Q(msg_type__regex=MSG_TYPE_RE), name="message_type_format"),
         ]

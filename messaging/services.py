@@ -13,8 +13,10 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from audit import services as audit
 from messaging import events, rights
 from messaging.models import MSG_TYPE_RE, Channel, Membership, Message, MessageRecipient, ReadCursor
 from messaging.policies import ChannelAccess, access_channel, message_policies, message_visible_to
@@ -32,6 +34,7 @@ IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0c1a52-3c1e-4a8e-9d7e-6b5e8c0f4a11")
 MESSAGE_FIELDS = frozenset({"msg_type", "payload", "id", "reply_to", "correlation_id", "audience"})
 AUDIENCE_WORDS = ("all", "agents", "humans")
 MAX_AUDIENCE_USERS = 100
+AUDIENCE_NOT_PARTICIPANTS = "must be participants of this story"
 # Deeper payloads fail later, deeper in the stack (storing, rendering) with RecursionError; SQLite's
 # JSON functions stop at 1000 levels. No real payload comes near this.
 MAX_PAYLOAD_DEPTH = 100
@@ -70,9 +73,41 @@ class PostResult:
     data: dict  # the message as every API shows it
 
 
-def idempotent_id(sender, key: str) -> uuid.UUID:
-    """An `Idempotency-Key` is scoped to its sender: two agents may use the same key."""
+ID_TAKEN = "This message id is already taken: choose another (a random UUID)."
+# Separates a route's key from the inbox agent's username in a copy's stored key; keys never hold
+# control characters (messaging.api.idempotency_key), so no key of a plain post can equal one.
+ROUTE_KEY_SEPARATOR = "\n"
+
+
+def legacy_key_id(sender, key: str) -> uuid.UUID:
+    """The id a keyed post got before migration 0003 (UUIDv5 of the sender's pk and the key).
+
+    Only to answer a repeat of such a post: it is looked up among the sender's own messages stored
+    without a key, so a message someone else stored under this (predictable) id is never taken
+    for the sender's. New keyed posts get a random id and keep the key in `idempotency_key`."""
     return uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{sender.pk}:{key}")
+
+
+def _keyed_messages(sender, slots: dict[str, uuid.UUID]) -> dict[str, Message]:
+    """The sender's messages stored under these keys (key -> its legacy id): one query."""
+    by_legacy_id = {legacy: key for key, legacy in slots.items()}
+    found: dict[str, Message] = {}
+    for message in Message.objects.select_related("sender").filter(
+            Q(idempotency_key__in=list(slots)) | Q(pk__in=list(by_legacy_id), idempotency_key__isnull=True),
+            sender=sender):
+        if message.idempotency_key is not None:
+            found[message.idempotency_key] = message
+        else:
+            found.setdefault(by_legacy_id[message.pk], message)
+    return found
+
+
+def _key_repeat_or_conflict(existing: Message, *, channel: Channel, clean: CleanMessage) -> Message:
+    """The sender's own message stored under the key: the original for a repeat, else Conflict."""
+    if existing.channel_id != channel.pk or not clean.same_content(existing):
+        raise Conflict("This Idempotency-Key was already used for different content.",
+                       details={"Idempotency-Key": "already used for different content", "id": str(existing.pk)})
+    return existing
 
 
 def _parse_uuid(value, name, errors):
@@ -183,10 +218,12 @@ def clean_message_input(data, *, sender, story: Story) -> CleanMessage:
                 errors[name] = "must be the id of a 'proposal' message"
     recipient_ids = []
     if usernames:
-        by_name = dict(User.objects.filter(username__in=usernames).values_list("username", "pk"))
-        missing = [u for u in usernames if u not in by_name]
-        if missing:
-            errors["audience"] = f"unknown usernames: {', '.join(missing[:10])}"
+        # Resolved among the story's participants only, with one answer for "no such user" and
+        # "not a participant": naming the missing ones would tell anyone which usernames exist.
+        by_name = dict(Participant.objects.filter(story=story, user__username__in=usernames)
+                       .values_list("user__username", "user_id"))
+        if any(u not in by_name for u in usernames):
+            errors["audience"] = AUDIENCE_NOT_PARTICIPANTS
         recipient_ids = [by_name[u] for u in usernames if u in by_name]
     if errors:
         raise Invalid("The message is invalid.", details=errors)
@@ -196,11 +233,17 @@ def clean_message_input(data, *, sender, story: Story) -> CleanMessage:
 
 
 def _existing_or_conflict(message_id: uuid.UUID, *, channel: Channel, sender, clean: CleanMessage):
-    """The stored message for a repeated id, or Conflict when it is not the same post."""
+    """The stored message for a repeated id, or Conflict when it is not the same post.
+
+    Someone else's message gets one answer wherever it is (`ID_TAKEN`, no details): the poster
+    may not be able to read it, and the answer must not tell in which story or channel it is, nor
+    anything of it. Only its own sender learns more."""
     existing = Message.objects.select_related("sender").filter(pk=message_id).first()
     if existing is None:
         return None
-    if existing.channel_id != channel.pk or existing.sender_id != sender.pk or not clean.same_content(existing):
+    if existing.sender_id != sender.pk:
+        raise Conflict(ID_TAKEN, details={"id": "already taken"})
+    if existing.channel_id != channel.pk or not clean.same_content(existing):
         raise Conflict(f"Message id {message_id} was already used for different content.",
                        details={"id": str(message_id)})
     return existing
@@ -229,7 +272,8 @@ def _idle_expired(channel: Channel, now) -> bool:
     return now - since >= timedelta(seconds=channel.idle_archive_seconds)
 
 
-def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID) -> tuple[Message, dict]:
+def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID, *,
+            key: str | None = None) -> tuple[Message, dict]:
     """Assign the next seq and insert; the caller holds the transaction. Publishes after commit."""
     seq = _next_seq(channel, timezone.now())
     if seq is None:
@@ -239,7 +283,7 @@ def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID
         msg_type=clean.msg_type, payload=clean.payload, reply_to=clean.reply_to,
         thread_root_id=(clean.reply_to.thread_root_id or clean.reply_to.pk) if clean.reply_to else None,
         correlation_id=clean.correlation_id, audience=clean.audience, audience_kind=clean.audience_kind,
-        created_at=timezone.now(),
+        created_at=timezone.now(), idempotency_key=key,
     )
     message.save(force_insert=True)
     if clean.recipient_ids:
@@ -255,28 +299,37 @@ def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID
 def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | None = None) -> PostResult:
     """Validate, apply the policies, and store one message (or return the earlier one for a repeat).
 
-    `access` comes from `access_channel(..., for_write=True)`: the caller may post there.
+    `access` comes from `access_channel(..., for_write=True)`: the caller may post there. A repeat
+    is found by the body's `id` or, without one, by the sender's `idempotency_key` (its own
+    column, unique per sender: the message itself gets a random id).
     """
     channel = access.channel
     clean = clean_message_input(data, sender=sender, story=channel.story)
-    message_id = clean.id or (idempotent_id(sender, idempotency_key) if idempotency_key else None)
-    if message_id is not None:
-        existing = _existing_or_conflict(message_id, channel=channel, sender=sender, clean=clean)
-        if existing is not None:
-            return PostResult(existing, False, message_json(existing, story_slug=channel.story.slug,
-                                                            channel_name=channel.name, sender=existing.sender))
+    key = idempotency_key if clean.id is None else None  # with both, the body's id wins
+
+    def repeat() -> Message | None:
+        if clean.id is not None:
+            return _existing_or_conflict(clean.id, channel=channel, sender=sender, clean=clean)
+        if key is not None:
+            existing = _keyed_messages(sender, {key: legacy_key_id(sender, key)}).get(key)
+            return existing and _key_repeat_or_conflict(existing, channel=channel, clean=clean)
+        return None
+
+    existing = repeat()
+    if existing is not None:
+        return PostResult(existing, False, message_json(existing, story_slug=channel.story.slug,
+                                                        channel_name=channel.name, sender=existing.sender))
     for policy in message_policies():
         policy(sender=sender, channel=channel, fields=clean, encoded_payload=clean.encoded_payload)
-    if _idle_expired(channel, timezone.now()):
-        channel_set_archived(channel=channel, by=None, archived=True)
+    if _idle_expired(channel, timezone.now()) and _set_archived(channel=channel, by=None, archived=True,
+                                                                idle=True):
         raise Archived(f"Channel '{channel.name}' was archived after {channel.idle_archive_seconds}s without messages.")
-    message_id = message_id or uuid.uuid4()
     try:
         with transaction.atomic():
-            message, data = _insert(channel, sender, clean, message_id)
+            message, data = _insert(channel, sender, clean, clean.id or uuid.uuid4(), key=key)
     except IntegrityError:
-        # A concurrent post with the same id won the race; answer as for any repeat.
-        existing = _existing_or_conflict(message_id, channel=channel, sender=sender, clean=clean)
+        # A concurrent post with the same id or key won the race; answer as for any repeat.
+        existing = repeat()
         if existing is None:
             raise
         return PostResult(existing, False, message_json(existing, story_slug=channel.story.slug,
@@ -302,8 +355,8 @@ def message_publish(*, sender, story: str, channel: str, data, idempotency_key: 
 def message_route(*, sender, story: Story, data, idempotency_key: str | None = None) -> tuple[list[PostResult], list[str]]:
     """Post one message to the inbox of every agent of the story whose capabilities include its type.
 
-    Each copy gets an id derived from the request's id (or key), so a repeated route returns
-    the same copies and stores nothing new.
+    Each copy gets an id derived from the request's id, or is stored under the request's key (and
+    its agent), so a repeated route returns the same copies and stores nothing new.
     """
     clean = clean_message_input(data, sender=sender, story=story)
     agents = [p.user for p in Participant.objects.select_related("user__agent_profile")
@@ -312,31 +365,58 @@ def message_route(*, sender, story: Story, data, idempotency_key: str | None = N
     if not agents:
         raise NoRoute(f"No agent in '{story.slug}' lists '{clean.msg_type}' in its capabilities.",
                       details={"msg_type": clean.msg_type})
-    base_id = clean.id or (idempotent_id(sender, idempotency_key) if idempotency_key else uuid.uuid4())
-    copy_ids = {agent.pk: uuid.uuid5(base_id, agent.username) for agent in agents}
-    clean.copy_ids = frozenset(copy_ids.values())
-    results = []
-    with transaction.atomic():
-        pending = []
-        for agent in agents:
-            inbox = inbox_ensure(story=story, agent=agent)
-            if inbox.is_archived:
-                continue
-            copy_id = copy_ids[agent.pk]
-            existing = _existing_or_conflict(copy_id, channel=inbox, sender=sender, clean=clean)
-            if existing is not None:
-                results.append(PostResult(existing, False, message_json(
-                    existing, story_slug=story.slug, channel_name=inbox.name, sender=existing.sender)))
-                continue
-            # Every copy passes the policies before any is stored; `clean.copy_ids` tells them
-            # that the copies of this route (stored now or by an earlier repeat) are one post.
-            for policy in message_policies():
-                policy(sender=sender, channel=inbox, fields=clean, encoded_payload=clean.encoded_payload)
-            pending.append((inbox, copy_id))
-        for inbox, copy_id in pending:
-            inbox.story = story
-            message, data_json = _insert(inbox, sender, clean, copy_id)
-            results.append(PostResult(message, True, data_json))
+    base_id = clean.id or uuid.uuid4()
+
+    def attempt() -> list[PostResult]:
+        copy_ids = {agent.pk: uuid.uuid5(base_id, agent.username) for agent in agents}
+        keyed: dict[int, Message | None] = {}
+        copy_keys: dict[int, str | None] = dict.fromkeys(copy_ids)
+        if clean.id is None and idempotency_key:
+            # Each copy is stored under the key and its agent (`ROUTE_KEY_SEPARATOR`), with a random id.
+            legacy_base = legacy_key_id(sender, idempotency_key)
+            copy_keys = {agent.pk: f"{idempotency_key}{ROUTE_KEY_SEPARATOR}{agent.username}" for agent in agents}
+            found = _keyed_messages(sender, {copy_keys[agent.pk]: uuid.uuid5(legacy_base, agent.username)
+                                             for agent in agents})
+            keyed = {agent.pk: found.get(copy_keys[agent.pk]) for agent in agents}
+            copy_ids.update({pk: message.pk for pk, message in keyed.items() if message is not None})
+        clean.copy_ids = frozenset(copy_ids.values())
+        results = []
+        with transaction.atomic():
+            pending = []
+            for agent in agents:
+                inbox = inbox_ensure(story=story, agent=agent)
+                if inbox.is_archived:
+                    continue
+                copy_id = copy_ids[agent.pk]
+                if copy_keys[agent.pk] is None:
+                    existing = _existing_or_conflict(copy_id, channel=inbox, sender=sender, clean=clean)
+                elif keyed[agent.pk] is not None:
+                    existing = _key_repeat_or_conflict(keyed[agent.pk], channel=inbox, clean=clean)
+                else:
+                    existing = None
+                if existing is not None:
+                    results.append(PostResult(existing, False, message_json(
+                        existing, story_slug=story.slug, channel_name=inbox.name, sender=existing.sender)))
+                    continue
+                # Every copy passes the policies before any is stored; `clean.copy_ids` tells them
+                # that the copies of this route (stored now or by an earlier repeat) are one post.
+                for policy in message_policies():
+                    policy(sender=sender, channel=inbox, fields=clean, encoded_payload=clean.encoded_payload)
+                pending.append((inbox, copy_id, copy_keys[agent.pk]))
+            for inbox, copy_id, copy_key in pending:
+                inbox.story = story
+                message, data_json = _insert(inbox, sender, clean, copy_id, key=copy_key)
+                results.append(PostResult(message, True, data_json))
+        return results
+
+    try:
+        results = attempt()
+    except IntegrityError:
+        # A concurrent route with the same id or key stored the copies first (its transaction
+        # has committed by the time our insert fails): repeat the lookup, which now finds them.
+        if clean.id is None and not idempotency_key:
+            raise
+        results = attempt()
     results.sort(key=lambda r: r.data["channel"])  # agent order (inbox.<username>, by username)
     if not results:
         raise NoRoute("Every matching agent's inbox is archived.", details={"msg_type": clean.msg_type})
@@ -355,10 +435,17 @@ def inbox_ensure(*, story: Story, agent) -> Channel:
         story=story, name=inbox_name(agent)).first()
     if channel is not None:
         return channel
-    channel = Channel.objects.create(story=story, name=inbox_name(agent), kind=Channel.Kind.INBOX,
-                                     topic=f"Work for {agent.display_name or agent.username}",
-                                     created_by=agent, inbox_agent=agent)
-    Membership.objects.create(channel=channel, user=agent, role=Membership.Role.OWNER)
+    try:
+        # Two requests at once (two routes to an agent without an inbox yet) both find none: the
+        # insert that loses hits the unique name inside its own savepoint and takes the other's.
+        with transaction.atomic():
+            channel = Channel.objects.create(story=story, name=inbox_name(agent), kind=Channel.Kind.INBOX,
+                                             topic=f"Work for {agent.display_name or agent.username}",
+                                             created_by=agent, inbox_agent=agent)
+            Membership.objects.create(channel=channel, user=agent, role=Membership.Role.OWNER)
+    except IntegrityError:
+        return Channel.objects.select_related("story", "created_by", "inbox_agent").get(
+            story=story, name=inbox_name(agent))
     events.publish_story_event(story, "channel.created", channel_json(channel, story_slug=story.slug),
                                only_user_ids=[agent.pk, story.owner_id])
     return channel
@@ -396,23 +483,49 @@ def _visible_user_ids(channel: Channel):
     return sorted(set(channel.memberships.values_list("user_id", flat=True)) | {channel.story.owner_id})
 
 
+def channel_set_archived(*, channel: Channel, by, archived: bool) -> bool:
+    """Archive or unarchive the channel: True when this call changed it (False when it already
+    was so, e.g. another request or sweeper got there first). `channel` then holds its stored state."""
+    return _set_archived(channel=channel, by=by, archived=archived)
+
+
 @transaction.atomic
-def channel_set_archived(*, channel: Channel, by, archived: bool) -> Channel:
+def _set_archived(*, channel: Channel, by, archived: bool, idle: bool = False) -> bool:
+    """True when this call changed the channel. Only then is the change published, recorded in
+    the audit log and told to open subscriptions: the UPDATE is guarded by the old state, so of
+    two callers at once (two requests, two sweeping processes) or one holding a stale object,
+    exactly one changes the row; the other finds it changed and does nothing.
+
+    `idle`: archive only because the channel was idle as read. The UPDATE then also requires the
+    `last_message_at` and `idle_archive_seconds` that were read, so a message posted (or the
+    idle setting changed) between the read and the UPDATE keeps the channel open."""
     now = timezone.now()
-    if archived and channel.archived_at is None:
-        Channel.objects.filter(pk=channel.pk, archived_at__isnull=True).update(archived_at=now)
+    if archived:
+        rows = Channel.objects.filter(pk=channel.pk, archived_at__isnull=True)
+        if idle:
+            rows = rows.filter(last_message_at=channel.last_message_at,
+                               idle_archive_seconds=channel.idle_archive_seconds)
+        changed = rows.update(archived_at=now)
+    else:
+        # Unarchiving restarts the idle clock, or the sweeper would archive it again at once.
+        changed = Channel.objects.filter(pk=channel.pk, archived_at__isnull=False).update(
+            archived_at=None, last_message_at=now)
+    if not changed:
+        channel.refresh_from_db(fields=["archived_at", "last_message_at", "idle_archive_seconds"])
+        return False
+    if archived:
         channel.archived_at = now
         events.publish_story_event(channel.story, "channel.archived", channel_json(channel),
                                    only_user_ids=_visible_user_ids(channel))
         rights.channel_changed(channel)
-    elif not archived and channel.archived_at is not None:
-        # Unarchiving restarts the idle clock, or the sweeper would archive it again at once.
-        Channel.objects.filter(pk=channel.pk).update(archived_at=None, last_message_at=now)
+        audit.record(audit.CHANNEL_ARCHIVED, by=by, channel=channel, note="" if by is not None else "idle")
+    else:
         channel.archived_at, channel.last_message_at = None, now
         events.publish_story_event(channel.story, "channel.unarchived", channel_json(channel),
                                    only_user_ids=_visible_user_ids(channel))
         rights.channel_changed(channel)
-    return channel
+        audit.record(audit.CHANNEL_UNARCHIVED, by=by, channel=channel)
+    return True
 
 
 @transaction.atomic
@@ -435,14 +548,27 @@ def channel_update(*, channel: Channel, by, topic: str | None = None, archived: 
 
 
 def archive_idle_channels(*, now=None) -> list[Channel]:
-    """Archive every channel whose `idle_archive_seconds` have passed since its last message."""
+    """Archive every channel whose `idle_archive_seconds` have passed since its last message.
+
+    Returns the channels this call archived: of several processes sweeping at once, each
+    channel is archived (and published, and recorded) by exactly one, and a channel that got a
+    message between the read and its UPDATE stays open (`archive_idle_channel`)."""
+    return [channel for channel in idle_channels(now=now) if archive_idle_channel(channel)]
+
+
+def idle_channels(*, now=None) -> list[Channel]:
+    """The open channels whose `idle_archive_seconds` had passed since their last message, as read now."""
     now = now or timezone.now()
-    archived = []
-    for channel in (Channel.objects.select_related("story", "created_by", "inbox_agent")
-                    .filter(idle_archive_seconds__isnull=False, archived_at__isnull=True)):
-        if _idle_expired(channel, now):
-            archived.append(channel_set_archived(channel=channel, by=None, archived=True))
-    return archived
+    return [channel for channel in (Channel.objects.select_related("story", "created_by", "inbox_agent")
+                                    .filter(idle_archive_seconds__isnull=False, archived_at__isnull=True))
+            if _idle_expired(channel, now)]
+
+
+def archive_idle_channel(channel: Channel) -> bool:
+    """Archive a channel `idle_channels` returned. True when this call archived it; False when it
+    changed since it was read (a message came in, it was archived or unarchived, its idle setting
+    changed): the guarded UPDATE then matches nothing and the channel stays as it is."""
+    return _set_archived(channel=channel, by=None, archived=True, idle=True)
 
 
 # --- Members --------------------------------------------------------------------------------
@@ -462,6 +588,7 @@ def member_add(*, channel: Channel, user, by=None) -> tuple[Membership, bool]:
                                    {"channel": channel.name, "username": user.username},
                                    only_user_ids=_visible_user_ids(channel))
         rights.membership_changed(channel, user.pk)
+        audit.record(audit.MEMBER_ADDED, by=by, channel=channel, subject=user, after={"role": membership.role})
     return membership, created
 
 
@@ -475,6 +602,7 @@ def member_remove(*, channel: Channel, user, by=None) -> None:
         events.publish_story_event(channel.story, "member.left",
                                    {"channel": channel.name, "username": user.username}, only_user_ids=visible)
         rights.membership_changed(channel, user.pk)  # the removed member's open topic is rechecked
+        audit.record(audit.MEMBER_REMOVED, by=by, channel=channel, subject=user)
 
 
 # --- Read cursors ---------------------------------------------------------------------------

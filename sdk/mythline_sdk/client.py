@@ -1,10 +1,12 @@
 """`AsyncMythlineClient`: the REST side of the SDK, and the entry point to listening.
 
-Every request carries the bearer token. Requests that are safe to repeat (reads, status, acks,
-and message posts, which always carry an idempotency key) are retried on network errors, 429 and
-5xx, with exponential backoff and full jitter, never sooner than a `Retry-After`. Document edits
-are not idempotent on the server, so they are retried only when the request cannot have reached
-it (the connection was refused) or the server said so (429, 5xx: nothing kept).
+Every request carries the bearer token. Requests that are safe to repeat are retried on network
+errors, 429 and 5xx, with exponential backoff and full jitter, never sooner than a `Retry-After`:
+reads, PUT and DELETE, acks and joins (repeatable by nature), and every write that carries an
+`Idempotency-Key` (message posts, routes and document edits always do: the client makes one per
+call unless given one). Any other request is never repeated blindly: a 5xx may come from a proxy
+after the server committed, and a broken connection may have delivered it. It is retried only
+when it surely did nothing: the connection was never made, or 429.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ Handler = Callable[[Message], Awaitable[None]]
 MAX_KEY_CHARS = 255
 # Network errors where the request surely never reached the server: retrying cannot duplicate.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Methods whose repeat changes nothing more (RFC 9110 9.2.2); POST and PATCH are not.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 def idempotency_key(*parts: Any) -> str:
@@ -93,10 +97,18 @@ class AsyncMythlineClient:
 
     # --- the request loop -------------------------------------------------------------------
     async def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
-                      headers: dict | None = None, idempotent: bool = True,
+                      headers: dict | None = None, idempotent: bool | None = None,
                       backoff: Backoff | None = None) -> tuple[int, Any]:
-        """Send one API request with retries; answer (status, parsed JSON body) or raise."""
+        """Send one API request with retries; answer (status, parsed JSON body) or raise.
+
+        `idempotent`: whether sending it twice does no more than once, so that it may be retried
+        after a 5xx or a broken connection (either may follow a commit). By default: GET, HEAD,
+        OPTIONS, PUT, DELETE, and any request with an `Idempotency-Key` header. A request that is
+        not is retried only when it surely did nothing: no connection was made, or 429."""
         backoff = backoff or self.backoff
+        if idempotent is None:
+            idempotent = (method.upper() in IDEMPOTENT_METHODS
+                          or any(name.lower() == "idempotency-key" for name in (headers or {})))
         attempt = 0
         while True:
             try:
@@ -112,7 +124,9 @@ class AsyncMythlineClient:
                     return response.status_code, body
                 error = error_from_response(response.status_code, body, response.headers)
                 error.attempts, error.url, error.method = attempt + 1, str(response.request.url), method
-                retry, retry_after = error.retryable, error.retry_after
+                # 429 is decided before anything is done; a 5xx may come after a commit.
+                retry = error.retryable and (idempotent or response.status_code == 429)
+                retry_after = error.retry_after
             if not retry or backoff.gives_up_after(attempt):
                 raise error
             delay = backoff.delay(attempt, retry_after)
@@ -139,12 +153,13 @@ class AsyncMythlineClient:
 
     async def join_story(self, story: str) -> Participant:
         """Join a public story as an editor (`created` False when already a participant)."""
-        status, data = await self.request("POST", f"/api/stories/{story}/join", json={})
+        status, data = await self.request("POST", f"/api/stories/{story}/join", json={}, idempotent=True)
         return Participant.from_json(data, created=status == 201)
 
     async def update_story(self, story: str, **fields) -> Story:
         """Owner only: title, premise, visibility, requires_approval."""
-        return Story.from_json((await self.request("PATCH", f"/api/stories/{story}", json=fields))[1])
+        return Story.from_json((await self.request("PATCH", f"/api/stories/{story}", json=fields,
+                                                   idempotent=True))[1])  # sets fields: repeatable
 
     async def list_channels(self, story: str) -> list[Channel]:
         return [Channel.from_json(row) async for row in self._pages(f"/api/stories/{story}/channels")]
@@ -182,7 +197,8 @@ class AsyncMythlineClient:
             body["id"] = str(id)
         key = idempotency_key or (None if id is not None else f"sdk-{uuid.uuid4()}")
         status, data = await self.request("POST", f"/api/stories/{story}/channels/{channel}/messages", json=body,
-                                          headers={"Idempotency-Key": key} if key else None)
+                                          headers={"Idempotency-Key": key} if key else None,
+                                          idempotent=True)  # by its key, or by its id
         return Message.from_json(data, created=status == 201)
 
     async def reply(self, to: Message, msg_type: str, payload: dict, *, key: str = "reply",
@@ -255,7 +271,8 @@ class AsyncMythlineClient:
 
     async def ack(self, story: str, channel: str, seq: int) -> int:
         """Move the read cursor to `seq` (it never moves back); answer the cursor."""
-        body = (await self.request("POST", f"/api/stories/{story}/channels/{channel}/ack", json={"seq": seq}))[1]
+        body = (await self.request("POST", f"/api/stories/{story}/channels/{channel}/ack", json={"seq": seq},
+                                   idempotent=True))[1]  # a cursor never moves back: repeatable
         return body["read_seq"]
 
     # --- agent status -------------------------------------------------------------------------
@@ -276,32 +293,40 @@ class AsyncMythlineClient:
 
     async def edit_document(self, story: str, doc: str = "main", *, base_revision: int,
                             edits: list[dict] | None = None, find: str | None = None,
-                            replace: str | None = None) -> DocumentEdit:
+                            replace: str | None = None, idempotency_key: str | None = None) -> DocumentEdit:
         """Edit made against `base_revision` (positions in characters): `edits=[{"from", "to",
         "insert"}]`, or `find`/`replace` (must match exactly once). The server maps it through later
-        changes; Conflict (with `details["revision"]`) when they touched its range."""
+        changes; Conflict (with `details["revision"]`) when they touched its range. Sent with an
+        `Idempotency-Key` (`idempotency_key`, or a random one made once for this call), so a retry
+        after a lost answer is applied once; give a deterministic key to survive a restart."""
         body: dict[str, Any] = {"base_revision": base_revision}
         if edits is not None:
             body["edits"] = edits
         if find is not None:
             body["find"], body["replace"] = find, replace if replace is not None else ""
-        return DocumentEdit.from_json((await self.request("POST", f"/api/stories/{story}/documents/{doc}/ops",
-                                                          json=body, idempotent=False))[1])
+        return await self._document_op(story, doc, body, idempotency_key)
 
-    async def append_document(self, story: str, doc: str = "main", text: str = "") -> DocumentEdit:
-        """Append text at the end, whatever the revision. Not idempotent: check the text first if
-        a repeat would matter (see `append_once`)."""
-        return DocumentEdit.from_json((await self.request("POST", f"/api/stories/{story}/documents/{doc}/ops",
-                                                          json={"append": text}, idempotent=False))[1])
+    async def append_document(self, story: str, doc: str = "main", text: str = "", *,
+                              idempotency_key: str | None = None) -> DocumentEdit:
+        """Append text at the end, whatever the revision. Sent with an `Idempotency-Key` (yours, or
+        one made for this call and kept for its retries): a retried append is applied once. A
+        restarted agent appending again needs the same key (or `append_once`)."""
+        return await self._document_op(story, doc, {"append": text}, idempotency_key)
 
-    async def append_once(self, story: str, doc: str, text: str, *,
-                          marker: str | None = None) -> DocumentEdit | None:
+    async def _document_op(self, story: str, doc: str, body: dict, key: str | None) -> DocumentEdit:
+        key = key or f"sdk-{uuid.uuid4()}"
+        _, data = await self.request("POST", f"/api/stories/{story}/documents/{doc}/ops", json=body,
+                                     headers={"Idempotency-Key": key}, idempotent=True)
+        return DocumentEdit.from_json(data)
+
+    async def append_once(self, story: str, doc: str, text: str, *, marker: str | None = None,
+                          idempotency_key: str | None = None) -> DocumentEdit | None:
         """Append unless the document already holds `marker` (default: the text itself); None when
         it did. Makes an append safe to repeat for one writer (a restarted agent)."""
         current = await self.get_document(story, doc)
         if (marker or text.strip()) in current.text:
             return None
-        return await self.append_document(story, doc, text)
+        return await self.append_document(story, doc, text, idempotency_key=idempotency_key)
 
     async def document_ops(self, story: str, doc: str = "main", *, after: int = 0,
                            limit: int | None = None) -> DocumentOps:

@@ -1,7 +1,8 @@
 """Errors the SDK raises: one class per error code of the API (SPEC 5), plus transport failures.
 
 `retryable` tells whether trying the same request again later can succeed: network errors, 429
-and 5xx are retried by the client itself (with backoff); when the retries run out the last error
+and 5xx are retried by the client itself (with backoff; a write only when it is safe to repeat,
+see `AsyncMythlineClient.request`); when the retries run out the last error
 is raised with `retryable = True` so a caller (the listener) may try again later. Everything else
 (`invalid`, `forbidden`, `conflict`, `loop_detected`, ...) is final: sending it again would get the
 same answer.
@@ -96,7 +97,8 @@ class RateLimited(ApiError):
 
 
 class ServerError(ApiError):
-    """5xx: the server failed (and, per the API, kept nothing of the request)."""
+    """5xx: the server failed, or a proxy in front of it did, possibly after the server committed
+    the request: the client retries only requests that are safe to repeat (an Idempotency-Key)."""
     code = "internal"
     retryable = True
 

@@ -492,7 +492,7 @@ class Listener:
             story, channel = parse_channel_topic(topic)
             try:
                 _, body = await self.client.request("POST", f"/api/stories/{story}/channels/{channel}/ack",
-                                                    json={"seq": seq}, backoff=FINAL_ACK_BACKOFF)
+                                                    json={"seq": seq}, backoff=FINAL_ACK_BACKOFF, idempotent=True)
                 self.acked[topic] = body["read_seq"]
             except MythlineError as exc:
                 logger.info("could not acknowledge %s up to %d: %s (it will be processed again)", topic, seq, exc)

@@ -75,7 +75,7 @@ class MythlineClient:
 
     # --- REST ---------------------------------------------------------------------------------
     def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
-                headers: dict | None = None, idempotent: bool = True,
+                headers: dict | None = None, idempotent: bool | None = None,
                 backoff: Backoff | None = None) -> tuple[int, Any]:
         return self._run(self.aio.request(method, path, json=json, params=params, headers=headers,
                                           idempotent=idempotent, backoff=backoff))
@@ -157,15 +157,18 @@ class MythlineClient:
         return self._run(self.aio.get_document(story, doc, revision=revision))
 
     def edit_document(self, story: str, doc: str = "main", *, base_revision: int, edits: list[dict] | None = None,
-                      find: str | None = None, replace: str | None = None) -> DocumentEdit:
+                      find: str | None = None, replace: str | None = None,
+                      idempotency_key: str | None = None) -> DocumentEdit:
         return self._run(self.aio.edit_document(story, doc, base_revision=base_revision, edits=edits, find=find,
-                                                replace=replace))
+                                                replace=replace, idempotency_key=idempotency_key))
 
-    def append_document(self, story: str, doc: str = "main", text: str = "") -> DocumentEdit:
-        return self._run(self.aio.append_document(story, doc, text))
+    def append_document(self, story: str, doc: str = "main", text: str = "", *,
+                        idempotency_key: str | None = None) -> DocumentEdit:
+        return self._run(self.aio.append_document(story, doc, text, idempotency_key=idempotency_key))
 
-    def append_once(self, story: str, doc: str, text: str, *, marker: str | None = None) -> DocumentEdit | None:
-        return self._run(self.aio.append_once(story, doc, text, marker=marker))
+    def append_once(self, story: str, doc: str, text: str, *, marker: str | None = None,
+                    idempotency_key: str | None = None) -> DocumentEdit | None:
+        return self._run(self.aio.append_once(story, doc, text, marker=marker, idempotency_key=idempotency_key))
 
     def document_ops(self, story: str, doc: str = "main", *, after: int = 0,
                      limit: int | None = None) -> DocumentOps:
@@ -237,6 +240,11 @@ class SyncListener:
 
     def stop(self) -> None:
         self.client._loop.call_soon_threadsafe(self.aio.stop)
+
+    def resubscribe(self, topic: str, after: int) -> None:
+        """Subscribe again from `after` on the open socket (from any thread, while `run` runs):
+        what comes back that was already seen is dropped as a duplicate."""
+        asyncio.run_coroutine_threadsafe(self.aio.resubscribe(topic, after), self.client._loop).result()
 
     @property
     def stats(self) -> ListenerStats:

@@ -26,7 +26,7 @@ import pytest
 
 from accounts.services import token_issue
 from mythline_sdk import (AsyncMythlineClient, Backoff, InvalidRequest, LoopDetected, MythlineClient, RateLimited,
-                          ServerError, SubscriptionError, Unauthenticated, idempotency_key)
+                          ServerError, SubscriptionError, TransportError, Unauthenticated, idempotency_key)
 from tests.live import ROOT, LiveServer
 
 live = [pytest.mark.django_db(transaction=True), pytest.mark.live]
@@ -502,13 +502,38 @@ def test_retries_end_with_the_last_error_and_bad_input_is_not_retried():
     assert len(calls) == 1
 
 
-def test_document_edits_are_not_retried_when_the_server_may_have_applied_them():
+def test_a_write_without_a_key_is_not_retried_when_the_server_may_have_applied_it():
+    fast = Backoff(base=0.001, cap=0.01)
+    bad_gateway = (502, {"error": {"code": "internal", "message": "bad gateway"}}, {})
+    for failure in (httpx.ReadError("reset"), bad_gateway):
+        calls = []
+        with MythlineClient("http://mythline.test", "t", backoff=fast, transport=_transport([failure], calls)) as client:
+            with pytest.raises((TransportError, ServerError)):
+                client.request("POST", "/api/stories/tale/documents", json={"name": "notes"})
+        assert len(calls) == 1, failure
+    # ... but when it surely did nothing (no connection, 429) it is.
     calls = []
+    answers = [httpx.ConnectError("refused"), (429, {"error": {"code": "rate_limited", "message": "slow"}},
+                                               {"Retry-After": "0"}), (201, {"name": "notes"}, {})]
+    with MythlineClient("http://mythline.test", "t", backoff=fast, transport=_transport(answers, calls)) as client:
+        assert client.request("POST", "/api/stories/tale/documents", json={"name": "notes"}) == (201, {"name": "notes"})
+    assert len(calls) == 3
+
+
+def test_document_edits_carry_an_idempotency_key_and_are_retried_with_it():
+    calls = []
+    change = {"revision": 4, "change": {"revision": 4, "changes": [], "client_id": None, "author": "echo",
+                                        "via": "rest", "created_at": "2025-01-01T00:00:00Z"}}
+    answers = [httpx.ReadError("reset"), (502, {"error": {"code": "internal", "message": "bad gateway"}}, {}),
+               (200, change, {})]
     with MythlineClient("http://mythline.test", "t", backoff=Backoff(base=0.001, cap=0.01),
-                        transport=_transport([httpx.ReadError("reset")], calls)) as client:
-        with pytest.raises(Exception):
-            client.append_document("tale", "main", "more")
-    assert len(calls) == 1
+                        transport=_transport(answers, calls)) as client:
+        assert client.append_document("tale", "main", "more").revision == 4
+        client.append_document("tale", "main", "more")  # another call: another key
+        client.edit_document("tale", "main", base_revision=3, find="a", replace="b", idempotency_key="edit-1")
+    keys = [c.headers["Idempotency-Key"] for c in calls]
+    assert len(keys) == 5 and keys[0] == keys[1] == keys[2] != keys[3] and keys[4] == "edit-1"
+    assert keys[0].startswith("sdk-") and keys[3].startswith("sdk-")
 
 
 def test_full_jitter_stays_under_the_ceiling_and_retry_after_is_a_floor():

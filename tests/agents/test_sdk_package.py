@@ -17,6 +17,7 @@ import importlib.metadata
 import inspect
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from mythline_sdk import (ActivityPage, AgentProfile, AsyncMythlineClient, Backo
                           DocumentOps, Message, MessagePage, MythlineClient, Participant, Presence, RouteResult,
                           Story, TransportError)
 from mythline_sdk.listener import Listener
+from mythline_sdk.sync import SyncListener
 from tests.conftest import require
 from tests.live import ROOT, free_port
 
@@ -160,6 +162,36 @@ def test_the_blocking_client_has_every_public_method_of_the_async_one_with_the_s
                [(p.name, p.kind, p.default) for p in s.parameters.values()], (name, str(a), str(s))
     a, s = inspect.signature(AsyncMythlineClient.__init__), inspect.signature(MythlineClient.__init__)
     assert set(a.parameters) == set(s.parameters)
+
+
+def test_the_blocking_listener_has_every_public_member_of_the_async_one_with_the_same_parameters():
+    sync, aio = _public(SyncListener), _public(Listener)
+    assert not sorted(set(aio) - set(sync)), f"SyncListener lacks {sorted(set(aio) - set(sync))}"
+    for name, member in aio.items():
+        if isinstance(member, property):
+            assert isinstance(sync[name], property), name
+        elif callable(member):
+            a, s = inspect.signature(member), inspect.signature(sync[name])
+            assert [p.name for p in a.parameters.values()] == [p.name for p in s.parameters.values()], name
+
+
+def test_docs_sdk_md_names_every_public_member_and_only_what_exists():
+    """docs/sdk.md is the reference: every public method and property of the clients and the
+    listeners is named there, and every method its REST table names exists on both clients."""
+    doc = (ROOT / "docs" / "sdk.md").read_text()
+    names = set()
+    for cls in (AsyncMythlineClient, MythlineClient, Listener, SyncListener):
+        names |= set(_public(cls))
+    names |= {"username", "base_url"}  # instance attributes of the async client, properties of the blocking one
+    undocumented = sorted(n for n in names if not re.search(rf"`(?:[\w.]+\.)?{n}\b", doc))
+    assert not undocumented, f"docs/sdk.md does not name {undocumented}"
+    table = doc.split("| method | what |", 1)[1].split("\n\n", 1)[0]
+    listed = {m for row in table.splitlines()[2:] for m in re.findall(r"`(\w+)[(`]", row.split(" | ")[0])}
+    assert listed, "the method table of docs/sdk.md was not found"
+    sync_only, instance_attributes = {"close", "stop_listening"}, {"username", "base_url"}
+    for name in sorted(listed):
+        assert hasattr(MythlineClient, name), name
+        assert hasattr(AsyncMythlineClient, name) or name in sync_only | instance_attributes, name
 
 
 # --- answers, pages, errors (a fake server) --------------------------------------------------
