@@ -10,6 +10,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from messaging.api import idempotency_key
 from messaging.selectors import parse_int
 from mythline_site.api import json_object, validated
 from mythline_site.errors import Invalid, NotFound
@@ -36,7 +37,7 @@ class StoryListView(APIView):
     @extend_schema(request=StoryInSerializer, responses={201: StorySerializer}, summary="Create a story")
     def post(self, request):
         data = validated(StoryInSerializer, request)
-        story = services.story_create(owner=request.user, **data)
+        story = services.story_create(owner=request.user, by=request.user, **data)
         return Response(story_json(story, Participant.Role.OWNER), status=status.HTTP_201_CREATED)
 
 
@@ -50,7 +51,7 @@ class StoryDetailView(APIView):
     def patch(self, request, story):
         access = access_story(request.user, story, owner=True)
         data = validated(StoryPatchSerializer, request)
-        services.story_update(story=access.story, **data)
+        services.story_update(story=access.story, by=request.user, **data)
         return Response(story_json(access.story, access.role))
 
 
@@ -79,7 +80,8 @@ class ParticipantListView(APIView):
         user = User.objects.filter(username=data["username"], is_active=True).first()
         if user is None:
             raise Invalid(f"No user '{data['username']}'.", details={"username": "no such user"})
-        participant, created = services.participant_add(story=access.story, user=user, role=data["role"])
+        participant, created = services.participant_add(story=access.story, user=user, role=data["role"],
+                                                        by=request.user)
         return Response(participant_json(participant), status=201 if created else 200)
 
 
@@ -91,7 +93,8 @@ class ParticipantDetailView(APIView):
         user = User.objects.filter(username=username).first()
         if user is None:
             raise NotFound(f"'{username}' does not take part in story '{story}'.")
-        services.participant_remove(story=access.story, user=user)
+        services.participant_remove(story=access.story, user=user, by=request.user)
+
         return Response(status=204)
 
 
@@ -202,8 +205,9 @@ class DocumentOpsInSerializer(serializers.Serializer):
     client_id = serializers.CharField(required=False)
 
 
-def _document(story: Story, name: str) -> Document:
-    doc = Document.objects.select_related("story", "created_by", "forked_from").filter(story=story, name=name).first()
+def _document(story: Story, name: str, *, text: bool = True) -> Document:
+    qs = Document.objects.select_related("story", "created_by", "forked_from").filter(story=story, name=name)
+    doc = (qs if text else qs.defer("text")).first()
     if doc is None:
         raise NotFound(f"No document '{name}' in story '{story.slug}'.")
     return doc
@@ -233,13 +237,19 @@ class DocumentDetailView(APIView):
                    responses=DocumentSerializer)
     def get(self, request, story, doc):
         access = access_story(request.user, story)
-        document = _document(access.story, doc)
         revision = request.query_params.get("revision")
         if revision in (None, ""):
-            return Response(documents.document_json(document))
+            return Response(documents.document_json(_document(access.story, doc)))
         revision = parse_int(revision, "revision")
+        document = _document(access.story, doc, text=False)  # the current text is not read for an old revision
         return Response(documents.document_json(document, text=documents.text_at(document, revision),
                                                 revision=revision))
+
+
+DOC_OPS_IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", str, OpenApiParameter.HEADER, required=False,
+    description="Repeat an edit safely: same key and body -> 200 and the change first made; another body -> 409. "
+                "Scoped to the sender and the document.")
 
 
 class DocumentOpsView(APIView):
@@ -257,11 +267,12 @@ class DocumentOpsView(APIView):
         limit = min(parse_int(request.query_params.get("limit"), "limit", minimum=1, default=1000), 1000)
         return Response({"results": documents.changes_after(document, after, limit), "revision": document.revision})
 
-    @extend_schema(request=DocumentOpsInSerializer,
+    @extend_schema(request=DocumentOpsInSerializer, parameters=[DOC_OPS_IDEMPOTENCY_HEADER],
                    responses={200: OpenApiResponse(description='{"revision": R, "change": {...}}')},
                    summary="Edit (positions in characters), find/replace, or append")
     def post(self, request, story, doc):
         access = access_story(request.user, story, write=True)
         document = _document(access.story, doc)
-        change = documents.document_edit(doc=document, author=request.user, body=request.data)
+        change = documents.document_edit(doc=document, author=request.user, body=request.data,
+                                         idempotency_key=idempotency_key(request))
         return Response({"revision": change.revision, "change": documents.change_json(change, request.user)})

@@ -143,11 +143,17 @@ class DocumentChange(models.Model):
     client_id = models.CharField(max_length=64, blank=True)
     via = models.CharField(max_length=8, default="ws")
     created_at = models.DateTimeField(auto_now_add=True)
+    # A REST edit sent with `Idempotency-Key`: UUIDv5 of (sender, document, key), and the SHA-256
+    # of its body (a repeat with the same key and body answers this change; another body is 409).
+    idempotency_id = models.UUIDField(null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["document_id", "revision"]
         constraints = [
             models.UniqueConstraint(fields=["document", "revision"], name="document_change_revision_unique"),
+            models.UniqueConstraint(fields=["document", "idempotency_id"], name="document_change_idempotency_unique",
+                                    condition=models.Q(idempotency_id__isnull=False)),
             models.CheckConstraint(condition=models.Q(revision__gte=1), name="document_change_revision_positive"),
         ]
 
@@ -156,8 +162,8 @@ class DocumentChange(models.Model):
 
 
 class DocumentSnapshot(models.Model):
-    """The text at a revision (0, and every MYTHLINE_DOC_SNAPSHOT_EVERY): rebuilding any revision
-    replays at most that many changes."""
+    """The text at a revision (0, stored when the document first changes, and every
+    MYTHLINE_DOC_SNAPSHOT_EVERY): rebuilding any revision replays fewer changes than that."""
 
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="snapshots")
     revision = models.PositiveIntegerField()

@@ -196,7 +196,8 @@ def test_doc_frames_over_the_socket(tale):
                 sub = await c.request(type="subscribe", topic="doc:tale/main")
                 assert sub["type"] == "subscribed" and sub["revision"] == 0
                 assert await c.until("doc.state") == {"type": "doc.state", "topic": "doc:tale/main", "revision": 0,
-                                                      "text": "", "max_insert_chars": 65536, "max_chars": 2_000_000}
+                                                      "text": "", "max_insert_chars": 65536, "max_chars": 2_000_000,
+                                                      "max_changes": 10_000}
             await a.send(type="doc.push", topic="doc:tale/main", revision=0, changes=[[0, "Hi"]], client_id="A")
             for c in (a, s, v):  # everyone, the sender included
                 change = await c.until("doc.change")
