@@ -5,8 +5,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from messaging.models import Channel
+from messaging.policies import access_channel
 from presence.services import agents_of_story, room_members, state_payload
-from stories.policies import access_story
 from stories.services import ROOM
 
 
@@ -14,11 +14,13 @@ class StoryPresenceView(APIView):
     @extend_schema(responses={200: OpenApiResponse(description='{"story", "members": [...], "agents": [...]}')},
                    summary="Members present in the story's room and every agent of the story with its status")
     def get(self, request, story):
-        access = access_story(request.user, story)
-        room = Channel.objects.filter(story=access.story, name=ROOM, kind=Channel.Kind.PRESENCE).first()
-        if room is None:
-            state = {"members": [], "agents": agents_of_story(access.story.pk)}
+        # Readable exactly where the `room` channel is: the same check as reading it, so an
+        # outsider of a private story (or anyone not in the room) gets the same 404.
+        access = access_channel(request.user, story, ROOM)
+        room = access.channel
+        if room.kind != Channel.Kind.PRESENCE:
+            state = {"members": [], "agents": agents_of_story(room.story_id)}
         else:
             # The store is async (it serves sockets); the database part stays in this thread.
-            state = state_payload(async_to_sync(room_members)(room.pk), access.story.pk)
-        return Response({"story": access.story.slug, **state})
+            state = state_payload(async_to_sync(room_members)(room.pk), room.story_id)
+        return Response({"story": room.story.slug, **state})

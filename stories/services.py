@@ -6,6 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import hash_token
+from audit import services as audit
 from messaging import events, rights
 from messaging.models import Channel, Membership
 from messaging.services import inbox_ensure
@@ -26,7 +27,7 @@ ROLE_RANK = {Participant.Role.VIEWER: 1, Participant.Role.EDITOR: 2, Participant
 
 @transaction.atomic
 def story_create(*, owner, slug: str, title: str, premise: str = "", visibility: str = "public",
-                 requires_approval: bool = False) -> Story:
+                 requires_approval: bool = False, by=None) -> Story:
     """A new story with its owner, a `general` public channel and the `room` presence channel."""
     try:
         with transaction.atomic():
@@ -41,13 +42,14 @@ def story_create(*, owner, slug: str, title: str, premise: str = "", visibility:
                                   topic="Who is here")
     Membership.objects.create(channel=room, user=owner, role=Membership.Role.OWNER)
     Document.objects.create(story=story, name=MAIN, title=title, created_by=owner)
+    audit.record(audit.STORY_CREATED, by=by, story=story, subject=owner, after={"visibility": visibility})
     return story
 
 
 @transaction.atomic
 def story_update(*, story: Story, title: str | None = None, premise: str | None = None,
-                 visibility: str | None = None, requires_approval: bool | None = None) -> Story:
-    changed = []
+                 visibility: str | None = None, requires_approval: bool | None = None, by=None) -> Story:
+    changed, was_visibility = [], story.visibility
     for name, value in (("title", title), ("premise", premise), ("visibility", visibility),
                         ("requires_approval", requires_approval)):
         if value is not None and getattr(story, name) != value:
@@ -58,6 +60,8 @@ def story_update(*, story: Story, title: str | None = None, premise: str | None 
         events.publish_story_event(story, "story.updated", {f: getattr(story, f) for f in changed})
         if "visibility" in changed:
             rights.story_changed(story)  # who may read it changed: open topics are rechecked
+            audit.record(audit.STORY_VISIBILITY_CHANGED, by=by, story=story, before={"visibility": was_visibility},
+                         after={"visibility": story.visibility})
     return story
 
 
@@ -66,21 +70,27 @@ ASSIGNABLE_ROLES = (Participant.Role.EDITOR, Participant.Role.VIEWER)
 
 
 @transaction.atomic
-def participant_add(*, story: Story, user, role: str) -> tuple[Participant, bool]:
-    """Add `user` with `role` (or change their role). Joins the room; an agent gets its inbox."""
+def participant_add(*, story: Story, user, role: str, by=None, invite=None,
+                    keep_role: bool = False) -> tuple[Participant, bool]:
+    """Add `user` with `role` (or change their role). Joins the room; an agent gets its inbox.
+    `by` is who did it (the audit log's actor); `invite` the link it came through, if any.
+    With `keep_role` (joining), a participant already in keeps their role."""
     if role not in ASSIGNABLE_ROLES:
         raise Invalid("role must be 'editor' or 'viewer'.", details={"role": one_of(ASSIGNABLE_ROLES)})
-    participant = Participant.objects.select_related("user").filter(story=story, user=user).first()
-    if participant is not None:
+    participant, created = _participant_get_or_create(story, user, role)
+    if not created:
+        if keep_role:
+            return participant, False
         if participant.role == Participant.Role.OWNER:
             raise Conflict("The story owner's role cannot be changed.", details={"username": user.username})
         if participant.role != role:
+            audit.record(audit.PARTICIPANT_ROLE_CHANGED, by=by, story=story, subject=user,
+                         before={"role": participant.role}, after={"role": role}, extra=_via(invite))
             participant.role = role
             participant.save(update_fields=["role"])
             events.publish_story_event(story, "participant.updated", participant_json(participant))
             rights.participant_changed(story, user.pk)
         return participant, False
-    participant = Participant.objects.create(story=story, user=user, role=role)
     room = Channel.objects.filter(story=story, name=ROOM).first()
     if room is not None:
         Membership.objects.get_or_create(channel=room, user=user)
@@ -88,11 +98,31 @@ def participant_add(*, story: Story, user, role: str) -> tuple[Participant, bool
         inbox_ensure(story=story, agent=user)
     events.publish_story_event(story, "participant.joined", participant_json(participant))
     rights.participant_changed(story, user.pk)
+    audit.record(audit.PARTICIPANT_ADDED, by=by, story=story, subject=user, after={"role": role}, extra=_via(invite))
     return participant, True
 
 
+def _participant_get_or_create(story: Story, user, role: str) -> tuple[Participant, bool]:
+    """The participant row of `user`, created with `role` when there is none. Two requests at once
+    (two joins, a join and an invite, two adds) both find none and insert: the insert that loses
+    hits the unique constraint inside its own savepoint, and the row the other one committed is
+    the answer, as if it had been there first (no 500)."""
+    participant = Participant.objects.select_related("user").filter(story=story, user=user).first()
+    if participant is not None:
+        return participant, False
+    try:
+        with transaction.atomic():
+            return Participant.objects.create(story=story, user=user, role=role), True
+    except IntegrityError:
+        return Participant.objects.select_related("user").get(story=story, user=user), False
+
+
+def _via(invite) -> dict:
+    return {"invite_id": invite.pk, "invite_prefix": invite.prefix} if invite is not None else {}
+
+
 @transaction.atomic
-def participant_remove(*, story: Story, user) -> None:
+def participant_remove(*, story: Story, user, by=None) -> None:
     """Take `user` out of the story: their role, and their memberships of its channels (an
     agent's inbox stays, as the record of its work, readable by the owner). The owner cannot be
     removed. Their open topics in the story are rechecked at once."""
@@ -102,10 +132,15 @@ def participant_remove(*, story: Story, user) -> None:
     if participant.role == Participant.Role.OWNER:
         raise Conflict("The story owner cannot be removed.", details={"username": user.username})
     data = participant_json(participant)
-    participant.delete()
+    # Two removals at once both find the row; only the one whose DELETE took it goes on (the
+    # other answers as if it had come second), so the change is published and recorded once.
+    deleted, _ = Participant.objects.filter(pk=participant.pk).delete()
+    if not deleted:
+        raise NotFound(f"'{user.username}' does not take part in story '{story.slug}'.")
     Membership.objects.filter(channel__story=story, user=user).exclude(channel__inbox_agent=user).delete()
     events.publish_story_event(story, "participant.removed", data)
     rights.participant_changed(story, user.pk)
+    audit.record(audit.PARTICIPANT_REMOVED, by=by, story=story, subject=user, before={"role": data["role"]})
 
 
 def story_join(*, story: Story, user) -> tuple[Participant, bool]:
@@ -113,7 +148,7 @@ def story_join(*, story: Story, user) -> tuple[Participant, bool]:
     existing = Participant.objects.select_related("user").filter(story=story, user=user).first()
     if existing is not None:
         return existing, False
-    return participant_add(story=story, user=user, role=Participant.Role.EDITOR)
+    return participant_add(story=story, user=user, role=Participant.Role.EDITOR, by=user, keep_role=True)
 
 
 # --- Invite links -------------------------------------------------------------------------------
@@ -138,6 +173,9 @@ def invite_create(*, story: Story, by, role: str,
     raw = secrets.token_urlsafe(24)
     invite = Invite.objects.create(story=story, role=role, key_hash=hash_token(raw), prefix=raw[:8],
                                    created_by=by, expires_at=now + timedelta(hours=expires_in_hours))
+    audit.record(audit.INVITE_CREATED, by=by, story=story, after={"role": role},
+                 extra={"invite_id": invite.pk, "invite_prefix": invite.prefix,
+                        "expires_at": invite.expires_at.isoformat().replace("+00:00", "Z")})
     return invite, raw
 
 
@@ -149,6 +187,8 @@ def invite_revoke(*, invite: Invite, by) -> Invite:
     if locked.revoked_at is None:
         locked.revoked_at = timezone.now()
         locked.save(update_fields=["revoked_at"])
+        audit.record(audit.INVITE_REVOKED, by=by, story_id=locked.story_id,
+                     extra={"invite_id": locked.pk, "invite_prefix": locked.prefix})
     invite.revoked_at = locked.revoked_at
     return locked
 
@@ -169,7 +209,8 @@ def invite_accept(*, raw_token: str, user) -> tuple[Participant, bool]:
     if existing is not None and ROLE_RANK[existing.role] >= ROLE_RANK[invite.role]:
         participant, created = existing, False
     else:
-        participant, created = participant_add(story=invite.story, user=user, role=invite.role)
+        participant, created = participant_add(story=invite.story, user=user, role=invite.role, by=user,
+                                               invite=invite)
     invite.uses += 1
     invite.last_used_at = timezone.now()
     invite.save(update_fields=["uses", "last_used_at"])

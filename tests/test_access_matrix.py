@@ -459,7 +459,8 @@ def build_cases() -> list[Case]:
                  STORY_OWNER_REVOKE[s]),
             Case(f"POST /api/invites/<{s} token>/accept", "POST", f"/api/invites/{{{s}.invite-token}}/accept",
                  ACCEPT_INVITE[s], check=_check_accept(s)),
-            Case(f"GET {base}/presence", "GET", f"{base}/presence", STORY_READ[s],
+            # Presence is readable exactly where the `room` channel is (an outsider gets its 404).
+            Case(f"GET {base}/presence", "GET", f"{base}/presence", READ[("pub", "room")],
                  check=lambda b, c, w: [a["username"] for a in b["agents"]] == ["ada"]),
             Case(f"POST {base}/route", "POST", f"{base}/route", STORY_WRITE[s],
                  body={"msg_type": "narration", "payload": {"text": "routed"}},

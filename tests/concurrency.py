@@ -1,0 +1,29 @@
+"""Callers at once, for the races that only PostgreSQL shows (SQLite serialises write transactions)."""
+import threading
+
+from django.db import connections
+
+
+def at_once(n, call):
+    """Run `call(i)` on n threads released together; each holds an open database connection
+    before the barrier, so none is slowed by connecting. Returns (results, errors) in order."""
+    barrier = threading.Barrier(n, timeout=30)
+    results, errors = [None] * n, [None] * n
+
+    def run(i):
+        try:
+            connections["default"].ensure_connection()
+            barrier.wait()
+            results[i] = call(i)
+        except Exception as exc:  # noqa: BLE001 - every failure is reported by the test
+            errors[i] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    return results, errors
