@@ -255,8 +255,10 @@ def build_server(*, agent=None) -> MythlineMCP:
                                                     "content returns the original (safe retries)")] = None,
         reply_to: Annotated[str | None, Field(description="The id of the message this answers")] = None,
         correlation_id: Annotated[str | None, Field(description="Up to 128 characters, to tie messages together")] = None,
-        audience: Annotated[str | list[str] | None, Field(description="'all' (default), 'agents', 'humans', or a "
-                                                                      "list of usernames")] = None,
+        audience: Annotated[str | list[str] | None, Field(
+            description="'all' (default), 'agents', 'humans', or a list of up to 100 usernames of participants "
+                        "of this story; any other username refuses the post with one generic error "
+                        "(audience: 'must be participants of this story'), naming none")] = None,
     ) -> dict[str, Any]:
         """Post a message to a channel as yourself (the description is POST_MESSAGE_DESCRIPTION)."""
         data = {"msg_type": msg_type, "payload": payload}
@@ -316,7 +318,13 @@ def build_server(*, agent=None) -> MythlineMCP:
         """A co-edited document: its text and revision (positions in edits count characters)."""
         return await call(ctx, _get_document, story, document, revision)
 
-    @server.tool(annotations=WRITE)
+    @server.tool(annotations=WRITE, description=(
+        "Edit a document with one of: edits (+ base_revision), find/replace (+ base_revision), or append. An "
+        "edit against an older revision is mapped through later changes; if they touched its range the answer "
+        "is `conflict` with the current revision. Bounds: at most "
+        f"{settings.MYTHLINE_DOC_MAX_EDITS} edits per call (more: `payload_too_large`, split them into several "
+        f"calls), and base_revision at most {settings.MYTHLINE_DOC_MAX_LAG} revisions behind the current one "
+        "(older: `conflict`; read the document again and redo the edit). Returns {\"revision\", \"change\"}."))
     async def edit_document(
         ctx: Context, story: StoryArg,
         document: Annotated[str, Field(description="The document's name, e.g. 'main'")],
@@ -328,9 +336,7 @@ def build_server(*, agent=None) -> MythlineMCP:
         replace: Annotated[str | None, Field(description="The new text for `find`")] = None,
         append: Annotated[str | None, Field(description="Text to add at the end")] = None,
     ) -> dict[str, Any]:
-        """Edit a document with one of: edits (+ base_revision), find/replace (+ base_revision), or
-        append. An edit against an older revision is mapped through later changes; if they touched
-        its range the answer is `conflict` with the current revision. Returns {"revision", "change"}."""
+        # The description (above) states the bounds from the settings.
         body = {name: value for name, value in (("base_revision", base_revision), ("edits", edits), ("find", find),
                                                 ("replace", replace), ("append", append)) if value is not None}
         return await call(ctx, _edit_document, story, document, body)

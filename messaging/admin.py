@@ -190,18 +190,19 @@ class ChannelAdmin(admin.ModelAdmin):
     def archive_selected(self, request, queryset):
         count = 0
         for channel in queryset.select_related("story").filter(archived_at__isnull=True):
-            channel_set_archived(channel=channel, by=request.user, archived=True)
-            self.log_change(request, channel, "Archived the channel.")
-            count += 1
+            # Counted and logged only when this call archived it (not when someone else just did).
+            if channel_set_archived(channel=channel, by=request.user, archived=True):
+                self.log_change(request, channel, "Archived the channel.")
+                count += 1
         self.message_user(request, ngettext("Archived %d channel.", "Archived %d channels.", count) % count)
 
     @admin.action(description="Unarchive selected channels", permissions=["change"])
     def unarchive_selected(self, request, queryset):
         count = 0
         for channel in queryset.select_related("story").filter(archived_at__isnull=False):
-            channel_set_archived(channel=channel, by=request.user, archived=False)
-            self.log_change(request, channel, "Unarchived the channel.")
-            count += 1
+            if channel_set_archived(channel=channel, by=request.user, archived=False):
+                self.log_change(request, channel, "Unarchived the channel.")
+                count += 1
         self.message_user(request,
                           ngettext("Unarchived %d channel.", "Unarchived %d channels.", count) % count)
 

@@ -376,6 +376,7 @@ def asyncapi_document() -> dict:
                     "max_payload_bytes": settings.MYTHLINE_MAX_PAYLOAD_BYTES,
                     "doc_max_insert_chars": settings.MYTHLINE_DOC_MAX_INSERT_CHARS,
                     "doc_max_chars": settings.MYTHLINE_DOC_MAX_CHARS,
+                    "doc_max_push_changes": settings.MYTHLINE_DOC_MAX_PUSH_CHANGES,
                 },
             },
             SSE_CHANNEL: {

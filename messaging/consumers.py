@@ -30,7 +30,7 @@ from messaging.fanout import Inbox, get_fanout, subscriber_id
 from messaging.serializers import sender_json
 from messaging.topics import Topic, channel, document, parse_topic, story
 from mythline_site import metrics
-from mythline_site.errors import Invalid, MythlineError, RateLimited
+from mythline_site.errors import STORE_DOWN_ERRORS, Invalid, MythlineError, RateLimited, Unavailable
 from mythline_site.throttling import TokenBucket
 from mythline_site.transport import close_with_protocol_code, pending_bytes
 from presence.services import get_hub
@@ -275,6 +275,24 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except MythlineError as error:
             topic = frame.get("topic") if frame is not None else None
             await self.send_error(error, ref, **({"topic": topic} if isinstance(topic, str) else {}))
+        except STORE_DOWN_ERRORS as exc:
+            await self.store_down(frame, ref, exc)
+
+    async def store_down(self, frame: dict, ref, exc: Exception) -> None:
+        """The database or Redis is down or restarting (errors.STORE_DOWN_ERRORS): the frame gets an
+        `unavailable` error with `retry_after` and the socket stays open. A write was rolled back
+        (a retry with the same message id is safe). A subscribe that failed is not subscribed, even
+        when `subscribed` came first (the replay was cut short): the client subscribes again with
+        `after`."""
+        logger.error("unavailable on %s: %s: %s", self.conn_id, type(exc).__name__, exc)
+        topic = frame.get("topic")
+        if frame.get("type") == "subscribe" and isinstance(topic, str):
+            try:
+                await self.unsubscribe(topic)
+            except STORE_DOWN_ERRORS:
+                await self.shut(CLOSE_SERVER_ERROR)  # cannot leave the topic cleanly: resume on a new socket
+                return
+        await self.send_error(Unavailable(), ref, **({"topic": topic} if isinstance(topic, str) else {}))
 
     # --- topics -------------------------------------------------------------------------------
     def sub_for(self, topic) -> Topic | None:

@@ -52,6 +52,15 @@ class Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def resume(self) -> None:
+        """Events may have been lost upstream: have the owner close, so that its client resumes
+        with `after` from the database (the path a slow consumer takes)."""
+        self.overflowed = True
+        self.events.clear()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     async def get(self) -> dict | None:
         """The next event; None once the inbox overflowed (the owner then closes)."""
         while not self.events:
@@ -66,11 +75,12 @@ class Inbox:
 
 
 class _Group:
-    __slots__ = ("inboxes", "ready")
+    __slots__ = ("inboxes", "ready", "failed")
 
     def __init__(self):
         self.inboxes: set[Inbox] = set()
         self.ready = asyncio.Event()
+        self.failed: BaseException | None = None  # the layer's refusal of the group_add (Redis down)
 
 
 class Fanout:
@@ -96,11 +106,21 @@ class Fanout:
                     self.tasks = [loop.create_task(self._receive_forever()), loop.create_task(self._refresh_forever())]
                 try:
                     await self.layer.group_add(group, self.channel)
+                except BaseException as exc:
+                    # Not in the layer's group: forget the entry, so that no inbox waits on a
+                    # group that receives nothing, and the next join tries again.
+                    entry.failed = exc
+                    if self.groups.get(group) is entry:
+                        del self.groups[group]
+                    raise
                 finally:
                     entry.ready.set()
             return
         entry.inboxes.add(inbox)
         await entry.ready.wait()
+        if entry.failed is not None:  # the first joiner's group_add failed: so does this join
+            entry.inboxes.discard(inbox)
+            raise entry.failed.with_traceback(None)
 
     async def leave(self, group: str, inbox: Inbox) -> None:
         entry = self.groups.get(group)
@@ -145,11 +165,31 @@ class Fanout:
                 event = await self.layer.receive(self.channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a layer hiccup (Redis restart): retry, never stop
-                logger.exception("fan-out receive failed; retrying")
-                await asyncio.sleep(0.5)
+            except Exception:  # noqa: BLE001 - a layer hiccup (Redis restart): rejoin, never stop
+                logger.exception("fan-out receive failed; rejoining the groups")
+                await self._rejoin()
                 continue
             self.deliver(event)
+
+    async def _rejoin(self) -> None:
+        """A restarted Redis has forgotten this process's group memberships (and any event queued
+        for it): add it to every group again, retrying until Redis answers, then have every local
+        subscriber resume from the database, so that nothing published meanwhile is missed."""
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                async with self.lock:
+                    for group in list(self.groups):
+                        await self.layer.group_add(group, self.channel)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis still down: try again
+                delay = min(delay * 2, 2.0)
+        for entry in list(self.groups.values()):
+            for inbox in list(entry.inboxes):
+                inbox.resume()
 
     async def _refresh_forever(self) -> None:
         while True:

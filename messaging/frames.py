@@ -102,12 +102,14 @@ def presence_diff(topic: str, joins: list, leaves: list, updates: list) -> dict:
     return {"type": "presence.diff", "topic": topic, "joins": joins, "leaves": leaves, "updates": updates}
 
 
-def doc_state(topic: str, revision: int, text: str, *, max_insert_chars: int, max_chars: int) -> dict:
+def doc_state(topic: str, revision: int, text: str, *, max_insert_chars: int, max_chars: int,
+              max_changes: int) -> dict:
     """The text at `revision`, and the document's limits: a change inserts at most
-    `max_insert_chars` characters, the text holds at most `max_chars` (editors split or refuse
-    before sending anything the server would refuse)."""
+    `max_insert_chars` characters, the text holds at most `max_chars`, a `doc.push` carries at most
+    `max_changes` changed ranges (editors split or refuse before sending anything the server would
+    refuse)."""
     return {"type": "doc.state", "topic": topic, "revision": revision, "text": text,
-            "max_insert_chars": max_insert_chars, "max_chars": max_chars}
+            "max_insert_chars": max_insert_chars, "max_chars": max_chars, "max_changes": max_changes}
 
 
 def doc_change(topic: str, *, revision: int, changes, client_id: str, author: str) -> dict:
@@ -122,7 +124,7 @@ def doc_changes(topic: str, changes: list) -> dict:
 # --- schemas ---------------------------------------------------------------------------------------
 
 ERROR_CODES = ["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "archived",
-               "payload_too_large", "rate_limited", "loop_detected", "no_route"]
+               "payload_too_large", "rate_limited", "loop_detected", "no_route", "unavailable"]
 _STR, _INT, _NAT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "integer", "minimum": 0}, {"type": "boolean"}
 _TOPIC = {"type": "string", "pattern": r"^(channel:[^/]+/[^/]+|story:[^/]+|doc:[^/]+/[^/]+)$"}
 _USER = {"type": "object", "required": ["username", "display_name", "kind"], "additionalProperties": False,
@@ -162,7 +164,7 @@ SCHEMAS: dict[str, dict] = {
                                               "leaves": {"type": "array", "items": _PRESENCE_ENTRY},
                                               "updates": {"type": "array", "items": _PRESENCE_ENTRY}}),
     "doc.state": _frame("doc.state", {"topic": _TOPIC, "revision": _NAT, "text": _STR,
-                                      "max_insert_chars": _NAT, "max_chars": _NAT}),
+                                      "max_insert_chars": _NAT, "max_chars": _NAT, "max_changes": _NAT}),
     "doc.change": _frame("doc.change", {"topic": _TOPIC, "revision": _NAT, "changes": {"type": "array"},
                                         "client_id": _STR, "author": _STR}),
     "doc.changes": _frame("doc.changes", {"topic": _TOPIC, "changes": {"type": "array", "items": {

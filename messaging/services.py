@@ -321,8 +321,8 @@ def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | 
                                                         channel_name=channel.name, sender=existing.sender))
     for policy in message_policies():
         policy(sender=sender, channel=channel, fields=clean, encoded_payload=clean.encoded_payload)
-    if _idle_expired(channel, timezone.now()) and _set_archived(channel=channel, by=None, archived=True,
-                                                                idle=True):
+    now = timezone.now()
+    if _idle_expired(channel, now) and _set_archived(channel=channel, by=None, archived=True, idle_at=now):
         raise Archived(f"Channel '{channel.name}' was archived after {channel.idle_archive_seconds}s without messages.")
     try:
         with transaction.atomic():
@@ -490,21 +490,27 @@ def channel_set_archived(*, channel: Channel, by, archived: bool) -> bool:
 
 
 @transaction.atomic
-def _set_archived(*, channel: Channel, by, archived: bool, idle: bool = False) -> bool:
+def _set_archived(*, channel: Channel, by, archived: bool, idle_at=None) -> bool:
     """True when this call changed the channel. Only then is the change published, recorded in
     the audit log and told to open subscriptions: the UPDATE is guarded by the old state, so of
     two callers at once (two requests, two sweeping processes) or one holding a stale object,
     exactly one changes the row; the other finds it changed and does nothing.
 
-    `idle`: archive only because the channel was idle as read. The UPDATE then also requires the
-    `last_message_at` and `idle_archive_seconds` that were read, so a message posted (or the
-    idle setting changed) between the read and the UPDATE keeps the channel open."""
+    `idle_at`: archive only because `channel`, as read, was idle at that time. The UPDATE then
+    also requires the `last_seq` and `idle_archive_seconds` that were read (every message bumps
+    `last_seq` with `last_message_at`), and the last message (or the creation, without one) still
+    at least `idle_archive_seconds` before `idle_at` (an unarchive restarts that clock): a message
+    posted, an unarchive or a changed idle limit between the read and the UPDATE keeps the
+    channel open. (`last_message_at` is not compared for equality: on SQLite the post's raw UPDATE
+    stores it in another text form than the ORM's, and text is what SQLite compares.)"""
     now = timezone.now()
     if archived:
         rows = Channel.objects.filter(pk=channel.pk, archived_at__isnull=True)
-        if idle:
-            rows = rows.filter(last_message_at=channel.last_message_at,
-                               idle_archive_seconds=channel.idle_archive_seconds)
+        if idle_at is not None:
+            cutoff = idle_at - timedelta(seconds=channel.idle_archive_seconds or 0)
+            rows = rows.filter(Q(last_message_at__lte=cutoff)
+                               | Q(last_message_at__isnull=True, created_at__lte=cutoff),
+                               last_seq=channel.last_seq, idle_archive_seconds=channel.idle_archive_seconds)
         changed = rows.update(archived_at=now)
     else:
         # Unarchiving restarts the idle clock, or the sweeper would archive it again at once.
@@ -553,7 +559,8 @@ def archive_idle_channels(*, now=None) -> list[Channel]:
     Returns the channels this call archived: of several processes sweeping at once, each
     channel is archived (and published, and recorded) by exactly one, and a channel that got a
     message between the read and its UPDATE stays open (`archive_idle_channel`)."""
-    return [channel for channel in idle_channels(now=now) if archive_idle_channel(channel)]
+    now = now or timezone.now()
+    return [channel for channel in idle_channels(now=now) if archive_idle_channel(channel, now=now)]
 
 
 def idle_channels(*, now=None) -> list[Channel]:
@@ -564,11 +571,11 @@ def idle_channels(*, now=None) -> list[Channel]:
             if _idle_expired(channel, now)]
 
 
-def archive_idle_channel(channel: Channel) -> bool:
-    """Archive a channel `idle_channels` returned. True when this call archived it; False when it
-    changed since it was read (a message came in, it was archived or unarchived, its idle setting
-    changed): the guarded UPDATE then matches nothing and the channel stays as it is."""
-    return _set_archived(channel=channel, by=None, archived=True, idle=True)
+def archive_idle_channel(channel: Channel, *, now=None) -> bool:
+    """Archive a channel `idle_channels(now=now)` returned. True when this call archived it; False
+    when it changed since it was read (a message came in, it was archived or unarchived, its idle
+    setting changed): the guarded UPDATE then matches nothing and the channel stays as it is."""
+    return _set_archived(channel=channel, by=None, archived=True, idle_at=now or timezone.now())
 
 
 # --- Members --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ replays (`after`) costs a read. Rights changes reach it like a socket (messaging
 stream whose user may no longer read the channel, or whose token was revoked, ends.
 """
 import asyncio
+import logging
 import time
 
 from channels.db import database_sync_to_async
@@ -26,8 +27,10 @@ from messaging.models import Channel
 from messaging.selectors import parse_int
 from messaging.topics.channel import check_replay_rate, open_channel_feed
 from mythline_site import metrics
-from mythline_site.errors import MythlineError, Unauthenticated, error_response
+from mythline_site.errors import STORE_DOWN_ERRORS, MythlineError, Unauthenticated, Unavailable, error_response
 from presence.services import Room, connection_meta, get_hub
+
+logger = logging.getLogger("mythline.sse")
 
 
 async def _user(request):
@@ -73,6 +76,9 @@ async def channel_events(request, story, channel):
         await registry.reserve(record)
     except MythlineError as error:
         return _error(error)
+    except STORE_DOWN_ERRORS as exc:  # the database or Redis is down: 503 with Retry-After
+        logger.error("unavailable: %s: %s", type(exc).__name__, exc)
+        return _error(Unavailable())
 
     async def stream():
         out: list[str] = []
@@ -143,6 +149,11 @@ async def channel_events(request, story, channel):
                 for chunk in out:
                     yield chunk
                 out.clear()
+        except STORE_DOWN_ERRORS as exc:
+            # The database or Redis went down while the stream needed it (a gap to fill, a replay, a
+            # rights check): end the stream cleanly; the client reconnects after `retry` with
+            # Last-Event-ID, as after any end of stream.
+            logger.error("unavailable: ending SSE stream %s: %s: %s", record.conn_id, type(exc).__name__, exc)
         finally:
             if room:
                 await hub.remove(room, record.conn_id)

@@ -8,8 +8,19 @@ import math
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
+
+# A backing store that is down or restarting: the API answers 503 `unavailable` (other transports
+# may catch these too and send `Unavailable()`). Redis (rate limits, the channel layer) is optional:
+# the embedded setup runs without it.
+try:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    STORE_DOWN_ERRORS = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+except ImportError:  # pragma: no cover
+    STORE_DOWN_ERRORS = (OperationalError, InterfaceError)
 
 logger = logging.getLogger("mythline.errors")
 
@@ -66,6 +77,24 @@ class RateLimited(MythlineError):
                          headers={"Retry-After": str(self.retry_after)})
 
 
+# Seconds a client is told to wait after a 503 `unavailable` (the database or Redis is down).
+DB_RETRY_AFTER = 2
+
+
+class Unavailable(MythlineError):
+    """503: the database or Redis could not be reached (down, restarting, or no pooled database
+    connection within the pool's timeout). Retry after `Retry-After` seconds: a write that got this
+    answer was rolled back, except in the rare case of a connection lost during COMMIT, which a
+    retry with the same message id or Idempotency-Key resolves (200 and the stored message)."""
+    code, status = "unavailable", 503
+    default_message = "The service is briefly unavailable (its database or Redis); retry after the given delay."
+
+    def __init__(self, message=None, *, retry_after: float = DB_RETRY_AFTER, details=None):
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(message, details={"retry_after": self.retry_after, **(details or {})},
+                         headers={"Retry-After": str(self.retry_after)})
+
+
 class LoopDetected(MythlineError):
     code, status, default_message = "loop_detected", 422, "This looks like an agent loop; nothing was stored."
 
@@ -102,6 +131,14 @@ def _flatten_drf_detail(detail):
 def _from_drf(exc):
     """Map DRF and Django exceptions onto the SPEC's codes: (status, code, message, details, headers)."""
     if isinstance(exc, MythlineError):
+        return exc.status, exc.code, exc.message, exc.details, exc.headers
+    if isinstance(exc, STORE_DOWN_ERRORS):
+        # The database or Redis is down or restarting, or the pool had no connection in time:
+        # transient. Logged (the cause is never sent); the transaction was rolled back, a broken
+        # database connection is discarded by the pool (CONN_HEALTH_CHECKS), and the next request
+        # reconnects (redis-py reconnects by itself).
+        logger.error("unavailable: %s: %s", type(exc).__name__, exc)
+        exc = Unavailable()
         return exc.status, exc.code, exc.message, exc.details, exc.headers
     if isinstance(exc, (drf.NotAuthenticated, drf.AuthenticationFailed)):
         return 401, "unauthenticated", str(exc.detail), None, {"WWW-Authenticate": 'Bearer realm="api"'}

@@ -94,7 +94,6 @@ class ParticipantDetailView(APIView):
         if user is None:
             raise NotFound(f"'{username}' does not take part in story '{story}'.")
         services.participant_remove(story=access.story, user=user, by=request.user)
-
         return Response(status=204)
 
 

@@ -66,10 +66,14 @@ class LiveServer:
         self.log = tempfile.NamedTemporaryFile(prefix="mythline-live-", suffix=".log", delete=False)
         self.proc = None
 
+    def command(self) -> list[str]:
+        """How the server is started (Daphne here; a subclass may run uvicorn as `serve` does)."""
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
+                "mythline_site.asgi:application"]
+
     def start(self, timeout: float = 30) -> "LiveServer":
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "mythline_site.asgi:application"],
-            cwd=self.root, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.command(), cwd=self.root, env=self.env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

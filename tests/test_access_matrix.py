@@ -539,7 +539,7 @@ def test_every_api_route_is_in_the_matrix():
         concrete = "/" + (route.replace("<str:story>", "open-tale").replace("<str:channel>", "general")
                           .replace("<str:username>", "mia").replace("<str:message_id>", "{pub.general}")
                           .replace("<str:doc>", "main").replace("<int:invite>", "{pub.invite}")
-                          .replace("<str:token>", "{pub.invite-token}"))
+                          .replace("<str:token>", "{pub.invite-token}").replace("<int:scene>", "{pub.scene}"))
         if concrete not in covered:
             missing.append(route)
     assert missing == []

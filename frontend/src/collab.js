@@ -176,7 +176,9 @@ export function remoteCursors(state) {
 // --- the sync engine ------------------------------------------------------------------------
 
 const MAX_PUSH_BYTES = 128 * 1024; // well under the server's 256 KiB frame limit
-export const DEFAULT_LIMITS = {maxInsert: 65536, maxChars: 2000000}; // until doc.state tells ours
+// Until doc.state tells ours: characters one change may insert, characters in the document, changed
+// ranges in one push.
+export const DEFAULT_LIMITS = {maxInsert: 65536, maxChars: 2000000, maxChanges: 10000};
 // A local edit inserting more than this is split into several updates (a large paste): each push
 // then stays under the server's limits. Small enough that a push of a few of them fits a frame.
 export const SPLIT_INSERT = 16384;
@@ -190,40 +192,87 @@ export function insertedLength(changes) {
   return n;
 }
 
-function utf8Length(text) {
-  return new TextEncoder().encode(text).length;
+/** Changed ranges in a change set as the server counts them (the `[...]` items of its JSON). */
+export function changeCount(changes) {
+  let n = 0;
+  changes.iterChanges(() => {
+    n += 1;
+  }, true);
+  return n;
 }
 
-/** The first updates (at most `max`; within the server's insert limit and a frame's worth)
- * composed into one change set, as JSON. */
-export function composeUpdates(updates, max, maxInsert = DEFAULT_LIMITS.maxInsert) {
+const encoder = new TextEncoder();
+
+function utf8Length(text) {
+  return encoder.encode(text).length;
+}
+
+/** The first updates (at most `max`; within the server's insert limit, its cap on changed ranges
+ * and a frame's worth) composed into one change set, as JSON. */
+export function composeUpdates(updates, max, maxInsert = DEFAULT_LIMITS.maxInsert, maxChanges = DEFAULT_LIMITS.maxChanges) {
   let count = Math.min(max, updates.length);
   for (;;) {
     let composed = updates[0].changes;
     for (let i = 1; i < count; i++) composed = composed.compose(updates[i].changes);
     const json = composed.toJSON();
-    if (count === 1 || (insertedLength(composed) <= maxInsert && utf8Length(JSON.stringify(json)) <= MAX_PUSH_BYTES)) {
+    if (count === 1 || (insertedLength(composed) <= maxInsert && changeCount(composed) <= maxChanges &&
+        utf8Length(JSON.stringify(json)) <= MAX_PUSH_BYTES)) {
       return {changes: json, count};
     }
     count = Math.max(1, count >> 1);
   }
 }
 
-/** Splits a local transaction that inserts more than `limit` characters into a series of
- * transaction specs, each inserting at most `limit` (never inside a surrogate pair), that together
- * make the same change (the ranges from the last to the first, so that each spec's positions hold
- * when it is applied); null when it needs no split. */
-export function splitLargeInsert(tr, limit = SPLIT_INSERT) {
-  if (!tr.docChanged || insertedLength(tr.changes) <= limit) return null;
+/** The JSON bytes a changed range may take in a push, at most (positions up to 7 digits). */
+function rangeBytes(text) {
+  if (!text) return 24;
+  let newlines = 0;
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) newlines += 1;
+  return 24 + utf8Length(JSON.stringify(text)) + newlines; // a line break is `","`, not `\n`
+}
+
+/** Splits a local transaction that one push could not carry into a series of transaction specs
+ * that together make the same change: each inserts at most `maxInsert` characters (a longer insert
+ * is cut, never inside a surrogate pair), changes at most `maxChanges` ranges (a replace-all over
+ * many occurrences) and stays within a push's worth of JSON. The ranges go from the last to the
+ * first, so that each spec's positions hold when it is applied. Null when it needs no split. */
+export function splitLocalEdit(tr, {maxInsert = SPLIT_INSERT, maxChanges = DEFAULT_LIMITS.maxChanges} = {}) {
+  if (!tr.docChanged) return null;
+  const limit = Math.max(2, maxInsert);
+  const cap = Math.max(1, maxChanges);
   const ranges = [];
-  tr.changes.iterChanges((fromA, toA, fromB, toB, inserted) => ranges.push({fromA, toA, text: inserted.toString()}));
-  const userEvent = tr.annotation(Transaction.userEvent) || "input.paste";
+  let inserted = 0;
+  let bytes = 0;
+  tr.changes.iterChanges((fromA, toA, fromB, toB, text) => {
+    const str = text.toString();
+    const weight = rangeBytes(str);
+    ranges.push({fromA, toA, text: str, weight});
+    inserted += str.length;
+    bytes += weight;
+  }, true); // one range per `[...]` item of the JSON, as the server counts them
+  if (inserted <= limit && ranges.length <= cap && bytes <= MAX_PUSH_BYTES) return null;
+  const userEvent = tr.annotation(Transaction.userEvent) || (inserted > limit ? "input.paste" : "input");
   const specs = [];
-  for (const {fromA, toA, text} of ranges.reverse()) {
-    if (!text.length) {
-      specs.push({changes: {from: fromA, to: toA}, userEvent});
+  let group = [];
+  let groupInsert = 0;
+  let groupBytes = 0;
+  const flush = () => {
+    if (!group.length) return;
+    specs.push({changes: group.reverse(), userEvent}); // ascending positions, as CodeMirror likes them
+    group = [];
+    groupInsert = 0;
+    groupBytes = 0;
+  };
+  for (let i = ranges.length - 1; i >= 0; i--) {
+    const {fromA, toA, text, weight} = ranges[i];
+    if (text.length <= limit) {
+      if (group.length >= cap || groupInsert + text.length > limit || groupBytes + weight > MAX_PUSH_BYTES) flush();
+      group.push({from: fromA, to: toA, insert: text});
+      groupInsert += text.length;
+      groupBytes += weight;
       continue;
     }
+    flush();
     let offset = 0;
     let pos = fromA;
     while (offset < text.length) {
@@ -236,13 +285,27 @@ export function splitLargeInsert(tr, limit = SPLIT_INSERT) {
       offset = end;
     }
   }
+  flush();
   const last = specs[specs.length - 1];
   last.selection = tr.newSelection;
   last.scrollIntoView = true;
+  if (tr.effects.length) last.effects = tr.effects; // in the final document's positions, as the last spec's
   return specs;
 }
 
-/** Guards what local edits may reach the sync: splits large inserts, replaces NUL characters (no
+/** Splits a local transaction that inserts more than `limit` characters (splitLocalEdit without
+ * the cap on ranges); null when it needs no split. */
+export function splitLargeInsert(tr, limit = SPLIT_INSERT) {
+  return splitLocalEdit(tr, {maxInsert: limit, maxChanges: Infinity});
+}
+
+/** splitLocalEdit by the limits a DocSync learnt from doc.state. */
+function splitForSync(tr, sync) {
+  return splitLocalEdit(tr, {maxInsert: Math.min(SPLIT_INSERT, sync.limits.maxInsert), maxChanges: sync.limits.maxChanges});
+}
+
+/** Guards what local edits may reach the sync: splits large inserts and edits changing more ranges
+ * than a push may carry (splitLocalEdit), replaces NUL characters (no
  * database stores them), and refuses an edit that would make the document longer than the server
  * keeps, before anything is lost (`onRefuse(message)`). For EditorView's dispatchTransactions. */
 export function guardLocalEdits(sync, onRefuse) {
@@ -271,7 +334,7 @@ export function guardLocalEdits(sync, onRefuse) {
         }
         return; // this transaction and the ones built on it
       }
-      const specs = splitLargeInsert(local);
+      const specs = splitForSync(local, sync);
       if (!specs) {
         view.update([local]);
       } else {
@@ -426,6 +489,7 @@ export class DocSync {
         this.limits = {
           maxInsert: frame.max_insert_chars || DEFAULT_LIMITS.maxInsert,
           maxChars: frame.max_chars || DEFAULT_LIMITS.maxChars,
+          maxChanges: frame.max_changes || DEFAULT_LIMITS.maxChanges,
         };
         this.serverRevision = Math.max(this.serverRevision, frame.revision);
         if (this.startVersion == null) {
@@ -590,7 +654,7 @@ export class DocSync {
     const socket = this.socket;
     const revision = this.syncedVersion;
     const me = socket.welcome && socket.welcome.user;
-    const {changes, count} = composeUpdates(updates, this.maxBatch, this.limits.maxInsert);
+    const {changes, count} = composeUpdates(updates, this.maxBatch, this.limits.maxInsert, this.limits.maxChanges);
     this.pushSeq += 1;
     const clientID = `${this.clientID}:${this.pushSeq}`;
     this.pushCounts.set(clientID, count);
@@ -630,6 +694,9 @@ export class DocSync {
         await this.pull().catch(() => {}); // maybe it was applied: the pull confirms it by client_id
       } else if (error.code === "forbidden") {
         this._setStatus("readonly", error.message);
+      } else if (error.code === "payload_too_large" && count > 1 && this._lowerChangeCap(error)) {
+        // The server caps changed ranges per push lower than we knew (a doc.state without
+        // max_changes): the next push composes fewer updates, at once.
       } else if (error.code !== "disconnected") {
         // Refused for another reason: the edits stay here (and in the browser's draft), shown as
         // not saved, and the push is tried again later; a refusal never stops the edits after it.
@@ -647,6 +714,15 @@ export class DocSync {
     }
     if (retryAfter) await sleep(retryAfter);
     if (socket.isOpen) this._queueFlush();
+  }
+
+  /** Lowers limits.maxChanges to the cap a refusal names; true if it did. */
+  _lowerChangeCap(error) {
+    const details = (error.frame && error.frame.details) || {};
+    const cap = Number(details.max_changes);
+    if (!(cap >= 1 && cap < this.limits.maxChanges)) return false;
+    this.limits.maxChanges = cap;
+    return true;
   }
 
   _updateStatus() {
@@ -879,8 +955,18 @@ export class HeadlessEditor {
     sync.attach(this);
   }
 
+  /** Applies a transaction; a local one too large for a push goes as several (splitLocalEdit), and
+   * the last is returned. */
   dispatch(...specs) {
     const tr = specs.length === 1 && specs[0] instanceof Transaction ? specs[0] : this.state.update(...specs);
+    const parts = tr.docChanged && !tr.annotation(Transaction.remote) ? splitForSync(tr, this.sync) : null;
+    if (!parts) return this._apply(tr);
+    let last = tr;
+    for (const spec of parts) last = this._apply(this.state.update(spec));
+    return last;
+  }
+
+  _apply(tr) {
     this.state = tr.state;
     this.sync.changed([tr]);
     return tr;

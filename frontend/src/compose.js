@@ -6,7 +6,7 @@
 // Enter sends (Shift+Enter is a new line); a failed send keeps what was written and shows why.
 
 import {typeLabel, snippet} from "./render.js";
-import {displayName, h} from "./ui.js";
+import {h, nameWithHandle} from "./ui.js";
 
 const TASK_STATUSES = ["in_progress", "done", "blocked", "waiting"];
 
@@ -159,7 +159,7 @@ export class Compose {
     for (const [key, message] of Object.entries(this.context)) {
       if (!wanted.has(key)) continue;
       this.chipsEl.appendChild(h("span.chip", {dataset: {chip: key}},
-        h("span.chip-label", null, labels[key]), " ", h("b", null, displayName(message.sender)), " ",
+        h("span.chip-label", null, labels[key]), " ", h("b", null, nameWithHandle(message.sender)), " ",
         h("span.chip-text", null, snippet(message, 60)),
         h("button.chip-x", {type: "button", title: "Remove", "aria-label": "Remove",
           onclick: () => this.setContext(key, null)}, "×")));

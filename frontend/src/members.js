@@ -7,7 +7,7 @@
 //   members.refresh();   // after a participant.* story event
 
 import {describeError} from "./compose.js";
-import {api, avatar, clear, displayName, h, toast} from "./ui.js";
+import {api, avatar, clear, h, nameWithHandle, toast} from "./ui.js";
 
 const ROLES = [["editor", "Editor: writes and posts"], ["viewer", "Viewer: reads only"]];
 const EXPIRIES = [[24, "1 day"], [168, "7 days"], [720, "30 days"]];
@@ -111,8 +111,7 @@ export class MembersDialog {
     }
     return h("li.member", {dataset: {user: p.username, role: p.role, kind: p.kind}},
       avatar(p, "sm"),
-      h("span.member-name", null, h("span", null, displayName(p)), " ",
-        h("span.muted.small", null, `@${p.username}`), p.kind === "agent" ? h("span.pill.small", null, "agent") : null,
+      h("span.member-name", null, nameWithHandle(p), " ", p.kind === "agent" ? h("span.pill.small", null, "agent") : null,
         mine ? h("span.muted.small", null, " (you)") : null),
       controls);
   }

@@ -6,7 +6,7 @@
 // minutes the page was rendered with.
 
 import {bindConnectionIndicator} from "./socket.js";
-import {$, ago, avatar, clear, displayName, h, progressBar, statusBadge} from "./ui.js";
+import {$, ago, avatar, clear, displayName, h, nameWithHandle, progressBar, statusBadge} from "./ui.js";
 
 const RATE_WINDOW_MS = 60000;
 const STATUSES = ["working", "waiting", "idle", "error", "offline"];
@@ -133,7 +133,7 @@ export class MonitorPage {
     const row = h("tr.agent-row", {dataset: {agent: a.username, status: a.status || "offline"}, class: flash ? "flash" : ""},
       h("td.agent-cell", {title: a.description || ""}, h("div.agent-id", null,
         h("span.avatar-wrap", null, avatar({...a, kind: "agent"}, "sm"), a.connections > 0 ? h("span.dot.dot-active", {title: "connected now"}) : null),
-        h("div", null, h("div.agent-name", null, displayName(a)), h("div.muted.small", null, `@${a.username}`)))),
+        h("div", null, h("div.agent-name", null, nameWithHandle(a))))),
       h("td.col-caps", {dataset: {col: "caps"}}, a.capabilities && a.capabilities.length
         ? h("div.caps", null, a.capabilities.map((c) => h("span.cap", null, c))) : h("span.muted", null, "—")),
       h("td.col-status", {dataset: {col: "status"}}, statusBadge(a.status)),

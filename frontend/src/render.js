@@ -4,7 +4,7 @@
 // page (look up other messages, open a thread, vote...). Cards carry data-id, data-seq and
 // data-type, so the page can find them again (live tallies, reply counts, jumps).
 
-import {avatar, clock, displayName, h, kindBadge, progressBar} from "./ui.js";
+import {avatar, clock, h, kindBadge, nameWithHandle, nameWithHandleText, progressBar} from "./ui.js";
 
 export const TYPE_LABELS = {
   text: "Message",
@@ -57,7 +57,7 @@ function stringOr(value, fallback = "") {
 /** A link to another message: jumps to it in the feed, or opens it in the thread panel. */
 function messageLink(ctx, id, label) {
   const target = ctx.lookup(id);
-  const text = target ? `${displayName(target.sender)}: ${snippet(target, 70)}` : "a message";
+  const text = target ? `${nameWithHandleText(target.sender)}: ${snippet(target, 70)}` : "a message";
   return h("button.msg-link", {type: "button", title: "Show this message", dataset: {target: id},
     onclick: (e) => {
       e.preventDefault();
@@ -154,7 +154,7 @@ export function fillTally(el, proposal, ctx) {
     const pct = total ? Math.round((n / total) * 100) : 0;
     const bar = h("span.tally-bar-fill");
     bar.style.width = `${pct}%`;
-    const voters = [...votes.values()].filter((v) => v.choice === choice).map((v) => displayName(v.sender));
+    const voters = [...votes.values()].filter((v) => v.choice === choice).map((v) => nameWithHandleText(v.sender));
     const picked = Boolean(mine && mine.choice === choice);
     const attrs = {type: "button", dataset: {choice}, title: voters.length ? voters.join(", ") : "No votes yet",
       class: picked ? "mine" : "", "aria-pressed": picked ? "true" : "false",
@@ -188,7 +188,7 @@ export function renderMessage(message, ctx, {compact = false, root = false} = {}
       ctx.me && sender.username === ctx.me.username ? "mine" : ""].filter(Boolean).join(" "),
   });
   const head = h("header.msg-head", null,
-    h("span.msg-author", null, displayName(sender)),
+    h("span.msg-author", null, nameWithHandle(sender)),
     kindBadge(sender.kind),
     type !== "text" ? h(`span.type-badge.t-${safeType}`, null, typeLabel(type)) : null,
     message.audience && message.audience !== "all"
@@ -205,7 +205,7 @@ export function renderMessage(message, ctx, {compact = false, root = false} = {}
         e.preventDefault();
         ctx.openThread(message.id);
       }}, h("span.reply-arrow", {"aria-hidden": "true"}, "↪"),
-    parent ? [h("b", null, displayName(parent.sender)), " ", snippet(parent, 80)] : "in reply to an earlier message"));
+    parent ? [h("b", null, nameWithHandle(parent.sender)), " ", snippet(parent, 80)] : "in reply to an earlier message"));
   }
   const body = h("div.msg-body", null, bodyFor(message, ctx));
   main.appendChild(body);

@@ -14,7 +14,8 @@ import {DocumentPanel} from "./docpanel.js";
 import {MembersDialog} from "./members.js";
 import {fillTally, renderMessage, snippet, updateReplyCount} from "./render.js";
 import {
-  $, ago, api, avatar, clear, displayName, h, icon, labelled, NAME_PATTERN, NAME_RE, NAME_RULE, progressBar, statusBadge, toast,
+  $, ago, api, avatar, clear, displayName, h, icon, labelled, NAME_PATTERN, NAME_RE, NAME_RULE, nameWithHandle, progressBar,
+  statusBadge, toast,
   uuid4,
 } from "./ui.js";
 
@@ -240,7 +241,7 @@ export class RoomPage {
         break;
       case "participant.joined":
         if (data.kind === "agent") {
-          this.refreshAgents();
+          this.refreshAgents(data);
           // Editors post to a new agent's inbox without reading it (the owner hears channel.created).
           const inbox = `inbox.${data.username}`;
           if (this.config.can_write && !this.config.is_owner && !this.channels.has(inbox)) {
@@ -435,7 +436,8 @@ export class RoomPage {
   channelLabel(ch) {
     if (ch.info.kind === "inbox") {
       const agent = this.agents.get(ch.info.inbox_of || ch.name.replace(/^inbox\./, ""));
-      return agent ? `${displayName(agent)} inbox` : ch.name;
+      // The username too: two agents may share a display name, never a username.
+      return agent ? `${displayName(agent)} inbox (@${agent.username})` : ch.name;
     }
     return ch.name;
   }
@@ -866,9 +868,10 @@ export class RoomPage {
     const users = this.typingHere();
     clear(this.typingEl);
     if (!users.length) return;
-    const names = users.map(displayName);
-    const text = names.length === 1 ? `${names[0]} is typing…`
-      : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : "Several people are typing…";
+    // Names with their @username, as everywhere in the room: two people may share a display name.
+    const names = users.map((u) => h("span.typing-name", {dataset: {user: u.username}}, nameWithHandle(u)));
+    const text = names.length === 1 ? [names[0], " is typing…"]
+      : names.length === 2 ? [names[0], " and ", names[1], " are typing…"] : "Several people are typing…";
     this.typingEl.append(h("span.typing-dots", {"aria-hidden": "true"}, h("i"), h("i"), h("i")), h("span", null, text));
   }
 
@@ -906,7 +909,13 @@ export class RoomPage {
     this.renderSidebar();
   }
 
-  async refreshAgents() {
+  async refreshAgents(joined) {
+    // The presence API answers those who read the room (as the room channel does); a reader of a
+    // public story outside the room takes the agent from the event (its status comes live).
+    if (!this.channels.has("room")) {
+      if (joined) this.updateAgent({username: joined.username, display_name: joined.display_name});
+      return;
+    }
     try {
       const state = await api("GET", `/api/stories/${this.slug}/presence`);
       for (const a of state.agents || []) this.updateAgent(a);
@@ -934,7 +943,7 @@ export class RoomPage {
       online.append(h("div.person", {dataset: {user: m.username, state, kind: "human"}},
         h("span.avatar-wrap", null, avatar(m, "sm"), h(`span.dot.dot-${state}`, {title: state})),
         h("div.person-main", null,
-          h("div.person-name", null, displayName(m), m.username === this.me.username ? h("span.you", null, " (you)") : null),
+          h("div.person-name", null, nameWithHandle(m), m.username === this.me.username ? h("span.you", null, " (you)") : null),
           h("div.person-sub", null, typing ? h("span.typing-label", null, "typing…") : h(`span.state.state-${state}`, null, state),
             m.connections > 1 ? h("span.muted", null, ` · ${m.connections} tabs`) : null))));
     }
@@ -946,7 +955,7 @@ export class RoomPage {
       group.append(h("div.person.agent", {dataset: {user: a.username, status: a.status || "offline", kind: "agent"}},
         h("span.avatar-wrap", null, avatar({...a, kind: "agent"}, "sm"), connected ? h("span.dot.dot-active", {title: "connected"}) : null),
         h("div.person-main", null,
-          h("div.person-name", null, displayName(a), " ", statusBadge(a.status)),
+          h("div.person-name", null, nameWithHandle(a), " ", statusBadge(a.status)),
           a.task ? h("div.person-sub.task", {title: a.task}, a.task) : h("div.person-sub.muted", null, a.last_seen ? `seen ${ago(a.last_seen)}` : "not seen yet"),
           a.progress != null ? progressBar(a.progress) : null)));
     }

@@ -82,6 +82,23 @@ export function displayName(user) {
   return (user && (user.display_name || user.username)) || "someone";
 }
 
+/**
+ * A person's name as shown wherever two people could share it: the display name, then the
+ * @username dimmed ("Mara @mara"). Display names need not be unique, usernames are: without the
+ * handle anyone could take the story owner's name and pass for them. Returns nodes to put in a
+ * container (`h("span.msg-author", null, nameWithHandle(sender))`).
+ */
+export function nameWithHandle(user) {
+  const name = h("span.name-text", null, displayName(user));
+  if (!user || !user.username) return [name];
+  return [name, " ", h("span.handle", {title: `Username: @${user.username}`}, `@${user.username}`)];
+}
+
+/** The same as plain text ("Mara @mara"), for tooltips and labels that take no markup. */
+export function nameWithHandleText(user) {
+  return user && user.username ? `${displayName(user)} @${user.username}` : displayName(user);
+}
+
 // --- time ----------------------------------------------------------------------------------
 
 export function clock(iso) {

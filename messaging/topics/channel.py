@@ -145,7 +145,11 @@ class ChannelFeed:
         """Join the group, then read last_seq: whatever commits after the read is published after
         the join. Returns last_seq; the feed accounts from `after` (or from now)."""
         await fanout.join(self.group, inbox)
-        last_seq = await database_sync_to_async(self.current_last_seq)()
+        try:
+            last_seq = await database_sync_to_async(self.current_last_seq)()
+        except BaseException:
+            await fanout.leave(self.group, inbox)  # not started: the caller will not leave for us
+            raise
         self.last_seq = last_seq if after is None else min(after, last_seq)
         return last_seq
 

@@ -119,7 +119,8 @@ async def subscribe(conn, frame: dict, ref, topic: str, story: str, name: str) -
     await conn.reply(frames.subscribed(topic, revision=revision), ref)
     await conn.send_frame(frames.dumps(frames.doc_state(topic, revision, text,
                                                         max_insert_chars=settings.MYTHLINE_DOC_MAX_INSERT_CHARS,
-                                                        max_chars=settings.MYTHLINE_DOC_MAX_CHARS)))
+                                                        max_chars=settings.MYTHLINE_DOC_MAX_CHARS,
+                                                        max_changes=settings.MYTHLINE_DOC_MAX_PUSH_CHANGES)))
     return sub
 
 

@@ -1,6 +1,7 @@
 """MCP (SPEC 12) with the official `mcp` client: streamable HTTP at /mcp on a real server, and
 stdio through `manage.py mcp_stdio --agent NAME`; the same tools, results and error codes."""
 import asyncio
+import json
 import os
 import sys
 import uuid
@@ -284,3 +285,28 @@ def test_post_message_description_lists_every_built_in_type():
 
     tools = asyncio.run(build_server().list_tools())
     assert_describes_every_type(next(t for t in tools if t.name == "post_message"))
+
+
+def test_edit_document_description_states_the_edit_and_lag_caps(settings):
+    """An agent learns the bounds before it hits them: edits per call and how far behind
+    base_revision may be, from the settings (MYTHLINE_DOC_MAX_EDITS, MYTHLINE_DOC_MAX_LAG)."""
+    from agents.mcp import build_server
+
+    settings.MYTHLINE_DOC_MAX_EDITS, settings.MYTHLINE_DOC_MAX_LAG = 7, 11
+    tools = asyncio.run(build_server().list_tools())
+    description = next(t for t in tools if t.name == "edit_document").description
+    assert "at most 7 edits per call" in description and "`payload_too_large`" in description
+    assert "at most 11 revisions behind" in description and "`conflict`" in description
+
+
+def test_post_message_audience_says_who_may_be_named():
+    """The model is told the rule it is held to: usernames of the story's participants only, any
+    other refused with one generic error (messaging.services.AUDIENCE_NOT_PARTICIPANTS)."""
+    from agents.mcp import build_server
+    from messaging.services import AUDIENCE_NOT_PARTICIPANTS
+
+    tools = asyncio.run(build_server().list_tools())
+    post_tool = next(t for t in tools if t.name == "post_message")
+    text = json.dumps(post_tool.inputSchema["properties"]["audience"])
+    assert "usernames of participants of this story" in text and AUDIENCE_NOT_PARTICIPANTS in text
+    assert "one generic error" in text

@@ -64,7 +64,7 @@ def test_presence_and_typing_follow_the_other_page(open_as, tale):
     expect(bob.locator('#people-body .person[data-user="alice"]')).to_be_visible()
 
     bob.locator("#compose-host textarea").press_sequentially("Hello th", delay=20)
-    expect(alice.locator("#typing")).to_have_text("Bob is typing…", timeout=3000)
+    expect(alice.locator("#typing")).to_have_text("Bob @bob is typing…", timeout=3000)
     expect(bob_row.locator(".typing-label")).to_be_visible()
     bob.locator("#compose-host textarea").press_sequentially("ere", delay=20)
     bob.locator("#compose-host textarea").press("Enter")

@@ -128,10 +128,11 @@ def test_a_message_after_the_sweep_read_keeps_the_channel_open(tale):
     alice, bob, story = tale["alice"], tale["bob"], tale["story"]
     brief = channel_create(story=story, creator=alice, name="brief", kind="public", idle_archive_seconds=60)
     # A sweep 61 s from now reads it idle ...
-    [candidate] = idle_channels(now=timezone.now() + timedelta(seconds=61))
+    sweep_at = timezone.now() + timedelta(seconds=61)
+    [candidate] = idle_channels(now=sweep_at)
     assert candidate.pk == brief.pk
     say(bob, story, "brief", "Still here.")  # ... a message comes in (it is not idle yet) ...
-    assert archive_idle_channel(candidate) is False  # ... and the archive step leaves it open.
+    assert archive_idle_channel(candidate, now=sweep_at) is False  # ... and the archive step leaves it open.
     brief.refresh_from_db()
     assert brief.archived_at is None and archive_events(brief) == 0
     say(bob, story, "brief", "And posting goes on.")

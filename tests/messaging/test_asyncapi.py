@@ -313,7 +313,7 @@ def test_frames_of_a_live_session_validate_against_the_document(tale):
                 doc_sub = await a.request("s4", type="subscribe", topic="doc:tale/main")
                 assert doc_sub["revision"] == 0
                 state = await a.until(typed("doc.state"))
-                assert state["max_insert_chars"] > 0 and state["max_chars"] > 0
+                assert state["max_insert_chars"] > 0 and state["max_chars"] > 0 and state["max_changes"] > 0
                 for i, topic in enumerate(("channel:tale/general", "channel:tale/room", "doc:tale/main")):
                     await b.request(f"b{i}", type="subscribe", topic=topic)
                 await a.until(typed("presence.diff"))  # bob joined the room

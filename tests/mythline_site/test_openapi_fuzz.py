@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db
 schema = schemathesis.openapi.from_wsgi("/api/schema?format=json", get_wsgi_application())
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 
-REAL = {"story": "tale", "channel": "general", "doc": "main", "name": "main", "username": "ed"}
+REAL = {"story": "tale", "channel": "general", "doc": "main", "name": "main", "username": "ed",
+        "entry": "mara"}
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import {test} from "node:test";
 
 import {MythlineSocket} from "../../frontend/src/socket.js";
 // (collab.js re-exports @codemirror/state: a bare import from tests/ would not find frontend/node_modules.)
-import {ChangeSet, composeUpdates, EditorSelection, EditorState, insertedLength, openHeadlessEditor, remoteCursors,
-  SPLIT_INSERT, splitLargeInsert} from "../../frontend/src/collab.js";
+import {ChangeSet, changeCount, composeUpdates, EditorSelection, EditorState, insertedLength, openHeadlessEditor,
+  remoteCursors, SPLIT_INSERT, splitLargeInsert, splitLocalEdit} from "../../frontend/src/collab.js";
 
 const TOPIC = "doc:s/main";
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -23,8 +23,11 @@ function mulberry32(a) {
 }
 
 class Authority {
-  constructor({text = "", faults = {}} = {}) {
+  constructor({text = "", faults = {}, maxChanges = null, advertise = true} = {}) {
     this.doc = EditorState.create({doc: text}).doc;
+    this.maxChanges = maxChanges; // the server's cap on changed ranges per push (null: none)
+    this.advertise = advertise; // whether doc.state tells it
+    this.refusedTooLarge = 0;
     this.log = []; // {revision, changes, client_id, author}
     this.conns = new Set();
     this.faults = {rateLimitEvery: 0, loseAnswerEvery: 0, ...faults};
@@ -99,7 +102,8 @@ class Authority {
       case "subscribe":
         conn.subscribed = true;
         reply({type: "subscribed", topic: TOPIC, revision: this.revision});
-        return conn.out({type: "doc.state", topic: TOPIC, revision: this.revision, text: this.doc.toString()});
+        return conn.out({type: "doc.state", topic: TOPIC, revision: this.revision, text: this.doc.toString(),
+          ...(this.maxChanges && this.advertise ? {max_changes: this.maxChanges} : {})});
       case "doc.pull":
         this.pulls += 1;
         return reply({type: "doc.changes", topic: TOPIC, changes: this.log.slice(frame.after, frame.after + this.pageSize)});
@@ -123,6 +127,12 @@ class Authority {
         }
         if (frame.revision !== this.revision) {
           return reply({type: "error", code: "conflict", message: "pull", revision: this.revision});
+        }
+        const ranges = frame.changes.filter((part) => Array.isArray(part)).length; // as stories/documents.py
+        if (this.maxChanges && ranges > this.maxChanges) {
+          this.refusedTooLarge += 1;
+          return reply({type: "error", code: "payload_too_large", message: "Too many changed ranges.",
+            details: {changes: ranges, max_changes: this.maxChanges}});
         }
         const lose = loseAnswerEvery && this.pushes % loseAnswerEvery === 0;
         // A lost answer: applied, but the sender never hears of it (it times out and pulls).
@@ -384,4 +394,94 @@ test("composed pushes stay within the server's insert limit", () => {
   const {changes, count} = composeUpdates(updates, 100, 65536);
   assert.ok(count >= 1 && count <= 4, String(count));
   assert.ok(insertedLength(ChangeSet.fromJSON(changes)) <= 65536);
+});
+
+// --- many changed ranges: never more in one push than the server takes -----------------------
+
+function replaceAll(state, word, by) {
+  const text = state.doc.toString();
+  const changes = [];
+  for (let i = text.indexOf(word); i >= 0; i = text.indexOf(word, i + word.length)) {
+    changes.push({from: i, to: i + word.length, insert: by});
+  }
+  return {changes, userEvent: "input.replace.all"};
+}
+
+test("an edit changing more ranges than the cap splits into edits within it that rebuild it exactly", () => {
+  const state = EditorState.create({doc: "the cat and the cat\n".repeat(40)});
+  const tr = state.update(replaceAll(state, "cat", "dog"));
+  assert.equal(changeCount(tr.changes), 80);
+  assert.equal(splitLocalEdit(tr, {maxChanges: 80}), null);
+  const specs = splitLocalEdit(tr, {maxChanges: 7});
+  assert.equal(specs.length, Math.ceil(80 / 7));
+  let s = state;
+  for (const spec of specs) {
+    const piece = s.update(spec);
+    assert.ok(changeCount(piece.changes) <= 7, String(changeCount(piece.changes)));
+    assert.ok(piece.isUserEvent("input.replace.all"));
+    s = piece.state;
+  }
+  assert.equal(s.doc.toString(), tr.newDoc.toString());
+  // Deletions, adjacent ranges and a long insert among them, with both limits at once.
+  const mixed = state.update({changes: [{from: 0, to: 3}, {from: 3, to: 4, insert: "X"}, {from: 8, insert: "é".repeat(50)},
+    {from: 20, to: 30}, {from: 40, insert: "y"}, {from: 41, to: 42, insert: "z"}]});
+  let m = state;
+  for (const spec of splitLocalEdit(mixed, {maxInsert: 16, maxChanges: 2})) {
+    const piece = m.update(spec);
+    assert.ok(changeCount(piece.changes) <= 2 && insertedLength(piece.changes) <= 16);
+    m = piece.state;
+  }
+  assert.equal(m.doc.toString(), mixed.newDoc.toString());
+});
+
+test("composed pushes stay within the server's cap on changed ranges", () => {
+  let state = EditorState.create({doc: "abcdefghijklmnopqrstuvwxyz"});
+  const updates = [];
+  for (let i = 0; i < 12; i++) {
+    const tr = state.update({changes: {from: 2 * i, to: 2 * i + 1, insert: "_"}});
+    updates.push({changes: tr.changes});
+    state = tr.state;
+  }
+  const {changes, count} = composeUpdates(updates, 100, 65536, 5);
+  assert.ok(count >= 1 && count <= 5, String(count));
+  assert.ok(changes.filter((part) => Array.isArray(part)).length <= 5);
+});
+
+test("a replace-all over more occurrences than the push cap is saved whole, with no refusal", {timeout: 15000}, async () => {
+  const text = "Mara saw the sea. The sea was grey.\n".repeat(30);
+  const authority = new Authority({text, maxChanges: 7});
+  const ann = await client(authority, "ann");
+  const bob = await client(authority, "bob");
+  assert.equal(ann.editor.sync.limits.maxChanges, 7, "doc.state told the cap");
+  ann.editor.dispatch(replaceAll(ann.editor.state, "sea", "ocean")); // 60 ranges
+  bob.editor.dispatch({changes: {from: 0, insert: "Chapter one.\n"}}); // meanwhile: a conflict to rebase over
+  await settle([ann, bob]);
+  const expected = "Chapter one.\n" + text.replaceAll("sea", "ocean");
+  assert.equal(authority.doc.toString(), expected);
+  assert.equal(ann.editor.text, expected);
+  assert.equal(bob.editor.text, expected);
+  assert.equal(authority.refusedTooLarge, 0);
+  assert.equal(ann.editor.sync.stats.refused, 0);
+  for (const entry of authority.log) assert.ok(entry.changes.filter((p) => Array.isArray(p)).length <= 7);
+  assert.ok(authority.log.length >= Math.ceil(60 / 7) + 1);
+  ann.socket.close();
+  bob.socket.close();
+});
+
+test("piled-up edits compose only up to a cap the server names in its refusal", {timeout: 15000}, async () => {
+  const authority = new Authority({text: "abcdefghijklmnopqrstuvwxyz", maxChanges: 4, advertise: false});
+  const ann = await client(authority, "ann");
+  assert.equal(ann.editor.sync.limits.maxChanges, 10000, "no max_changes in doc.state: the default");
+  authority.faults.hold = true;
+  ann.editor.dispatch({changes: {from: 0, to: 1, insert: "A"}});
+  await sleep(5);
+  for (let i = 1; i < 13; i++) ann.editor.dispatch({changes: {from: 2 * i, to: 2 * i + 1, insert: "_"}});
+  const expected = ann.editor.text;
+  authority.release();
+  await settle([ann]);
+  assert.equal(authority.doc.toString(), expected);
+  assert.equal(ann.editor.sync.limits.maxChanges, 4, "learnt from the refusal");
+  assert.ok(authority.refusedTooLarge >= 1 && authority.refusedTooLarge <= 2, String(authority.refusedTooLarge));
+  assert.equal(ann.editor.sync.stats.refused, 0, "no \"Not saved yet\"");
+  ann.socket.close();
 });

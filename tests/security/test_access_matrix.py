@@ -379,6 +379,8 @@ class World:
     def fill(self, value):
         """Replace `{vault.general}`-style placeholders with the world's ids, in strings, lists, dicts."""
         if isinstance(value, str):
+            if value.startswith("{int:") and value.endswith("}"):  # an id an argument takes as a number
+                return int(self.ids[value[5:-1]])
             for name, real in self.ids.items():
                 value = value.replace("{" + name + "}", real)
             return value
@@ -423,6 +425,7 @@ def _build_world() -> World:
         ids[f"{slug}.{INBOX}"] = post(slug, olga, INBOX, f"{p}-INBOX-ADA", reply_to=root)
         ids[f"{slug}.{INBOX2}"] = post(slug, olga, INBOX2, f"{p}-INBOX-BART", reply_to=root)
         document_edit(doc=Document.objects.get(story=story, name="main"), author=olga, body={"append": f"{p}-DOC"})
+        ids[f"{slug}.scene"] = str(scene_create(story=story, by=olga, data={"title": f"{p}-SCENE"}).pk)
     invite, raw = invite_create(story=stories["vault"], by=olga, role="editor")
     ids["vault.invite"], ids["vault.invite-token"] = str(invite.pk), raw
     return World(ids=ids, tokens={actor: token_issue(user=user) for actor, user in people.items()})
@@ -688,7 +691,7 @@ def test_live(live_answers, row, actor):
 def test_every_api_route_is_in_the_table():
     from mythline_site.urls import api_urls
 
-    fake = World(ids={"vault.invite": "1", "vault.invite-token": "t0ken",
+    fake = World(ids={"vault.invite": "1", "vault.invite-token": "t0ken", "vault.scene": "1",
                       **{f"{s}.{c}": "00000000-0000-0000-0000-000000000000"
                          for s in PREFIX for c in ("general", "cabal", INBOX, INBOX2)}}, tokens={})
     covered = {resolve(fake.fill(row.request[1]).split("?")[0]).route for row in SURFACES if row.surface == "rest"}
