@@ -351,6 +351,12 @@ def build_server(*, agent=None) -> MythlineMCP:
         """Report your status, shown in every story room you are in. Returns your agent profile."""
         return await call(ctx, _set_status, status, task, progress)
 
+    from outline.mcp import register_tools as register_outline_tools  # the outline's tools (outline/mcp.py)
+
+    register_outline_tools(server, call)
+    from bible.mcp import register_tools as register_bible_tools  # the story bible's tools (bible/mcp.py)
+
+    register_bible_tools(server, call)
     return server
 
 

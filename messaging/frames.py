@@ -175,3 +175,7 @@ SCHEMAS: dict[str, dict] = {
 STORY_EVENTS = ["story.updated", "participant.joined", "participant.updated", "participant.removed",
                 "channel.created", "channel.updated", "channel.archived", "channel.unarchived",
                 "member.joined", "member.left", "document.created", "agent.status"]
+# The outline (outline/services.py; docs/protocol.md, "The outline").
+STORY_EVENTS += ["outline.scene.created", "outline.scene.updated", "outline.scene.moved", "outline.scene.deleted"]
+# The story bible (bible/services.py; docs/protocol.md, "Story bible").
+STORY_EVENTS += ["bible.entry.created", "bible.entry.updated", "bible.entry.deleted"]

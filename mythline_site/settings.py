@@ -105,6 +105,8 @@ INSTALLED_APPS = [
     "presence",
     "agents",
     "audit",  # the audit log of rights (docs/deploy.md, "Audit log")
+    "bible",  # the story bible (docs/protocol.md, "Story bible")
+    "outline",  # a story's outline of scenes (docs/protocol.md, "The outline")
     "mythline_site",  # its management commands: `serve` (docs/deploy.md)
 ]
 
@@ -354,6 +356,20 @@ MYTHLINE_DOC_MAX_PUSH_CHANGES = int(os.environ.get("MYTHLINE_DOC_MAX_PUSH_CHANGE
 MYTHLINE_DOC_MAX_LAG = int(os.environ.get("MYTHLINE_DOC_MAX_LAG", 500))
 MYTHLINE_STORY_MAX_DOCUMENTS = int(os.environ.get("MYTHLINE_STORY_MAX_DOCUMENTS", 50))
 MYTHLINE_STORY_MAX_FORKS = int(os.environ.get("MYTHLINE_STORY_MAX_FORKS", 20))
+# The story bible (docs/protocol.md, "Story bible"): entries per story, progressions per entry,
+# and the size of an entry's name, aliases, description, fields and field values.
+MYTHLINE_BIBLE_MAX_ENTRIES = int(os.environ.get("MYTHLINE_BIBLE_MAX_ENTRIES", 2000))
+MYTHLINE_BIBLE_MAX_PROGRESSIONS = int(os.environ.get("MYTHLINE_BIBLE_MAX_PROGRESSIONS", 50))
+MYTHLINE_BIBLE_MAX_NAME_CHARS = int(os.environ.get("MYTHLINE_BIBLE_MAX_NAME_CHARS", 120))
+MYTHLINE_BIBLE_MAX_ALIASES = int(os.environ.get("MYTHLINE_BIBLE_MAX_ALIASES", 20))
+MYTHLINE_BIBLE_MAX_DESCRIPTION_CHARS = int(os.environ.get("MYTHLINE_BIBLE_MAX_DESCRIPTION_CHARS", 20_000))
+MYTHLINE_BIBLE_MAX_FIELDS = int(os.environ.get("MYTHLINE_BIBLE_MAX_FIELDS", 30))
+MYTHLINE_BIBLE_MAX_FIELD_CHARS = int(os.environ.get("MYTHLINE_BIBLE_MAX_FIELD_CHARS", 2000))
+# An entry with all its progressions (what one `bible.entry.*` event and one list row carry).
+MYTHLINE_BIBLE_MAX_ENTRY_CHARS = int(os.environ.get("MYTHLINE_BIBLE_MAX_ENTRY_CHARS", 100_000))
+# The outline (docs/protocol.md, "The outline"): scenes per story, beats per scene.
+MYTHLINE_OUTLINE_MAX_SCENES = int(os.environ.get("MYTHLINE_OUTLINE_MAX_SCENES", 500))
+MYTHLINE_OUTLINE_MAX_BEATS = int(os.environ.get("MYTHLINE_OUTLINE_MAX_BEATS", 50))
 MYTHLINE_RATE_KEY_PREFIX = "rl"  # cache keys of the rate limiter
 MYTHLINE_ARCHIVE_SWEEP_SECONDS = float(os.environ.get("MYTHLINE_ARCHIVE_SWEEP_SECONDS", 30))
 # Each server process moves long-lived objects out of the garbage collector's full scans this
@@ -403,6 +419,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"BibleKindEnum": "bible.models.BibleEntry.Kind",  # not the channels' `kind`
+                            "SceneStatusEnum": "outline.services.STATUSES"},  # nor the agents' `status`
 }
 
 LOGGING = {

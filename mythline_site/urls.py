@@ -6,6 +6,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
+from bible import api as bible_api
 from agents.api import AgentStatusView
 from messaging import api as messaging_api
 from messaging.asyncapi import asyncapi_view
@@ -13,6 +14,7 @@ from messaging.sse import channel_events
 from mythline_site import openapi  # noqa: F401 - registers the bearer scheme with drf-spectacular
 from mythline_site.health import healthz
 from mythline_site.metrics import metrics_view
+from outline import api as outline_api
 from presence.api import StoryPresenceView
 from stories import api as stories_api
 from stories import views as story_views
@@ -35,6 +37,14 @@ api_urls = [
     path(f"{S}/documents", stories_api.DocumentListView.as_view(), name="document-list"),
     path(f"{S}/documents/<str:doc>", stories_api.DocumentDetailView.as_view(), name="document-detail"),
     path(f"{S}/documents/<str:doc>/ops", stories_api.DocumentOpsView.as_view(), name="document-ops"),
+    path(f"{S}/bible", bible_api.BibleListView.as_view(), name="bible-list"),
+    path(f"{S}/bible/<str:entry>", bible_api.BibleEntryView.as_view(), name="bible-entry"),
+    path(f"{S}/bible/<str:entry>/progressions", bible_api.ProgressionListView.as_view(), name="bible-progressions"),
+    path(f"{S}/bible/<str:entry>/progressions/<int:progression>", bible_api.ProgressionDetailView.as_view(),
+         name="bible-progression"),
+    path(f"{S}/outline", outline_api.OutlineView.as_view(), name="outline"),
+    path(f"{S}/outline/<int:scene>", outline_api.SceneView.as_view(), name="outline-scene"),
+    path(f"{S}/outline/<int:scene>/move", outline_api.SceneMoveView.as_view(), name="outline-scene-move"),
     path(f"{S}/channels", messaging_api.ChannelListView.as_view(), name="channel-list"),
     path(f"{C}", messaging_api.ChannelDetailView.as_view(), name="channel-detail"),
     path(f"{C}/members", messaging_api.MemberListView.as_view(), name="member-list"),

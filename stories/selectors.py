@@ -35,6 +35,10 @@ def story_export(story: Story):
     yield "messages", (message_json(m, story_slug=story.slug, channel_name=names[m.channel_id]) for m in messages)
     yield "documents", (_document_export(doc) for doc in
                         Document.objects.filter(story=story).select_related("story", "created_by", "forked_from"))
+    from outline.selectors import outline_json  # the outline, in order, ranges mapped to the current text
+    yield "outline", outline_json(story)
+    from bible.selectors import entries, entry_json  # every entry with all its progressions, by name
+    yield "bible", (entry_json(e, story_slug=story.slug) for e in entries(story).iterator(chunk_size=500))
     now = timezone.now()
     yield "invites", [invite_json(invite, now=now) for invite in story_invites(story)]
     # The audit log of rights in the story (audit/), oldest first.

@@ -43,6 +43,8 @@ from accounts.services import token_issue
 from agents.services import agent_create
 from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
+from bible.services import entry_create, progression_add
+from outline.services import scene_create
 from stories.documents import document_edit
 from stories.models import Document, Participant
 from stories.services import invite_create, participant_add, story_create
@@ -134,6 +136,13 @@ def _build_world() -> World:
         # The story's `main` document, with one change in its log.
         document_edit(doc=Document.objects.get(story=story, name="main"), author=olga,
                       body={"append": f"{p}-DOC-TEXT"})
+        # One scene in the story's outline: `{pub.scene}`, `{priv.scene}`.
+        world.ids[f"{key}.scene"] = str(scene_create(story=story, by=olga, data={"title": f"{p}-SCENE"}).pk)
+        # One story bible entry with a progression: `{pub.entry}` (its slug), `{pub.progression}`.
+        entry = entry_create(story=story, by=olga, kind="character", name=f"{p}-BIBLE")
+        world.ids[f"{key}.entry"] = entry.slug
+        world.ids[f"{key}.progression"] = str(progression_add(entry=entry, by=olga, from_scene=2,
+                                                              description=f"{p}-LATER").pk)
 
     # Audience-restricted replies to the public story's root, in `general` (outsiders read it).
     pub_root = world.ids["pub.general"]
@@ -482,6 +491,41 @@ def build_cases() -> list[Case]:
             Case(f"POST {base}/documents/main/ops", "POST", f"{base}/documents/main/ops",
                  {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
                  body={"append": " More."}, check=lambda b, c, w: b["revision"] == 2),
+            # The outline (outline/): readers read it, editors (the agent included) change it.
+            Case(f"GET {base}/outline", "GET", f"{base}/outline", STORY_READ[s],
+                 check=lambda b, c, w, s=s: [x["title"] for x in b["results"]] == [f"{PREFIX[s]}-SCENE"]),
+            Case(f"POST {base}/outline", "POST", f"{base}/outline", STORY_WRITE[s], body={"title": "A scene"},
+                 check=lambda b, c, w: (b["position"], b["created_by"]) == (2, USERNAMES[c])),
+            Case(f"GET {base}/outline/<scene>", "GET", f"{base}/outline/{{{s}.scene}}", STORY_READ[s],
+                 check=lambda b, c, w, s=s: b["title"] == f"{PREFIX[s]}-SCENE"),
+            Case(f"PATCH {base}/outline/<scene>", "PATCH", f"{base}/outline/{{{s}.scene}}",
+                 {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
+                 body={"status": "drafting"}, check=lambda b, c, w: (b["status"], b["version"]) == ("drafting", 2)),
+            Case(f"POST {base}/outline/<scene>/move", "POST", f"{base}/outline/{{{s}.scene}}/move",
+                 {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
+                 body={"position": 1}, check=lambda b, c, w: b["position"] == 1),
+            Case(f"DELETE {base}/outline/<scene>", "DELETE", f"{base}/outline/{{{s}.scene}}",
+                 {**STORY_WRITE[s], **{k: 204 for k, v in STORY_WRITE[s].items() if v == 201}}),
+            # The story bible (bible/): readers read it, editors (the agent included) change it.
+            Case(f"GET {base}/bible", "GET", f"{base}/bible?scene=2", STORY_READ[s],
+                 check=lambda b, c, w, s=s: [(x["name"], x["description"]) for x in b["results"]]
+                 == [(f"{PREFIX[s]}-BIBLE", f"{PREFIX[s]}-LATER")]),
+            Case(f"POST {base}/bible", "POST", f"{base}/bible", STORY_WRITE[s], body={"kind": "lore", "name": "Rule"},
+                 check=lambda b, c, w: (b["slug"], b["created_by"]) == ("rule", USERNAMES[c])),
+            Case(f"GET {base}/bible/<entry>", "GET", f"{base}/bible/{{{s}.entry}}", STORY_READ[s],
+                 check=lambda b, c, w, s=s: b["name"] == f"{PREFIX[s]}-BIBLE"),
+            Case(f"PATCH {base}/bible/<entry>", "PATCH", f"{base}/bible/{{{s}.entry}}",
+                 {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
+                 body={"description": "Changed.", "version": 2},
+                 check=lambda b, c, w: (b["description"], b["version"]) == ("Changed.", 3)),
+            Case(f"DELETE {base}/bible/<entry>", "DELETE", f"{base}/bible/{{{s}.entry}}",
+                 {**STORY_WRITE[s], **{k: 204 for k, v in STORY_WRITE[s].items() if v == 201}}),
+            Case(f"POST {base}/bible/<entry>/progressions", "POST", f"{base}/bible/{{{s}.entry}}/progressions",
+                 STORY_WRITE[s], body={"from_scene": 5, "fields": {"age": "40"}},
+                 check=lambda b, c, w: [p["from_scene"] for p in b["progressions"]] == [2, 5]),
+            Case(f"DELETE {base}/bible/<entry>/progressions/<id>", "DELETE",
+                 f"{base}/bible/{{{s}.entry}}/progressions/{{{s}.progression}}",
+                 {**STORY_WRITE[s], **{k: 204 for k, v in STORY_WRITE[s].items() if v == 201}}),
             Case(f"POST {base}/channels", "POST", f"{base}/channels", STORY_WRITE[s],
                  body={"name": "fresh", "kind": "public"}, check=lambda b, c, w: b["name"] == "fresh"),
         ]
@@ -539,7 +583,8 @@ def test_every_api_route_is_in_the_matrix():
         concrete = "/" + (route.replace("<str:story>", "open-tale").replace("<str:channel>", "general")
                           .replace("<str:username>", "mia").replace("<str:message_id>", "{pub.general}")
                           .replace("<str:doc>", "main").replace("<int:invite>", "{pub.invite}")
-                          .replace("<str:token>", "{pub.invite-token}").replace("<int:scene>", "{pub.scene}"))
+                          .replace("<str:token>", "{pub.invite-token}").replace("<int:scene>", "{pub.scene}")
+                          .replace("<str:entry>", "{pub.entry}").replace("<int:progression>", "{pub.progression}"))
         if concrete not in covered:
             missing.append(route)
     assert missing == []
@@ -599,7 +644,7 @@ def probe_requests(world):
                  ("GET", f"{base}/export", None), ("GET", f"/api/activity?story={slug}", None),
                  ("GET", f"{base}/documents", None), ("GET", f"{base}/documents/main", None),
                  ("GET", f"{base}/documents/main?revision=1", None),
-                 ("GET", f"{base}/documents/main/ops", None),
+                 ("GET", f"{base}/documents/main/ops", None), ("GET", f"{base}/outline", None),
                  ("POST", f"{base}/route", {"msg_type": "narration", "payload": {"text": "probe"}})]
         for name in CHANNELS.values():
             cbase = f"{base}/channels/{name}"

@@ -26,6 +26,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 TOOLS = {"post_message", "read_messages", "get_channel_history", "get_conversation_thread", "get_all_activity",
          "list_channels", "get_document", "edit_document", "set_status"}
+# The outline's tools (outline/mcp.py; tests/outline/test_live.py exercises them).
+TOOLS |= {"get_outline", "add_outline_scene", "update_outline_scene", "move_outline_scene", "delete_outline_scene"}
+TOOLS |= {"list_bible", "get_bible_entry", "upsert_bible_entry", "delete_bible_entry", "find_bible_mentions"}  # bible/mcp.py
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ import pytest
 from channels.db import database_sync_to_async
 
 from agents.services import agent_set_status
+from bible import services as bible_services
 from messaging.frames import SCHEMAS, STORY_EVENTS
+from outline import services as outline_services
 from messaging.services import channel_create, channel_set_archived, channel_update, member_add, member_remove
 from stories.documents import document_create, document_edit
 from stories.models import Participant
@@ -80,6 +82,14 @@ def test_every_frame_matches_the_schema_table(world, make_user):
                 channel_set_archived(channel=cabal, by=alice, archived=True)
                 channel_set_archived(channel=cabal, by=alice, archived=False)
                 document_create(story=story, creator=alice, name="notes")
+                entry = bible_services.entry_create(story=story, by=alice, kind="character", name="Mara")
+                bible_services.entry_update(entry=entry, by=alice, description="The keeper's daughter.")
+                bible_services.entry_delete(entry=entry, by=alice)
+                scene = outline_services.scene_create(story=story, by=alice, data={"title": "The storm"})
+                outline_services.scene_create(story=story, by=alice, data={"title": "The boat"})
+                scene = outline_services.scene_update(scene=scene, by=alice, data={"status": "drafting"})
+                outline_services.scene_move(scene=scene, by=alice, position=2)
+                outline_services.scene_delete(scene=scene, by=alice)
                 agent_set_status(agent=narrator, status="working", task="scene 2")
                 story_update(story=story, title="A new title")
                 participant_remove(story=story, user=newcomer)

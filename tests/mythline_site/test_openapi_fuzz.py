@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, settings as hypothesis_settings
 from schemathesis import GenerationMode
 
 from accounts.services import token_issue
+from bible.services import entry_create
 from stories.documents import document_create
 
 pytestmark = pytest.mark.django_db
@@ -44,6 +45,8 @@ def world(in_process, make_user, make_agent, make_story, settings):
     make_agent("scout", capabilities=["feedback"], stories=[story])
     if not story.documents.filter(name="main").exists():
         document_create(story=story, creator=owner, name="main", text="The lamp guttered.\n")
+    if not story.bible_entries.filter(slug="mara").exists():  # the story bible's `{entry}`
+        entry_create(story=story, by=owner, kind="character", name="Mara", aliases=["the keeper's daughter"])
     return {"Authorization": f"Bearer {token_issue(user=owner)}"}
 
 

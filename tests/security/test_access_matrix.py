@@ -49,6 +49,8 @@ from accounts.services import token_issue
 from agents.services import agent_create
 from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
+from bible.services import entry_create, progression_add
+from outline.services import scene_create
 from stories.documents import document_edit
 from stories.models import Document, Participant
 from stories.services import invite_create, participant_add, story_create
@@ -164,6 +166,19 @@ def rest_rows() -> list[Row]:
         rest("GET", f"{v}/documents/main", READ_STORY, sees="VAULT-DOC"),
         rest("GET", f"{v}/documents/main/ops?after=0", READ_STORY, sees="olga7"),
         rest("POST", f"{v}/documents/main/ops", WRITE_STORY, {"append": " more"}, status=200),
+        rest("GET", f"{v}/outline", READ_STORY, sees="VAULT-SCENE"),
+        rest("POST", f"{v}/outline", WRITE_STORY, {"title": "A scene"}),
+        rest("GET", f"{v}/outline/{{vault.scene}}", READ_STORY, sees="VAULT-SCENE"),
+        rest("PATCH", f"{v}/outline/{{vault.scene}}", WRITE_STORY, {"status": "drafting"}),
+        rest("POST", f"{v}/outline/{{vault.scene}}/move", WRITE_STORY, {"position": 1}, status=200),
+        rest("DELETE", f"{v}/outline/{{vault.scene}}", WRITE_STORY),
+        rest("GET", f"{v}/bible", READ_STORY, sees="VAULT-BIBLE"),
+        rest("POST", f"{v}/bible", WRITE_STORY, {"kind": "lore", "name": "A rule"}),
+        rest("GET", f"{v}/bible/vault-bible", READ_STORY, sees="VAULT-BIBLE"),
+        rest("PATCH", f"{v}/bible/vault-bible", WRITE_STORY, {"description": "changed"}),
+        rest("DELETE", f"{v}/bible/vault-bible", WRITE_STORY),
+        rest("POST", f"{v}/bible/vault-bible/progressions", WRITE_STORY, {"from_scene": 5, "description": "later"}),
+        rest("DELETE", f"{v}/bible/vault-bible/progressions/{{vault.progression}}", WRITE_STORY),
     ]
     manage = {"general": OWNER_ONLY, "cabal": MANAGE_CABAL, INBOX: READ_INBOX}
     add_member = {  # {"username": "vera7"}; public channels and inboxes take no members (400)
@@ -207,6 +222,10 @@ def rest_rows() -> list[Row]:
         rest("GET", f"{a}/channels/{INBOX}/messages?after=0", READ_INBOX, sees="AGORA-INBOX-ADA", story="agora"),
         rest("GET", "/api/messages/{agora.general}/thread", EVERYONE, sees="AGORA-GENERAL", story="agora"),
         rest("POST", f"{a}/documents/main/ops", PUBLIC_WRITE, {"append": " more"}, status=200, story="agora"),
+        rest("GET", f"{a}/outline", EVERYONE, sees="AGORA-SCENE", story="agora"),
+        rest("POST", f"{a}/outline", PUBLIC_WRITE, {"title": "A scene"}, story="agora"),
+        rest("GET", f"{a}/bible", EVERYONE, sees="AGORA-BIBLE", story="agora"),
+        rest("POST", f"{a}/bible", PUBLIC_WRITE, {"kind": "lore", "name": "A rule"}, story="agora"),
     ]
     return rows
 
@@ -318,6 +337,24 @@ def mcp_rows() -> list[Row]:
         mcp("post_message", PUBLIC_WRITE, on="agora", story="agora", channel="general", msg_type="text",
             payload={"text": "mcp agora"}),
         mcp("edit_document", PUBLIC_WRITE, on="agora", story="agora", document="main", append=" mcp"),
+        mcp("get_outline", READ_STORY, "VAULT-SCENE", story="vault"),
+        mcp("add_outline_scene", WRITE_STORY, story="vault", title="mcp scene"),
+        mcp("update_outline_scene", WRITE_STORY, story="vault", scene="{int:vault.scene}", status="drafting"),
+        mcp("move_outline_scene", WRITE_STORY, story="vault", scene="{int:vault.scene}", position=1),
+        # An id that is no scene: 404 for those who may write, after the story's own answer for the rest.
+        mcp("delete_outline_scene", who(not_found="owner editor outsider agent agent2", forbidden="viewer"),
+            story="vault", scene=0),
+        mcp("get_outline", EVERYONE, "AGORA-SCENE", on="agora", story="agora"),
+        mcp("add_outline_scene", PUBLIC_WRITE, on="agora", story="agora", title="mcp scene"),
+        mcp("list_bible", READ_STORY, "VAULT-BIBLE", story="vault"),
+        mcp("get_bible_entry", READ_STORY, "VAULT-BIBLE", story="vault", entry="vault-bible"),
+        mcp("find_bible_mentions", READ_STORY, "VAULT-BIBLE", story="vault", text="Here is the warden."),
+        mcp("upsert_bible_entry", WRITE_STORY, story="vault", name="mcp rule", kind="lore"),
+        # A slug that is no entry: 404 for those who may write, after the story's own answer for the rest.
+        mcp("delete_bible_entry", who(not_found="owner editor outsider agent agent2", forbidden="viewer"),
+            story="vault", entry="no-such-entry"),
+        mcp("list_bible", EVERYONE, "AGORA-BIBLE", on="agora", story="agora"),
+        mcp("upsert_bible_entry", PUBLIC_WRITE, on="agora", story="agora", name="mcp rule", kind="lore"),
     ]
     return rows
 
@@ -426,6 +463,8 @@ def _build_world() -> World:
         ids[f"{slug}.{INBOX2}"] = post(slug, olga, INBOX2, f"{p}-INBOX-BART", reply_to=root)
         document_edit(doc=Document.objects.get(story=story, name="main"), author=olga, body={"append": f"{p}-DOC"})
         ids[f"{slug}.scene"] = str(scene_create(story=story, by=olga, data={"title": f"{p}-SCENE"}).pk)
+        entry = entry_create(story=story, by=olga, kind="character", name=f"{p}-BIBLE", aliases=["the warden"])
+        ids[f"{slug}.progression"] = str(progression_add(entry=entry, by=olga, from_scene=2, description="later").pk)
     invite, raw = invite_create(story=stories["vault"], by=olga, role="editor")
     ids["vault.invite"], ids["vault.invite-token"] = str(invite.pk), raw
     return World(ids=ids, tokens={actor: token_issue(user=user) for actor, user in people.items()})
@@ -691,7 +730,7 @@ def test_live(live_answers, row, actor):
 def test_every_api_route_is_in_the_table():
     from mythline_site.urls import api_urls
 
-    fake = World(ids={"vault.invite": "1", "vault.invite-token": "t0ken", "vault.scene": "1",
+    fake = World(ids={"vault.invite": "1", "vault.invite-token": "t0ken", "vault.scene": "1", "vault.progression": "1",
                       **{f"{s}.{c}": "00000000-0000-0000-0000-000000000000"
                          for s in PREFIX for c in ("general", "cabal", INBOX, INBOX2)}}, tokens={})
     covered = {resolve(fake.fill(row.request[1]).split("?")[0]).route for row in SURFACES if row.surface == "rest"}
