@@ -1,7 +1,8 @@
 """Callers at once, for the races that only PostgreSQL shows (SQLite serialises write transactions)."""
 import threading
 
-from django.db import connections
+import pytest
+from django.db import connection, connections
 
 
 def at_once(n, call):
@@ -27,3 +28,10 @@ def at_once(n, call):
         t.join(60)
     assert not any(t.is_alive() for t in threads)
     return results, errors
+
+
+def postgres_only() -> None:
+    """These races exist on PostgreSQL only (SQLite runs each write transaction as BEGIN IMMEDIATE):
+    skip on SQLite, where CI's embedded run is; CI's Postgres run has them."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL race (DATABASE_URL=postgres://...); this run is on SQLite")

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from channels.db import database_sync_to_async
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
 from accounts.models import ApiToken, hash_token
@@ -20,8 +20,7 @@ from messaging.services import archive_idle_channels, channel_create, channel_se
 from mythline_site.errors import Conflict, NotFound
 from stories import services as story_services
 from stories.models import Participant
-from tests.concurrency import at_once
-from tests.conftest import require
+from tests.concurrency import at_once, postgres_only
 from tests.messaging.test_consumers import Client
 
 
@@ -88,7 +87,7 @@ def test_a_token_revoked_meanwhile_is_not_rotated(make_user, api):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_archiving_at_once_from_many_callers_and_sweepers_is_recorded_once(make_user, make_story):
-    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
+    postgres_only()
     alice = make_user("alice")
     story = make_story(alice, slug="tale")
     by_hand = channel_create(story=story, creator=alice, name="backstage", kind="public")
@@ -109,7 +108,7 @@ def test_archiving_at_once_from_many_callers_and_sweepers_is_recorded_once(make_
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_removing_a_participant_twice_at_once_is_recorded_once(make_user, make_story, api, monkeypatch):
-    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
+    postgres_only()
     alice, bob = make_user("alice"), make_user("bob")
     make_story(alice, slug="tale", editors=[bob])
     clients = [api(alice), api(alice)]

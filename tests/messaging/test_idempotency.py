@@ -21,7 +21,8 @@ from messaging.models import Message
 from messaging.policies import access_channel
 from messaging.services import ID_TAKEN, channel_create, legacy_key_id, message_post
 from mythline_site.errors import Conflict
-from tests.conftest import error_code, require
+from tests.concurrency import postgres_only
+from tests.conftest import error_code
 
 TEXT = {"msg_type": "text", "payload": {"text": "The lamp is lit."}}
 
@@ -194,7 +195,7 @@ def test_two_identical_keyed_routes_at_once_both_answer_with_one_set_of_copies(
     """Both requests look the key up, find nothing, and insert: on PostgreSQL the loser's insert
     waits for the winner's commit and hits `message_idempotency_key_unique`. It used to answer
     500; now it looks the key up again and answers 200 with the winner's copies."""
-    require(connection.vendor == "postgresql", "PostgreSQL (DATABASE_URL=postgres://...)")
+    postgres_only()
     alice = make_user("alice")
     tale = make_story(alice, slug="tale")
     make_agent("narrator", capabilities=["narration"], stories=[tale])
