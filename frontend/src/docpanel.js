@@ -26,8 +26,10 @@ const editorTheme = EditorView.theme({
 });
 
 export class DocumentPanel {
-  constructor({socket, slug, head, host, documents, canWrite}) {
+  constructor({socket, slug, head, host, documents, canWrite, extensions = [], headActions = null}) {
     this.socket = socket;
+    this.pageExtensions = extensions; // the room's own (the story bible's marks)
+    this.headActions = headActions; // () => the room's own buttons in the head (the story bible)
     this.slug = slug;
     this.head = head;
     this.host = host;
@@ -59,6 +61,7 @@ export class DocumentPanel {
     clear(this.head);
     this.renderOptions();
     const actions = h("div.doc-actions");
+    if (this.headActions) actions.append(...this.headActions());
     if (this.canWrite) {
       actions.append(
         h("button.btn.ghost.sm", {type: "button", id: "fork-doc", title: "Fork this document at its current revision",
@@ -112,6 +115,7 @@ export class DocumentPanel {
       EditorView.contentAttributes.of({"aria-label": `Story text: ${name}`, spellcheck: "true", autocorrect: "on",
         autocapitalize: "sentences"}),
       editorTheme,
+      this.pageExtensions,
       EditorView.updateListener.of((update) => {
         if (update.docChanged || update.transactions.length) this.showRevision();
       }),

@@ -12,6 +12,7 @@ import {bindConnectionIndicator} from "./socket.js";
 import {Compose, describeError} from "./compose.js";
 import {DocumentPanel} from "./docpanel.js";
 import {MembersDialog} from "./members.js";
+import {BibleDialog, bibleMarks} from "./bible.js";
 import {fillTally, renderMessage, snippet, updateReplyCount} from "./render.js";
 import {
   $, ago, api, avatar, clear, displayName, h, icon, labelled, NAME_PATTERN, NAME_RE, NAME_RULE, nameWithHandle, progressBar,
@@ -135,9 +136,19 @@ export class RoomPage {
       [...this.channels.values()].find((c) => c.info.readable) || [...this.channels.values()][0];
     if (first) this.select(first.name, {replace: true});
 
+    this.bible = new BibleDialog({slug: this.slug, canWrite: this.config.can_write});
+    this.bible.load();
+    // Events missed while the socket was down: read the bible again when it is back.
+    let wasOpen = false;
+    this.socket.onState((state) => {
+      if (state === "open" && wasOpen) this.bible.load();
+      if (state === "open") wasOpen = true;
+    });
     this.docs = new DocumentPanel({
       socket: this.socket, slug: this.slug, head: $("#doc-head"), host: $("#editor"),
-      documents: this.config.documents, canWrite: this.config.can_write,
+      documents: this.config.documents, canWrite: this.config.can_write, extensions: bibleMarks(this.bible),
+      headActions: () => [h("button.btn.ghost.sm", {type: "button", id: "doc-bible", title: "The story bible: who and what the text names",
+        onclick: (e) => this.bible.open(e.currentTarget)}, "Bible")],
     });
     this.docs.open("main");
 
@@ -146,6 +157,8 @@ export class RoomPage {
       $(".sidebar-head").append(h("button.btn.ghost.sm.on-dark.members-button", {type: "button", id: "members-button",
         onclick: (e) => this.membersDialog.open(e.currentTarget)}, this.config.is_owner ? "Members and invites" : "Members"));
     }
+    $(".sidebar-head").append(h("button.btn.ghost.sm.on-dark.bible-button", {type: "button", id: "bible-button",
+      onclick: (e) => this.bible.open(e.currentTarget)}, "Story bible"));
 
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") this.maybeAck();
@@ -215,6 +228,7 @@ export class RoomPage {
       if (this.membersDialog.el.open) this.membersDialog.refresh();
       if (data.username === this.me.username) this.myRoleChanged(frame.event === "participant.removed" ? null : data.role);
     }
+    if (frame.event.startsWith("bible.entry.")) this.bible.onEvent(frame.event, data);
     switch (frame.event) {
       case "channel.created":
         this.upsertChannel(data);
@@ -505,6 +519,7 @@ export class RoomPage {
     if (this.current) this.renderCompose();
     if (could !== this.config.can_write) {
       this.docs.setCanWrite(this.config.can_write);
+      this.bible.setCanWrite(this.config.can_write);
       toast(this.config.can_write ? "You can write in this story now." :
         role ? "You are a viewer now: you read along but no longer write." : "You were removed from this story.");
     }
