@@ -35,3 +35,24 @@ def postgres_only() -> None:
     skip on SQLite, where CI's embedded run is; CI's Postgres run has them."""
     if connection.vendor != "postgresql":
         pytest.skip("a PostgreSQL race (DATABASE_URL=postgres://...); this run is on SQLite")
+
+
+def postgres_race(settings) -> None:
+    """For a race test: PostgreSQL only, and rate limits out of the way of N requests at once."""
+    postgres_only()
+    rate = ("1000/s", 1000)
+    settings.MYTHLINE_RATES = {"post": rate, "write": rate, "read": rate}
+
+
+def bearer_clients(users, n):
+    """n API clients, each with its own fresh token of users[i % len(users)]."""
+    from rest_framework.test import APIClient
+
+    from accounts.services import token_issue
+
+    clients = []
+    for i in range(n):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=users[i % len(users)])}")
+        clients.append(client)
+    return clients

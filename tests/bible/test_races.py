@@ -3,12 +3,9 @@ together. The story's row serialises bible writes, so the same name added at onc
 (the others 409), the last places under the entries cap go to exactly that many, and PATCHes with
 the same `version` at once are one change (the others 409)."""
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
-from accounts.services import token_issue
 from bible.models import BibleEntry
-from tests.concurrency import at_once
+from tests.concurrency import at_once, bearer_clients, postgres_race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -17,22 +14,14 @@ N = 8
 
 @pytest.fixture(autouse=True)
 def _postgres(settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("a PostgreSQL race (DATABASE_URL=postgres://...); this run is on SQLite")
-    rate = ("1000/s", 1000)
-    settings.MYTHLINE_RATES = {"post": rate, "write": rate, "read": rate}
+    postgres_race(settings)
 
 
 @pytest.fixture
 def clients(make_user, make_story):
     owner = make_user("owner")
     make_story(owner, slug="tale")
-    out = []
-    for _ in range(N):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=owner)}")
-        out.append(client)
-    return out
+    return bearer_clients([owner], N)
 
 
 def codes(results):

@@ -6,12 +6,9 @@ story's row lock, so positions stay 1..N with no duplicate and no gap, and every
 SQLite runs each write transaction as BEGIN IMMEDIATE, so the race cannot happen there: skipped on
 SQLite (DATABASE_URL=postgres://... runs it)."""
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
-from accounts.services import token_issue
 from outline.models import OutlineScene
-from tests.concurrency import at_once
+from tests.concurrency import at_once, bearer_clients, postgres_race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -21,19 +18,7 @@ URL = "/api/stories/tale/outline"
 
 @pytest.fixture(autouse=True)
 def _postgres(settings):
-    if connection.vendor != "postgresql":
-        pytest.skip("a PostgreSQL race (DATABASE_URL=postgres://...); this run is on SQLite")
-    rate = ("1000/s", 1000)
-    settings.MYTHLINE_RATES = {"post": rate, "write": rate, "read": rate}
-
-
-def _clients(users, n):
-    out = []
-    for i in range(n):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=users[i % len(users)])}")
-        out.append(client)
-    return out
+    postgres_race(settings)
 
 
 def _positions(story):
@@ -49,7 +34,7 @@ def tale(make_user, make_story):
 
 def test_inserts_at_once_at_the_same_place_all_land_in_a_dense_order(tale):
     story, users = tale
-    clients = _clients(users, N)
+    clients = bearer_clients(users, N)
     for t in ("first", "last"):
         assert clients[0].post(URL, {"title": t}, format="json").status_code == 201
     results, errors = at_once(N, lambda i: clients[i].post(URL, {"title": f"new {i}", "position": 2},
@@ -64,7 +49,7 @@ def test_inserts_at_once_at_the_same_place_all_land_in_a_dense_order(tale):
 
 def test_moves_inserts_and_deletes_at_once_keep_positions_dense(tale):
     story, users = tale
-    clients = _clients(users, N)
+    clients = bearer_clients(users, N)
     ids = [clients[0].post(URL, {"title": f"s{i}"}, format="json").json()["id"] for i in range(2 * N)]
 
     def call(i):
@@ -86,7 +71,7 @@ def test_moves_inserts_and_deletes_at_once_keep_positions_dense(tale):
 def test_the_limit_holds_under_concurrent_inserts(tale, settings):
     settings.MYTHLINE_OUTLINE_MAX_SCENES = 3
     story, users = tale
-    clients = _clients(users, N)
+    clients = bearer_clients(users, N)
     results, errors = at_once(N, lambda i: clients[i].post(URL, {"title": f"t{i}"}, format="json"))
     assert errors == [None] * N
     assert sorted(r.status_code for r in results) == [201] * 3 + [409] * (N - 3)

@@ -8,13 +8,10 @@ SQLite runs each write transaction as BEGIN IMMEDIATE, so the race cannot happen
 tests need DATABASE_URL=postgres://... (skipped on SQLite, where writers are serialised; CI runs them on Postgres).
 """
 import pytest
-from django.db import connection
-from rest_framework.test import APIClient
 
-from accounts.services import token_issue
 from messaging.models import Channel, Membership
 from stories.models import Participant
-from tests.concurrency import at_once
+from tests.concurrency import at_once, bearer_clients, postgres_race
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -23,22 +20,7 @@ N = 8
 
 @pytest.fixture(autouse=True)
 def _postgres(settings):
-    # SQLite serialises writers, so these races exist on PostgreSQL only: the embedded run skips
-    # them (as test_serve.py does) and CI's Postgres run has them.
-    if connection.vendor != "postgresql":
-        pytest.skip("a PostgreSQL race (DATABASE_URL=postgres://...); this run is on SQLite")
-    rate = ("1000/s", 1000)
-    settings.MYTHLINE_RATES = {"post": rate, "write": rate, "read": rate}
-
-
-def _clients(user, n):
-    """n REST clients for `user`, tokens issued up front (on this thread)."""
-    out = []
-    for _ in range(n):
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=user)}")
-        out.append(client)
-    return out
+    postgres_race(settings)
 
 
 def _answers(results):
@@ -48,7 +30,7 @@ def _answers(results):
 def test_joining_a_story_n_times_at_once_answers_each_and_adds_one_participant(make_user, make_story):
     alice, bob = make_user("alice"), make_user("bob")
     story = make_story(alice, slug="tale")
-    clients = _clients(bob, N)
+    clients = bearer_clients([bob], N)
     results, errors = at_once(N, lambda i: clients[i].post("/api/stories/tale/join", format="json"))
     assert errors == [None] * N
     assert _answers(results) == [200] * (N - 1) + [201], [r.content[:200] for r in results]
@@ -61,7 +43,7 @@ def test_joining_a_story_n_times_at_once_answers_each_and_adds_one_participant(m
 def test_an_owner_adding_one_user_n_times_at_once_adds_one_participant(make_user, make_story):
     alice, bob = make_user("alice"), make_user("bob")
     story = make_story(alice, slug="tale")
-    clients = _clients(alice, N)
+    clients = bearer_clients([alice], N)
     results, errors = at_once(N, lambda i: clients[i].post(
         "/api/stories/tale/participants", {"username": "bob", "role": "viewer"}, format="json"))
     assert errors == [None] * N
@@ -75,7 +57,7 @@ def test_adding_an_agent_n_times_at_once_gives_it_one_participant_and_one_inbox(
     alice = make_user("alice")
     story = make_story(alice, slug="tale")
     make_agent("narrator")
-    clients = _clients(alice, N)
+    clients = bearer_clients([alice], N)
     results, errors = at_once(N, lambda i: clients[i].post(
         "/api/stories/tale/participants", {"username": "narrator", "role": "editor"}, format="json"))
     assert errors == [None] * N
@@ -89,7 +71,7 @@ def test_a_join_racing_an_owners_add_keeps_one_row_with_the_owners_role(make_use
     runs first, one row, and the role is the owner's (join then add, or add then join: viewer)."""
     alice, bob = make_user("alice"), make_user("bob")
     story = make_story(alice, slug="tale")
-    owner, joiner = _clients(alice, 1)[0], _clients(bob, 1)[0]
+    owner, joiner = bearer_clients([alice, bob], 2)
 
     def call(i):
         if i % 2:
