@@ -9,7 +9,7 @@ replaced as a whole) the range is `gone`: collapsed to the place where the text 
 range (a point: where a scene is to be written) moves with the text and is never gone. The
 answer counts characters (code points) of the current text, as document edits do.
 """
-from stories.changesets import ChangeSet, _Utf16Index
+from stories.changesets import ChangeSet, _Utf16Index, map_positions
 from stories.documents import iso
 from stories.models import DocumentChange, Story
 
@@ -21,19 +21,34 @@ def _json_length(changes: list) -> int:
     return sum(part if isinstance(part, int) else part[0] for part in changes)
 
 
+def map_ranges(cs: ChangeSet, ranges: list[tuple[int, int, bool]]) -> list[tuple[int, int, bool]]:
+    """Each (start, end, gone) of `ranges` (UTF-16 units) mapped through one change set, all in
+    one walk over its sections (stories.changesets.map_positions). Insertions at the edges stay
+    outside a range; a point sticks before them; a range whose every character was deleted (or
+    replaced at once) collapses to where its text was and is gone."""
+    positions = []
+    for start, end, _ in ranges:
+        positions += [(start, -1)] if start == end else [(start, 1), (end, -1)]
+    mapped = iter(map_positions(cs, positions))
+    out = []
+    for start, end, gone in ranges:
+        if start == end:
+            point = next(mapped)
+            out.append((point, point, gone))
+            continue
+        new_start, new_end = next(mapped), next(mapped)
+        if new_start >= new_end:  # every character it covered was deleted (or replaced at once)
+            out.append((min(new_start, new_end),) * 2 + (True,))
+        else:
+            out.append((new_start, new_end, gone))
+    return out
+
+
 def map_range(changesets, start: int, end: int, gone: bool = False) -> tuple[int, int, bool]:
     """(start, end) in UTF-16 units mapped through `changesets` (in order), and whether the text
-    it covered is gone. Insertions at the edges stay outside a range; a point sticks before them."""
+    it covered is gone (see `map_ranges`)."""
     for cs in changesets:
-        if start == end:
-            start = end = cs.map_pos(start, -1)
-            continue
-        new_start, new_end = cs.map_pos(start, 1), cs.map_pos(end, -1)
-        if new_start >= new_end:  # every character it covered was deleted (or replaced at once)
-            start = end = min(new_start, new_end)
-            gone = True
-        else:
-            start, end = new_start, new_end
+        [(start, end, gone)] = map_ranges(cs, [(start, end, gone)])
     return start, end, gone
 
 
@@ -51,8 +66,10 @@ def _changesets(document_id: int, after: int, upto: int):
 
 # A read that maps a range through this many changes or more stores it re-anchored at the current
 # revision, so the next read maps only what changed since: the cost of reading an outline stays
-# bounded by the changes since the last read, not since the range was set.
-REANCHOR_AFTER = 100
+# bounded by the changes since the last read, not since the range was set. Small, so no read maps
+# through more than 9 change sets (each up to MYTHLINE_DOC_MAX_PUSH_CHANGES changes) again and
+# again; not 1, so a read during steady typing does not rewrite every scene's row each time.
+REANCHOR_AFTER = 10
 
 
 def _reanchor(scene: OutlineScene, start: int, end: int, gone: bool, revision: int) -> None:
@@ -65,7 +82,8 @@ def _reanchor(scene: OutlineScene, start: int, end: int, gone: bool, revision: i
 
 def mapped_ranges(scenes: list[OutlineScene]) -> dict[int, dict]:
     """{scene id: range json} for the scenes with a range, each mapped to its document's current
-    revision. One pass over each document's change log, shared by all its scenes."""
+    revision. One pass over each document's change log, shared by all its scenes, and one walk
+    over each change set for all of them (its size, not scenes x its size)."""
     by_doc: dict[int, list[OutlineScene]] = {}
     for scene in scenes:
         if scene.document_id is not None and scene.range_revision is not None:
@@ -77,9 +95,9 @@ def mapped_ranges(scenes: list[OutlineScene]) -> dict[int, dict]:
         oldest = min(s.range_revision for s in doc_scenes)
         if oldest < doc.revision:
             for revision, cs in _changesets(doc.pk, oldest, doc.revision):
-                for s in doc_scenes:
-                    if s.range_revision < revision:
-                        positions[s.pk] = map_range((cs,), *positions[s.pk])
+                behind = [s.pk for s in doc_scenes if s.range_revision < revision]
+                for pk, mapped in zip(behind, map_ranges(cs, [positions[pk] for pk in behind]), strict=True):
+                    positions[pk] = mapped
         index = _Utf16Index(doc.text)
         for s in doc_scenes:
             start, end, gone = positions[s.pk]

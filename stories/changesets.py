@@ -37,6 +37,7 @@ __all__ = [
     "MapMode",
     "edits_from_chars",
     "index_to_utf16",
+    "map_positions",
     "normalize_line_breaks",
     "replay",
     "shift_ranges",
@@ -748,4 +749,44 @@ def shift_ranges(changes: ChangeSet, ranges: Sequence[tuple[int, int]]) -> list[
         if i < n and pos <= end:
             return None  # it ends at or after `start` and starts at or before `end`
         out.append((start + delta, end + delta))
+    return out
+
+
+def map_positions(changes: ChangeSet, positions: Sequence[tuple[int, int]]) -> list[int]:
+    """`[changes.map_pos(pos, assoc) for pos, assoc in positions]` (MapMode.SIMPLE) in one walk
+    over the sections: O(sections + P log P) where a `map_pos` per position costs O(P x sections).
+    `positions` need not be sorted; the answers come back in their order. ValueError, as `map_pos`,
+    for a position that is negative, not an int or past the end of the document.
+
+    The section at which `map_pos` stops for (pos, assoc) never comes before the one for a smaller
+    pos, or for the same pos with assoc < 0, so the positions are visited in (pos, assoc) order.
+    """
+    for pos, _ in positions:
+        if not _is_int(pos) or pos < 0:
+            raise ValueError(f"position {pos!r} is not a non-negative int")
+    order = sorted(range(len(positions)), key=lambda k: (positions[k][0], positions[k][1] >= 0))
+    out = [0] * len(positions)
+    sections = changes._sections
+    n, i, pos_a, pos_b = len(sections), 0, 0, 0
+    for k in order:
+        pos, assoc = positions[k]
+        while i < n:
+            length, ins = sections[i], sections[i + 1]
+            end_a = pos_a + length
+            if ins < 0:
+                if end_a > pos:
+                    out[k] = pos_b + (pos - pos_a)
+                    break
+                pos_b += length
+            else:
+                if end_a > pos or (end_a == pos and assoc < 0 and not length):
+                    out[k] = pos_b if pos == pos_a or assoc < 0 else pos_b + ins
+                    break
+                pos_b += ins
+            pos_a = end_a
+            i += 2
+        else:
+            if pos > pos_a:
+                raise ValueError(f"Position {pos} is out of range for changeset of length {pos_a}")
+            out[k] = pos_b
     return out
