@@ -2,6 +2,7 @@
 same policies, services and selectors as the REST views, with the same error codes."""
 from typing import Annotated, Any
 
+from django.conf import settings
 from mcp.server.fastmcp import Context
 from mcp.types import ToolAnnotations
 from pydantic import Field
@@ -35,8 +36,9 @@ def _list_bible(user, story, kind, query, scene, limit, offset) -> dict:
     offset = 0 if offset is None else offset
     if not 1 <= limit <= MAX_LIST:
         raise Invalid(f"'limit' is 1 to {MAX_LIST}.", details={"limit": f"1 to {MAX_LIST}"})
-    if offset < 0:
-        raise Invalid("'offset' is 0 or more.", details={"offset": "at least 0"})
+    max_offset = settings.MYTHLINE_BIBLE_MAX_ENTRIES  # no page starts past the most entries a story holds
+    if not 0 <= offset <= max_offset:
+        raise Invalid(f"'offset' is 0 to {max_offset}.", details={"offset": f"0 to {max_offset}"})
     qs = selectors.filtered(access.story, kind=kind, query=query).order_by("name_key", "id")
     page = list(qs[offset:offset + limit + 1])
     more = len(page) > limit

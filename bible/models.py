@@ -15,8 +15,9 @@ class BibleEntry(models.Model):
     story = models.ForeignKey("stories.Story", on_delete=models.CASCADE, related_name="bible_entries")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     name = models.CharField(max_length=120)
-    # The name casefolded: names are unique in a story whatever their case (and kind).
-    name_key = models.CharField(max_length=120, editable=False)
+    # The name casefolded: names are unique in a story whatever their case (and kind). Text, not
+    # 120 characters: casefolding may lengthen a name ("ß" -> "ss", "ﬃ" -> "ffi").
+    name_key = models.TextField(editable=False)
     slug = models.CharField(max_length=64, help_text="The entry's key in URLs; made from its first name, kept on rename.")
     aliases = models.JSONField(default=list, blank=True, help_text="Other names: a list of strings.")
     description = models.TextField(blank=True)

@@ -1,5 +1,6 @@
 """Reads for the story bible: entries as JSON (as of a scene, with its progressions applied), the
 list's filters, and `entries_mentioned`, which finds the entries a text names."""
+import functools
 import re
 import threading
 from collections import OrderedDict
@@ -115,12 +116,30 @@ class Mention:
 @dataclass
 class _Matcher:
     regex: re.Pattern | None
-    terms: dict[str, list[int]]  # a name or alias, lowercased -> the ids of the entries it names
+    terms: dict[str, list[int]]  # a name or alias, folded (`fold`) -> the ids of the entries it names
 
 
 _CACHE: "OrderedDict[int, tuple[tuple, _Matcher]]" = OrderedDict()
-_CACHE_SIZE = 256
+_CACHE_SIZE = 32  # stories whose compiled pattern a process keeps (each at most MYTHLINE_BIBLE_MAX_TERM_CHARS)
 _CACHE_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    folded = char.casefold()
+    if len(folded) == 1:
+        return folded
+    lowered = char.lower()
+    return lowered if len(lowered) == 1 else char
+
+
+def fold(text: str) -> str:
+    """`text` with each character casefolded where that gives one character (else lowercased where
+    that does, else kept): the same length as `text`, so a span in the folded text is a span in
+    `text`; "ſ", "S" and "s" all fold to "s", "ς" to "σ", the Kelvin sign to "k"."""
+    if text.isascii():
+        return text.lower()
+    return "".join([_fold_char(c) for c in text])
 
 
 def _trie_pattern(words: list[str]) -> str:
@@ -163,11 +182,11 @@ def _matcher(story: Story) -> _Matcher:
             return cached[1]
     terms: dict[str, list[int]] = {}
     for pk, name, aliases in BibleEntry.objects.filter(story=story).values_list("pk", "name", "aliases"):
-        for term in {t.lower() for t in [name, *aliases] if isinstance(t, str) and t.strip()}:
+        for term in {fold(t) for t in [name, *aliases] if isinstance(t, str) and t.strip()}:
             terms.setdefault(term, []).append(pk)
     regex = None
-    if terms:
-        regex = re.compile(r"(?<!\w)" + _trie_pattern(list(terms)) + r"(?!\w)", re.IGNORECASE)
+    if terms:  # matched against the folded text, without re.IGNORECASE: no two branches match alike
+        regex = re.compile(r"(?<!\w)" + _trie_pattern(list(terms)) + r"(?!\w)")
     matcher = _Matcher(regex=regex, terms=terms)
     with _CACHE_LOCK:
         _CACHE[story.pk] = (key, matcher)
@@ -192,13 +211,8 @@ def entries_mentioned(story: Story, text: str, scene: int | None = None) -> list
     if matcher.regex is None or not text:
         return []
     spans: dict[int, list[tuple[int, int]]] = {}
-    for match in matcher.regex.finditer(text):
-        found = match.group()
-        ids = matcher.terms.get(found.lower())
-        if ids is None:  # a case pair re.IGNORECASE knows and str.lower does not: compare one by one
-            ids = [pk for term, pks in matcher.terms.items()
-                   if re.fullmatch(re.escape(term), found, re.IGNORECASE) for pk in pks]
-        for pk in ids:
+    for match in matcher.regex.finditer(fold(text)):  # same length as `text`: same spans
+        for pk in matcher.terms[match.group()]:
             spans.setdefault(pk, []).append(match.span())
     if not spans:
         return []

@@ -100,6 +100,21 @@ def _check_entry_size(entry_chars: int, progressions) -> None:
                               details={"max_entry_chars": limit})
 
 
+def _check_term_chars(story: Story, name: str, aliases, exclude_pk=None) -> None:
+    """The names and aliases of a story's entries hold at most MYTHLINE_BIBLE_MAX_TERM_CHARS
+    characters in all (what `entries_mentioned` compiles into one pattern): 409 `conflict`."""
+    limit = settings.MYTHLINE_BIBLE_MAX_TERM_CHARS
+    others = BibleEntry.objects.filter(story=story)
+    if exclude_pk is not None:
+        others = others.exclude(pk=exclude_pk)
+    total = _chars(name=name, aliases=aliases)
+    for other_name, other_aliases in others.values_list("name", "aliases"):
+        total += _chars(name=other_name, aliases=[a for a in other_aliases if isinstance(a, str)])
+    if total > limit:
+        raise Conflict(f"Story '{story.slug}' would hold more than {limit} characters of bible names and aliases, "
+                       f"the most a story may hold.", details={"max_term_chars": limit})
+
+
 def _lock_story(story: Story) -> None:
     Story.objects.select_for_update().filter(pk=story.pk).values_list("pk", flat=True).first()
 
@@ -152,6 +167,7 @@ def entry_create(*, story: Story, by, kind, name, aliases=None, description="", 
             if taken := _name_taken(story, name):
                 raise taken
             _check_entry_size(_chars(name=name, aliases=aliases, description=description, fields=fields), [])
+            _check_term_chars(story, name, aliases)
             entry = BibleEntry(story=story, kind=kind, name=name, name_key=name.casefold(), aliases=aliases,
                                description=description, fields=fields, created_by=by, updated_by=by,
                                slug=_unique_slug(story, name))
@@ -193,6 +209,8 @@ def entry_update(*, entry: BibleEntry, by, version=None, **changes) -> BibleEntr
                     raise taken
                 _check_entry_size(_chars(name=new["name"], aliases=new["aliases"], description=new["description"],
                                          fields=new["fields"]), BibleProgression.objects.filter(entry=stored))
+                if "name" in changed or "aliases" in changed:
+                    _check_term_chars(story, new["name"], new["aliases"], exclude_pk=stored.pk)
                 for f in changed:
                     setattr(stored, f, new[f])
                 stored.name_key = stored.name.casefold()

@@ -239,6 +239,47 @@ def test_an_entry_with_its_progressions_has_a_total_size(tale, api, settings):
     assert stored["version"] == 2 and stored["fields"] == {} and len(stored["progressions"]) == 1
 
 
+def test_names_and_aliases_of_a_story_have_a_total_size(tale, api, settings):
+    """What `entries_mentioned` compiles into one pattern is bounded: 409 past the cap, nothing changed."""
+    settings.MYTHLINE_BIBLE_MAX_TERM_CHARS = 30
+    owner = api(tale["owner"])
+    assert owner.post(url("tale"), {"kind": "lore", "name": "Tide", "aliases": ["Flood"]}, format="json").status_code == 201
+    r = owner.post(url("tale"), {"kind": "lore", "name": "x" * 22}, format="json")  # 9 + 22 > 30
+    assert error_code(r) == "conflict" and r.json()["error"]["details"] == {"max_term_chars": 30}
+    assert owner.post(url("tale"), {"kind": "lore", "name": "x" * 21}, format="json").status_code == 201
+    r = owner.patch(url("tale", "tide"), {"aliases": ["Flood", "Ebb"]}, format="json")
+    assert error_code(r) == "conflict" and r.json()["error"]["details"] == {"max_term_chars": 30}
+    r = owner.patch(url("tale", "tide"), {"name": "Tid", "aliases": ["Flood", "E"]}, format="json")  # same total
+    assert r.status_code == 200, r.json()
+    assert owner.patch(url("tale", "tide"), {"description": "long " * 100}, format="json").status_code == 200
+    assert [e["name"] for e in owner.get(url("tale")).json()["results"]] == ["Tid", "x" * 21]
+
+
+def test_names_that_casefold_longer_are_stored(tale, api):
+    """"ß" casefolds to "ss": a 120-character name may have a longer key; 201 or 400, never 500."""
+    owner = api(tale["owner"])
+    r = owner.post(url("tale"), {"kind": "lore", "name": "ß" * 120}, format="json")
+    assert r.status_code == 201, r.json()
+    assert BibleEntry.objects.get(slug=r.json()["slug"]).name_key == "ss" * 120
+    assert error_code(owner.post(url("tale"), {"kind": "lore", "name": "\u1e9e" * 120}, format="json")) == "conflict"
+    assert error_code(owner.post(url("tale"), {"kind": "lore", "name": "ß" * 121}, format="json")) == "invalid"
+    slug = owner.post(url("tale"), {"kind": "lore", "name": "ok"}, format="json").json()["slug"]
+    r = owner.patch(url("tale", slug), {"name": "ﬃ" * 120}, format="json")
+    assert r.status_code == 200 and r.json()["name"] == "ﬃ" * 120
+
+
+def test_the_mcp_list_refuses_an_offset_past_the_most_entries(tale, settings):
+    from bible.mcp import _list_bible
+    from mythline_site.errors import Invalid
+
+    settings.MYTHLINE_BIBLE_MAX_ENTRIES = 50
+    for offset in (10**30, 51, -1):
+        with pytest.raises(Invalid) as refused:
+            _list_bible(tale["owner"], "tale", None, None, None, 10, offset)
+        assert refused.value.details == {"offset": "0 to 50"}
+    assert _list_bible(tale["owner"], "tale", None, None, None, 10, 50) == {"results": [], "next_offset": None}
+
+
 def test_export_has_the_bible(tale, api):
     owner = api(tale["owner"])
     create(owner)

@@ -129,6 +129,8 @@ def test_mcp_tools(server, tale):
             assert [e["slug"] for e in (await ok("list_bible", story="tale", query="KEEPER"))["results"]] == \
                 ["mara-quinn"]
             assert await refused("list_bible", story="tale", scene=0) == "invalid"
+            assert await refused("list_bible", story="tale", offset=10**30) == "invalid"  # not a database error
+            assert (await ok("list_bible", story="tale", offset=2000))["results"] == []
             assert (await ok("get_bible_entry", story="tale", entry="mara-quinn"))["version"] == 3
             assert await refused("get_bible_entry", story="tale", entry="nobody") == "not_found"
 

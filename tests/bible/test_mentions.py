@@ -141,3 +141,40 @@ def test_a_long_text_and_a_full_bible_are_fast(story, settings):
     assert [len(m.spans) for m in again] == [len(m.spans) for m in first]
     print(f"\nmentions: 2000 entries, {len(text)} chars: first {built * 1000:.0f} ms, cached {cached * 1000:.0f} ms")
     assert built < 5 and cached < 2, (built, cached)
+
+
+def test_case_pairs_str_lower_does_not_know_are_found_and_cheap(story):
+    """"ſ" (long s), "ς" and the Kelvin sign fold like "s", "σ" and "k": found, with their spans
+    in the text as given, and the text is scanned once, without comparing term by term."""
+    by = story.test_owner
+    entry_create(story=story, by=by, kind="lore", name="ſ")
+    entry_create(story=story, by=by, kind="lore", name="Kelvin", aliases=["λόγος"])
+    for i in range(29):  # many terms: the old fallback compared each match with each of them
+        entry_create(story=story, by=by, kind="lore", name=f"n{i}", aliases=[f"a{i}x{j}" for j in range(20)])
+    assert found(story, "S, s and ſ; \u212aelvin; ΛΌΓΟΣ") == {
+        "ſ": [(0, 1), (3, 4), (9, 10)], "Kelvin": [(12, 18), (20, 25)]}
+    start = time.perf_counter()
+    mentions = selectors.entries_mentioned(story, "s " * 50_000)
+    elapsed = time.perf_counter() - start
+    assert [len(m.spans) for m in mentions] == [50_000]
+    assert elapsed < 2, elapsed  # was 6 s for 500 matches
+
+
+def test_names_alike_under_ignorecase_do_not_backtrack(story):
+    """16,384 names over "s" and "ſ" are distinct but fold alike: one branch each, where
+    re.IGNORECASE tried both siblings at every level (12 s for 200,000 characters)."""
+    import itertools
+
+    from bible.models import BibleEntry
+
+    owner = story.test_owner
+    names = ["".join(p) for p in itertools.product("sſ", repeat=14)]
+    BibleEntry.objects.create(story=story, kind="lore", name=names[0], name_key=names[0], slug="s", aliases=names[1:],
+                              created_by=owner, updated_by=owner)  # past the caps: the store may predate them
+    text = ("s" * 15 + " ") * 12_500
+    start = time.perf_counter()
+    mentions = selectors.entries_mentioned(story, text)
+    elapsed = time.perf_counter() - start
+    assert mentions == []  # 15 letters: no name
+    assert elapsed < 2, elapsed
+    assert [m.spans for m in selectors.entries_mentioned(story, "x " + "ſS" * 7 + " s")] == [[(2, 16)]]
