@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "audit",  # the audit log of rights (docs/deploy.md, "Audit log")
     "bible",  # the story bible (docs/protocol.md, "Story bible")
     "outline",  # a story's outline of scenes (docs/protocol.md, "The outline")
+    "writers",  # a story's writers' room: the crew that serves it (docs/crew.md)
     "mythline_site",  # its management commands: `serve` (docs/deploy.md)
 ]
 
@@ -372,6 +373,9 @@ MYTHLINE_BIBLE_MAX_ENTRY_CHARS = int(os.environ.get("MYTHLINE_BIBLE_MAX_ENTRY_CH
 # The outline (docs/protocol.md, "The outline"): scenes per story, beats per scene.
 MYTHLINE_OUTLINE_MAX_SCENES = int(os.environ.get("MYTHLINE_OUTLINE_MAX_SCENES", 500))
 MYTHLINE_OUTLINE_MAX_BEATS = int(os.environ.get("MYTHLINE_OUTLINE_MAX_BEATS", 50))
+# The writers' room (docs/crew.md): stories with a crew on this server (each crew is eight agents
+# with a socket each in the crew worker).
+MYTHLINE_CREW_MAX_STORIES = int(os.environ.get("MYTHLINE_CREW_MAX_STORIES", 100))
 MYTHLINE_RATE_KEY_PREFIX = "rl"  # cache keys of the rate limiter
 MYTHLINE_ARCHIVE_SWEEP_SECONDS = float(os.environ.get("MYTHLINE_ARCHIVE_SWEEP_SECONDS", 30))
 # Each server process moves long-lived objects out of the garbage collector's full scans this

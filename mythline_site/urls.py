@@ -18,6 +18,7 @@ from outline import api as outline_api
 from presence.api import StoryPresenceView
 from stories import api as stories_api
 from stories import views as story_views
+from writers import api as writers_api
 
 S = "api/stories/<str:story>"
 C = f"{S}/channels/<str:channel>"
@@ -45,6 +46,7 @@ api_urls = [
     path(f"{S}/outline", outline_api.OutlineView.as_view(), name="outline"),
     path(f"{S}/outline/<int:scene>", outline_api.SceneView.as_view(), name="outline-scene"),
     path(f"{S}/outline/<int:scene>/move", outline_api.SceneMoveView.as_view(), name="outline-scene-move"),
+    path(f"{S}/crew", writers_api.CrewView.as_view(), name="story-crew"),
     path(f"{S}/channels", messaging_api.ChannelListView.as_view(), name="channel-list"),
     path(f"{C}", messaging_api.ChannelDetailView.as_view(), name="channel-detail"),
     path(f"{C}/members", messaging_api.MemberListView.as_view(), name="member-list"),

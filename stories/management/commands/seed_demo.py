@@ -23,6 +23,9 @@ from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
 from mythline_site.errors import MythlineError
 from stories.documents import document_edit
+from writers.models import StoryCrew
+from writers.roles import DEMO_MEMBERS
+from writers.services import crew_adopt
 from stories.models import Document, Participant, Story
 from stories.services import MAIN, participant_add, story_create
 
@@ -406,6 +409,9 @@ class Command(BaseCommand):
         for spec in CREW:
             users[spec["username"]] = self._agent(story, spec, summary)
         self._writers_room(story, demo, users)
+        # The crew worker (`manage.py run_crew`, started by `make run`) serves the demo with its
+        # named agents and the scripted lighthouse scenes.
+        crew_adopt(story=story, members=DEMO_MEMBERS, script=StoryCrew.Script.LIGHTHOUSE)
         self._main_draft(story, users["narrator"])
 
         existing = set(Message.objects.filter(pk__in=[message_id(s.key) for s in MESSAGES])
