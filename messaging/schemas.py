@@ -76,6 +76,8 @@ SCHEMAS: dict[str, tuple[Field, ...]] = {
     "proposal": (Field("text", _text),),
     "vote": (Field("proposal", _message_id), Field("choice", _short_text)),
     "decision": (Field("text", _text), Field("proposal", _message_id, required=False)),
+    # A writer's request to the story's crew (docs/crew.md): what the next scene should do.
+    "steer": (Field("text", _text),),
 }
 BUILT_IN_TYPES = tuple(SCHEMAS)
 

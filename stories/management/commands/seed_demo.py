@@ -136,6 +136,9 @@ MESSAGES: list[Seed] = [
     Seed("welcome", GEN, "demo", "text", {
         "text": "Welcome to The Lighthouse! Tonight's goal: three short scenes about Mara, the storm and "
                 "the stranger. The premise is on the story page; the showrunner has the board."}),
+    Seed("steer-s1", GEN, "demo", "steer", {
+        "text": "@showrunner Open with Mara alone in the lamp room: the clockwork failing, and her father's "
+                "last log."}, correlation_id=S1),
     Seed("board", GEN, "showrunner", "text", {
         "text": "Board is up. Plot planner outlines, narrator and the voices draft, critic and continuity "
                 "review. Scene plans land here in #general; structure talk goes to #writers-room."},
