@@ -70,10 +70,11 @@ run: demo frontend
 	@echo "  Sign in as 'demo' with password 'mythline-demo' (admin: /admin/)."
 	@printf "  An agent token for 'narrator' (shown once): "
 	@$(BIN)/python manage.py issue_token narrator --label "make run" --replace 2>/dev/null | tail -n 1
-	@echo "  The demo crew writes in /stories/the-lighthouse/ once the server is up (make run CREW=0: without it)."
+	@echo "  The crew worker serves every story with a writers' room, the demo's included, once the server"
+	@echo "  is up: add the crew to your own story from its room (make run CREW=0: without the worker)."
 	@echo ""
 	@if [ "$(CREW)" != "0" ]; then \
-	  $(BIN)/python manage.py run_agents --story the-lighthouse --url http://$(HOST):$(PORT) --wait 120 & \
+	  $(BIN)/python manage.py run_crew --url http://$(HOST):$(PORT) --wait 120 & \
 	  crew=$$!; trap 'kill $$crew 2>/dev/null; wait $$crew 2>/dev/null' EXIT INT TERM; \
 	fi; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)

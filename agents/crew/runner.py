@@ -41,15 +41,21 @@ from typing import Callable
 from mythline_sdk import (INBOX, AsyncMythlineClient, Backoff, Conflict, InvalidRequest, LoopDetected, Message,
                           MythlineError, idempotency_key)
 
+from agents.crew.context import StoryContext, load_context
 from agents.crew.llm import writer_from_env
 from agents.crew.writing import (DEFAULT_CAST, Character, Focus, Outline, Writer, cast_from_participants,
                                  dialogue_block, steer_from, verdict)
+from writers.roles import DEMO_MEMBERS, DIALOGUE
 
 logger = logging.getLogger("mythline.crew")
 
 GENERAL = "general"
-CREW = ("showrunner", "plot-planner", "narrator", "dialogue-writer", "voice-mara", "voice-elias", "critic",
-        "continuity")
+# The demo's crew (SPEC 13), by username; a story's own crew names its agents by role (writers/roles.py).
+CREW = tuple(DEMO_MEMBERS.values())
+VOICES = ("voice-lead", "voice-second")
+# "@showrunner", "@narrator-12", "@crew": a human's request to the crew names it.
+_MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9_-]{0,49})", re.I)
+_SCENE_NUMBER = re.compile(r"\bscene\s+(\d{1,4})\b", re.I)
 _SCENE_CORRELATION = re.compile(r"scene-(\d+)")
 QUICK = Backoff(base=0.1, cap=0.3, max_attempts=2)
 
@@ -73,16 +79,29 @@ class CrewOptions:
     history: int = 1000      # messages of #general the showrunner reads on start
 
 
+def _default_factory(cast: tuple[Character, ...], story: StoryContext | None) -> Writer:
+    return writer_from_env(cast, story=story)
+
+
 class Crew:
-    def __init__(self, base_url: str, story: str, tokens: dict[str, str], *, options: CrewOptions | None = None,
-                 writer_factory: Callable[[tuple[Character, ...]], Writer] = writer_from_env):
-        missing = [name for name in CREW if name not in tokens]
-        if missing:
-            raise ValueError(f"tokens missing for {', '.join(missing)}")
+    """A story's crew. `members` maps each role of the crew (writers/roles.py) to the username of its
+    agent in this story (default: the demo's named crew); `tokens` holds a token per username of the
+    agents that run now (a role in `members` without a token is paused: its work waits for it). A
+    role not in `members` at all is not in this crew: its stage is skipped (no critic: the showrunner
+    approves its own plans; no dialogue writer and voices: scenes are narration only)."""
+
+    def __init__(self, base_url: str, story: str, tokens: dict[str, str], *, members: dict[str, str] | None = None,
+                 script: str = "lighthouse", options: CrewOptions | None = None,
+                 writer_factory: Callable[[tuple[Character, ...], StoryContext | None], Writer] = _default_factory):
+        self.members = dict(DEMO_MEMBERS if members is None else members)
+        if "showrunner" not in self.members or self.members["showrunner"] not in tokens:
+            raise ValueError("a crew runs with its showrunner")
         self.base_url, self.story, self.tokens = base_url, story, tokens
+        self.script = script
         self.options = options or CrewOptions()
         self.writer_factory = writer_factory
         self.writer: Writer | None = None
+        self.context: StoryContext | None = None
         self.finished = asyncio.Event()  # --once: the first scene is written
         self.posted: dict[str, int] = {}
         self.scenes_written: list[int] = []
@@ -104,22 +123,73 @@ class Crew:
         p = plan.payload
         return self.writer.outline(int(p["scene"]), Focus.from_json(p.get("focus")), int(p.get("version", 1)))
 
+    def has(self, role: str) -> bool:
+        return role in self.members
+
+    def has_dialogue(self) -> bool:
+        return all(role in self.members for role in DIALOGUE) or (
+            self.script == "lighthouse" and "dialogue-writer" in self.members
+            and all(c.voice in self.members.values() for c in DEFAULT_CAST))
+
+    def username(self, role: str) -> str:
+        return self.members.get(role, role)
+
+    def is_voice(self, username: str) -> bool:
+        voices = {self.members.get(v) for v in VOICES} | {c.voice for c in DEFAULT_CAST if self.script == "lighthouse"}
+        return username in voices - {None}
+
+    def voice_for(self, speaker: Character, index: int) -> str:
+        """The agent that speaks a scene's line: the character's own voice (the demo's), else the
+        lead voice for the scene's first character and the second voice for the other."""
+        if speaker.voice and speaker.voice in self.members.values():
+            return speaker.voice
+        return self.members.get(VOICES[min(index, 1)], VOICES[min(index, 1)])
+
+    def mentions_crew(self, text: str) -> bool:
+        names = {n.lower() for n in (*self.members, *self.members.values(), "crew")}
+        return any(m.group(1).lower() in names for m in _MENTION.finditer(text or ""))
+
+    async def refresh(self, client: AsyncMythlineClient) -> StoryContext:
+        """Read the story again (premise, bible, outline): a plan starts from what it says now."""
+        try:
+            self.context = await load_context(client, self.story, script=self.script)
+        except MythlineError as exc:
+            logger.info("crew: the story could not be read again (%s); planning from what was read before", exc)
+        if self.writer is not None and self.context is not None:
+            self.writer.story = self.context
+        return self.context
+
+    def outline_scene(self, scene_id) -> dict | None:
+        if self.context is None:
+            return None
+        return next((s for s in self.context.outline if s.get("id") == scene_id), None)
+
     # --- running ------------------------------------------------------------------------------
-    async def run(self, *, stop: asyncio.Event | None = None, duration: float | None = None) -> dict:
-        clients = {name: AsyncMythlineClient(self.base_url, token, username=name,
+    async def run(self, *, stop: asyncio.Event | None = None, duration: float | None = None,
+                  farewell: tuple[str, str] = ("offline", "")) -> dict:
+        """Run until `stop`, `duration` or (with `once`) the first scene; then every agent reports
+        `farewell` (offline; the crew worker says "idle, paused" when the room paused it)."""
+        running = {role: username for role, username in self.members.items() if username in self.tokens}
+        clients = {role: AsyncMythlineClient(self.base_url, self.tokens[username], username=username,
                                              backoff=Backoff(base=0.2, cap=5.0, max_attempts=10))
-                   for name, token in self.tokens.items() if name in CREW}
+                   for role, username in running.items()}
         try:
             boss = clients["showrunner"]
-            participants = await boss.list_participants(self.story)
-            cast = tuple(c for c in cast_from_participants(participants) if c.voice in clients)
-            self.writer = self.writer_factory(cast if len(cast) >= 2 else DEFAULT_CAST)
-            cast = self.writer.cast
-            agents: list[CrewAgent] = [
-                Showrunner(self, clients["showrunner"]), PlotPlanner(self, clients["plot-planner"]),
-                Narrator(self, clients["narrator"]), DialogueWriter(self, clients["dialogue-writer"]),
-                Critic(self, clients["critic"]), Continuity(self, clients["continuity"]),
-                *(Voice(self, clients[c.voice], c) for c in cast if c.voice in clients)]
+            await self.refresh(boss)
+            if self.script == "lighthouse":
+                participants = await boss.list_participants(self.story)
+                cast = tuple(c for c in cast_from_participants(participants) if c.voice in self.members.values())
+                cast = cast if len(cast) >= 2 else DEFAULT_CAST
+            else:
+                cast = self.context.characters() if self.context is not None else ()
+            self.writer = self.writer_factory(cast, self.context)
+            kinds = {"showrunner": Showrunner, "plot-planner": PlotPlanner, "narrator": Narrator,
+                     "dialogue-writer": DialogueWriter, "critic": Critic, "continuity": Continuity}
+            agents: list[CrewAgent] = [kinds[role](self, client) for role, client in clients.items() if role in kinds]
+            voices = {c.voice for c in DEFAULT_CAST}
+            agents += [Voice(self, client) for role, client in clients.items()
+                       if role in VOICES or client.username in voices]
+            agents.sort(key=lambda a: not isinstance(a, Showrunner))
             for agent in agents:
                 await agent.status("idle", "Joining the writers' room")
             showrunner = agents[0]
@@ -154,7 +224,7 @@ class Crew:
             for w in waits:
                 w.cancel()
             # The server may be going down with us (Ctrl-C on `make run`): a quick try each, at once.
-            await asyncio.gather(*(agent.status("offline", "", quick=True) for agent in agents))
+            await asyncio.gather(*(agent.status(*farewell, quick=True) for agent in agents))
             return {"scenes_written": list(self.scenes_written), "posted": dict(self.posted),
                     "finished": self.finished.is_set()}
         finally:
@@ -169,6 +239,7 @@ class CrewAgent:
 
     def __init__(self, crew: Crew, client: AsyncMythlineClient):
         self.crew, self.client, self.story = crew, client, crew.story
+        self.username = client.username or self.username  # the story's own agent for the role
         self._status: tuple | None = None
 
     @property
@@ -227,6 +298,98 @@ class CrewAgent:
         except MythlineError as exc:
             logger.info("%s: status not reported: %s", self.username, exc)
 
+    async def situation(self) -> tuple[list[str], str]:
+        """What a writer sees besides the plan: the room's last words and the end of the draft."""
+        recent: list[str] = []
+        try:
+            last = (await self.client.read_messages(self.story, GENERAL, limit=1)).last_seq
+            page = await self.client.read_messages(self.story, GENERAL, after=max(0, last - 12), limit=12)
+            for message in page.results:
+                if message.text and message.msg_type in ("text", "query", "steer", "narration", "dialogue"):
+                    recent.append(f"{message.sender.get('display_name') or message.sender_name}: {message.text[:400]}")
+            doc = await self.client.get_document(self.story, "main")
+            return recent, doc.text[-2000:]
+        except MythlineError as exc:
+            logger.info("%s: writing without the room's context: %s", self.username, exc)
+            return recent, ""
+
+    def based_on(self, outline: Outline, *, scene: dict | None = None, steered_by=(), by: str = "",
+                 document: dict | None = None) -> dict:
+        """The context receipt a crew message carries (docs/crew.md, "Context receipts"): the bible
+        entries the scene's text names, the human messages that asked for it, the outline scene
+        and the document range it was written into."""
+        try:
+            bible = list(self.writer.receipt(outline).get("bible") or [])
+        except Exception:  # noqa: BLE001 - a receipt must never stop the writing
+            bible = []
+        return {"bible": bible[:20], "messages": [{"id": i, "sender": by} for i in steered_by][:10],
+                "document": document,
+                "outline": {"id": scene["id"], "position": scene["position"], "title": scene["title"]}
+                if scene else None}
+
+    async def write_into_scene(self, outline_id, block: str, *, key: str, marker: str,
+                               at_end: bool = False) -> dict | None:
+        """Put `block` into `main` at the outline scene's place, and set the scene's range to cover it:
+        the first text of a scene goes where the human marked its place (an empty range), else after
+        the text of the scene before it in the outline (else before the one after it, else at the
+        end); later text (`at_end`) goes at the end of the scene's own text. A scene that has text
+        already is not written again (the crew never duplicates a scene); `marker` found in the
+        document means this block is in (a repeat). Answers the range written, or None."""
+        if not isinstance(outline_id, int):
+            await self.append_block(block, marker=marker)
+            return None
+        path = f"/api/stories/{self.story}/outline"
+        for attempt in range(6):
+            scenes = (await self.client.get(path))["results"]
+            me = next((x for x in scenes if x["id"] == outline_id), None)
+            doc = await self.client.get_document(self.story, "main")
+            if me is None:
+                await self.append_block(block, marker=marker)
+                return None
+            if marker in doc.text:
+                return me.get("range")
+            ranges = [x.get("range") for x in scenes]
+            if any(r and r.get("revision") != doc.revision for r in ranges):
+                continue  # the document moved between the two reads: read again
+            r = me.get("range") if me.get("range") and me["range"].get("document") == "main" else None
+            has_text = r is not None and not r.get("gone") and r["to"] > r["from"]
+            if has_text and not at_end:
+                logger.info("%s: scene %s has text already; not writing it again", self.username, me["position"])
+                return r
+            if has_text or (r is not None and not r.get("gone")):
+                pos, start = r["to"], r["from"]
+            else:
+                def text_range(x):
+                    q = x.get("range")
+                    return q if q and q.get("document") == "main" and not q.get("gone") and q["to"] > q["from"] else None
+                before = [text_range(x) for x in scenes if x["position"] < me["position"] and text_range(x)]
+                after = [text_range(x) for x in scenes if x["position"] > me["position"] and text_range(x)]
+                pos = before[-1]["to"] if before else (after[0]["from"] if after else len(doc.text))
+                start = None
+            head, tail = doc.text[:pos], doc.text[pos:]
+            prefix = "" if not head or head.endswith("\n\n") else ("\n" if head.endswith("\n") else "\n\n")
+            suffix = "" if not tail or tail.startswith("\n") else "\n\n"
+            try:
+                edit = await self.client.edit_document(
+                    self.story, "main", base_revision=doc.revision,
+                    edits=[{"from": pos, "to": pos, "insert": prefix + block + suffix}],
+                    idempotency_key=f"{key}:{attempt}")
+            except Conflict:
+                continue  # someone typed there meanwhile: read again
+            begin = pos + len(prefix)
+            written = {"document": "main", "from": begin if start is None else start, "to": begin + len(block),
+                       "revision": edit.revision}
+            change = {"range": written}
+            if me.get("status") in ("planned", "drafting") and not at_end:
+                change["status"] = "drafted"
+            try:
+                await self.client.request("PATCH", f"{path}/{outline_id}", json=change, idempotent=True)
+            except MythlineError as exc:
+                logger.warning("%s: the outline scene's range was not set: %s", self.username, exc)
+            return written
+        await self.append_block(block, marker=marker)  # the document kept moving: at least it is in
+        return None
+
     async def append_block(self, block: str, *, marker: str) -> bool:
         """Append a paragraph to `main` unless `marker` is there already (a repeat after a restart)."""
         doc = await self.client.get_document(self.story, "main")
@@ -256,6 +419,7 @@ class Scene:
     narration_done: bool = False
     dialogue_done: bool = False
     finished: bool = False
+    outline_id: int | None = None                   # the outline scene it writes (planned by a human)
 
     def verdict_on(self, proposal: Message, *, human: bool) -> tuple[bool, str] | None:
         for m in self.responses:
@@ -309,8 +473,15 @@ class Showrunner(CrewAgent):
         return last
 
     def is_steer(self, message: Message) -> bool:
-        return (message.from_human and message.msg_type in ("text", "query")
-                and message.reply_to not in self.proposal_scene and message.id not in self.acks)
+        """A request to the crew: a human's `steer` message, or a `text`/`query` that @mentions the crew
+        or one of its agents (in #general or the showrunner's inbox). Other human lines are the
+        writers talking among themselves: the crew leaves them alone."""
+        if not message.from_human or message.id in self.acks or message.reply_to in self.proposal_scene:
+            return False
+        if message.msg_type == "steer":
+            return True
+        return message.msg_type in ("text", "query") and (
+            message.channel == f"inbox.{self.username}" or self.crew.mentions_crew(message.text))
 
     def scene(self, number: int) -> Scene:
         if number not in self.scenes:
@@ -345,10 +516,11 @@ class Showrunner(CrewAgent):
                 self.unprompted += 1
             s.started, s.title = True, p.get("title", s.title)
             s.focus, s.steered_by = Focus.from_json(p.get("focus")), list(p.get("steered_by") or [])
+            s.outline_id = p.get("outline_id") if isinstance(p.get("outline_id"), int) else None
             self.consumed.update(s.steered_by)
         elif me and m.msg_type == "task_update" and stage == "scene":
             s.finished = True
-        elif m.sender_name == "plot-planner" and m.msg_type == "scene_plan":
+        elif m.sender_name == self.crew.username("plot-planner") and m.msg_type == "scene_plan":
             s.plans[v] = m
         elif me and m.msg_type == "proposal":
             s.proposals[v] = m
@@ -359,9 +531,9 @@ class Showrunner(CrewAgent):
                 s.version = max(s.version, v + 1)
         elif m.msg_type in ("vote", "decision") and not me and p.get("proposal") in self.proposal_scene:
             self.scene(self.proposal_scene[p["proposal"]]).responses.append(m)
-        elif m.sender_name == "narrator" and m.msg_type == "task_update" and stage == "narration":
+        elif m.sender_name == self.crew.username("narrator") and m.msg_type == "task_update" and stage == "narration":
             s.narration_done = True
-        elif m.sender_name == "dialogue-writer" and m.msg_type == "task_update" and stage == "dialogue":
+        elif m.sender_name == self.crew.username("dialogue-writer") and m.msg_type == "task_update" and stage == "dialogue":
             s.dialogue_done = True
 
     def current(self) -> Scene | None:
@@ -406,7 +578,8 @@ class Showrunner(CrewAgent):
 
     async def heard(self, message: Message) -> None:
         """A human spoke in the room: steer the next scene toward what they named."""
-        focus = steer_from(message.text, self.writer.cast, by=message.sender_name)
+        words = " ".join(_MENTION.sub(" ", message.text or "").split())
+        focus = steer_from(words, self.writer.cast, by=message.sender_name, story=self.crew.context)
         if not focus:
             return
         current = self.current()
@@ -448,10 +621,10 @@ class Showrunner(CrewAgent):
         if s is None or s.finished:
             pending = self.pending_steers()
             if pending or self.unprompted < self.crew.options.scenes:
-                await self.start_scene(self.next_number(), pending)
+                await self.start_scene(*await self.next_target(pending), pending)
             else:
-                await self.status("idle", f"Waiting for the room: a message in #general steers scene "
-                                          f"{self.next_number()}")
+                await self.status("idle", f"Waiting for the room: @{self.username} (or a steer) asks for the "
+                                          f"next scene")
             return
         k, v = s.number, s.version
         plan = s.plans.get(v)
@@ -470,6 +643,8 @@ class Showrunner(CrewAgent):
                 await self.decide(s, proposal, *human)
             elif await self.requires_approval():
                 await self.status("waiting", f"Scene {k}: waiting for a human vote on the plan", 0.3)
+            elif not self.crew.has("critic"):
+                await self.decide(s, proposal, True, "the showrunner: no critic in this crew")
             else:
                 agent = s.verdict_on(proposal, human=False)
                 if agent is not None:
@@ -483,7 +658,7 @@ class Showrunner(CrewAgent):
                               f"them in the draft.")
             await self.status("working", f"Scene {k}: the narrator is drafting '{s.title}'", 0.5)
             return
-        if not s.dialogue_done:
+        if not s.dialogue_done and self.crew.has_dialogue():
             await self.assign(s, plan, "dialogue-writer", "dialogue",
                               f"Narration of '{s.title}' is in. Dialogue for scene {k}, please: brief the voices "
                               f"and get their lines into the draft.")
@@ -491,16 +666,45 @@ class Showrunner(CrewAgent):
             return
         await self.finish(s)
 
-    async def start_scene(self, k: int, pending: list[tuple[str, Focus]]) -> None:
+    async def next_target(self, pending: list[tuple[str, Focus]]) -> tuple[int, int | None]:
+        """Which scene to write next: the one a request names ("scene 3") if the outline has it
+        unwritten, else the outline's first planned scene with no text yet, else a new scene after
+        the last (the plot planner adds it to the outline). Never a scene the board already had,
+        nor one whose text is in the document: the crew does not write a scene twice."""
+        context = await self.crew.refresh(self.client)
+        fallback = self.next_number()
+        if context is None:
+            return fallback, None
+        scenes = sorted(context.outline, key=lambda x: x.get("position", 0))
+        fallback = max(fallback, len(scenes) + 1)
+
+        def open_scene(x) -> bool:
+            r = x.get("range")
+            written = bool(r) and not r.get("gone") and r.get("to", 0) > r.get("from", 0)
+            started = x.get("position") in self.scenes and self.scenes[x["position"]].started
+            return not written and not started and x.get("status") in ("planned", "drafting") \
+                and not any(s.outline_id == x.get("id") for s in self.scenes.values())
+        for _, focus in reversed(pending):
+            named = _SCENE_NUMBER.search(focus.direction or "")
+            if named:
+                wanted = next((x for x in scenes if x.get("position") == int(named.group(1))), None)
+                if wanted is not None and open_scene(wanted):
+                    return wanted["position"], wanted["id"]
+        planned = next((x for x in scenes if open_scene(x)), None)
+        if planned is not None and self.crew.script != "lighthouse":
+            return planned["position"], planned["id"]
+        return fallback, None
+
+    async def start_scene(self, k: int, outline_id: int | None, pending: list[tuple[str, Focus]]) -> None:
         focus = _merge([f for _, f in pending])
         s = self.scene(k)
-        s.focus, s.steered_by = focus, [mid for mid, _ in pending]
+        s.focus, s.steered_by, s.outline_id = focus, [mid for mid, _ in pending], outline_id
         outline = self.writer.outline(k, focus, 1)
         s.title = outline.title
         await self.status("working", f"Scene {k}: briefing the plot planner on '{outline.title}'", 0.05)
         payload = {"task": f"Scene {k}: {outline.title}", "status": "started", "progress": 0.0, "stage": "start",
                    "scene": k, "title": outline.title, "focus": focus.as_json() if focus else None,
-                   "steered_by": s.steered_by}
+                   "steered_by": s.steered_by, "outline_id": outline_id}
         start = await self.say(GENERAL, "task_update", payload, key=self.key(s, "start"), scene=k)
         if start is None:  # refused: count it as started so the board moves on
             s.started = True
@@ -515,9 +719,9 @@ class Showrunner(CrewAgent):
         text = f"Please outline scene {s.number}, '{outline.title}'.{asked}{again}"
         payload = {"text": text, "request": "scene_plan", "scene": s.number, "version": s.version,
                    "title": outline.title, "focus": s.focus.as_json() if s.focus else None,
-                   "steered_by": s.steered_by}
+                   "steered_by": s.steered_by, "outline_id": s.outline_id}
         await self.once(self.key(s, "assign-plan"), lambda: self.say(
-            "inbox.plot-planner", "text", payload, key=self.key(s, "assign-plan"), scene=s.number))
+            f"inbox.{self.crew.username('plot-planner')}", "text", payload, key=self.key(s, "assign-plan"), scene=s.number))
 
     async def propose(self, s: Scene, plan: Message) -> None:
         beats = plan.payload.get("beats") or []
@@ -541,7 +745,8 @@ class Showrunner(CrewAgent):
         payload = {"text": text, "request": request, "scene": s.number, "version": s.version, "plan": plan.id,
                    "title": s.title}
         key = self.key(s, f"assign-{request}")
-        await self.once(key, lambda: self.say(f"inbox.{agent}", "text", payload, key=key, scene=s.number))
+        await self.once(key, lambda: self.say(f"inbox.{self.crew.username(agent)}", "text", payload, key=key,
+                                              scene=s.number))
 
     async def finish(self, s: Scene) -> None:
         payload = {"task": f"Scene {s.number}, '{s.title}', is written and in the draft", "status": "done",
@@ -570,6 +775,12 @@ def _focus_sentence(focus: Focus) -> str:
     return f"The room wants {who} and {focus.motif}" + (f" (“{focus.direction}”)." if focus.direction else ".")
 
 
+def _key_word(phrase: str) -> str:
+    """The word of a motif or name to look for in the text ("the torn page" -> "page")."""
+    words = [w for w in re.findall(r"\w+", phrase.casefold()) if w not in ("the", "a", "an", "of", "her", "his")]
+    return max(words, key=len) if words else phrase.casefold()
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text and not text[:2].isupper() else text
 
@@ -593,8 +804,12 @@ class PlotPlanner(CrewAgent):
                                                 "scene": k},
                        key=idempotency_key("re", m.id, "progress"), scene=k)
         steered_by = [i for i in p.get("steered_by") or [] if isinstance(i, str)]
+        scene = await self.plan_into_outline(outline, p.get("outline_id"))
         payload = {"title": f"Scene {k}: {outline.title}", "beats": list(outline.beats), "scene": k, "version": v,
-                   "heading": outline.heading}
+                   "heading": outline.heading,
+                   "based_on": self.based_on(outline, scene=scene, steered_by=steered_by, by=focus.by)}
+        if scene is not None:
+            payload["outline_id"] = scene["id"]
         if focus:
             payload["focus"] = focus.as_json()
             payload["steered_by"] = steered_by
@@ -602,8 +817,34 @@ class PlotPlanner(CrewAgent):
                        reply_to=steered_by[-1] if steered_by else None)
         await self.status("idle", f"Scene {k} outlined", 1.0)
 
+    async def plan_into_outline(self, outline: Outline, outline_id) -> dict | None:
+        """The plan in the story's outline: the human's planned scene marked `drafting`, or a new
+        scene after the last one (found again, not added twice, when the planner handles the same
+        request after a restart). None when the outline cannot be written (the crew carries on)."""
+        path = f"/api/stories/{self.story}/outline"
+        try:
+            if isinstance(outline_id, int):
+                scene = await self.client.get(f"{path}/{outline_id}")
+                change = {"status": "drafting"} if scene["status"] == "planned" else {}
+                if not scene.get("beats"):
+                    change["beats"] = list(outline.beats)
+                if change:
+                    scene = (await self.client.request("PATCH", f"{path}/{outline_id}", json=change,
+                                                       idempotent=True))[1]
+                return scene
+            current = (await self.client.get(path))["results"]
+            mine = next((x for x in current if x["title"] == outline.title and x["created_by"] == self.username), None)
+            if mine is not None:
+                return mine
+            body = {"title": outline.title[:200], "beats": [b[:1000] for b in outline.beats][:50], "status": "drafting",
+                    "characters": [c.name for c in outline.cast], "pov": outline.cast[0].name if outline.cast else ""}
+            return (await self.client.request("POST", path, json=body))[1]
+        except MythlineError as exc:
+            logger.warning("%s: the outline was not updated: %s", self.username, exc)
+            return None
+
     async def on_query(self, m: Message) -> None:
-        if m.channel != GENERAL or m.sender_name != "continuity" or not m.payload.get("plan"):
+        if m.channel != GENERAL or m.sender_name != self.crew.username("continuity") or not m.payload.get("plan"):
             return
         plan = await self.crew.plan(self.client, m.payload["plan"])
         outline = self.crew.outline_of(plan)
@@ -622,14 +863,23 @@ class Narrator(CrewAgent):
         outline = self.crew.outline_of(plan)
         k = outline.scene
         await self.status("working", f"Scene {k}: narrating '{outline.title}'", 0.2)
+        recent, around = await self.situation()
         parts = []
         for part in (1, 2):
-            text = await self.writer.narration(outline, part)
-            parts.append(text)
-            await self.say(GENERAL, "narration", {"text": text, "scene": k, "part": part, "plan": plan.id},
+            parts.append(await self.writer.narration(outline, part, recent=recent, around=around))
+            await self.status("working", f"Scene {k}: narrating '{outline.title}'", 0.2 + 0.3 * part)
+        outline_id = plan.payload.get("outline_id")
+        written = await self.write_into_scene(outline_id, f"{outline.heading}\n\n" + "\n\n".join(parts),
+                                              key=idempotency_key("re", m.id, "write"), marker=outline.heading)
+        scene = self.crew.outline_scene(outline_id) or (
+            {"id": outline_id, "position": k, "title": outline.title} if isinstance(outline_id, int) else None)
+        steered_by = [i for i in plan.payload.get("steered_by") or [] if isinstance(i, str)]
+        based_on = self.based_on(outline, scene=scene, steered_by=steered_by, by=outline.focus.by,
+                                 document=written)
+        for part, text in enumerate(parts, 1):
+            await self.say(GENERAL, "narration", {"text": text, "scene": k, "part": part, "plan": plan.id,
+                                                  "based_on": based_on},
                            key=idempotency_key("re", m.id, f"narration-{part}"), scene=k, reply_to=plan.id)
-            await self.status("working", f"Scene {k}: narrating '{outline.title}'", 0.2 + 0.35 * part)
-        await self.append_block(f"{outline.heading}\n\n" + "\n\n".join(parts), marker=outline.heading)
         await self.say(GENERAL, "task_update", {"task": f"Narration of scene {k}, '{outline.title}', is in the draft",
                                                 "status": "done", "progress": 1.0, "stage": "narration", "scene": k},
                        key=idempotency_key("re", m.id, "done"), scene=k)
@@ -652,13 +902,13 @@ class DialogueWriter(CrewAgent):
         cue = outline.beats[1 + index] if len(outline.beats) > 1 + index else outline.beats[-1]
         text = (f"Scene {outline.scene}, '{outline.title}': {'you open' if index == 0 else 'you answer'}, "
                 f"{speaker.name}. Play this beat: {cue}")
-        await self.say(f"inbox.{speaker.voice}", "text",
+        await self.say(f"inbox.{self.crew.voice_for(speaker, index)}", "text",
                        {"text": text, "request": "line", "scene": outline.scene, "index": index, "plan": plan.id,
                         "character": speaker.name}, key=key, scene=outline.scene)
 
     async def on_dialogue(self, m: Message) -> None:
         p = m.payload
-        if m.channel != GENERAL or not m.sender_name.startswith("voice-") or not p.get("plan"):
+        if m.channel != GENERAL or not self.crew.is_voice(m.sender_name) or not p.get("plan"):
             return
         plan = await self.crew.plan(self.client, p["plan"])
         outline = self.crew.outline_of(plan)
@@ -668,7 +918,9 @@ class DialogueWriter(CrewAgent):
             original = await self.client.get_message(p["revision_of"])
             await self.replace_line(original, m, speaker)
         else:
-            await self.append_block(dialogue_block(speaker, p["line"], p.get("direction", "")), marker=p["line"])
+            await self.write_into_scene(plan.payload.get("outline_id"),
+                                        dialogue_block(speaker, p["line"], p.get("direction", "")),
+                                        key=idempotency_key("re", m.id, "write"), marker=p["line"], at_end=True)
             await self.status("working", f"Scene {outline.scene}: {speaker.name}'s line is in the draft",
                               0.4 + 0.2 * index)
             if index == 0:
@@ -713,10 +965,7 @@ class DialogueWriter(CrewAgent):
 
 
 class Voice(CrewAgent):
-    def __init__(self, crew, client, character: Character):
-        super().__init__(crew, client)
-        self.character = character
-        self.username = character.voice
+    """Speaks the line of the character it is briefed for (the demo's voices each play their own)."""
 
     async def on_text(self, m: Message) -> None:
         if m.channel != f"inbox.{self.username}" or m.payload.get("request") != "line":
@@ -724,16 +973,18 @@ class Voice(CrewAgent):
         plan = await self.crew.plan(self.client, m.payload["plan"])
         outline = self.crew.outline_of(plan)
         index = int(m.payload.get("index", 0))
-        await self.status("working", f"Scene {outline.scene}: finding {self.character.name}'s line", 0.5)
-        line, direction = await self.writer.line(outline, index)
-        await self.say(GENERAL, "dialogue", {"character": self.character.name, "line": line, "direction": direction,
+        speaker = outline.cast[min(index, len(outline.cast) - 1)]
+        await self.status("working", f"Scene {outline.scene}: finding {speaker.name}'s line", 0.5)
+        recent, around = await self.situation()
+        line, direction = await self.writer.line(outline, index, recent=recent, around=around)
+        await self.say(GENERAL, "dialogue", {"character": speaker.name, "line": line, "direction": direction,
                                              "scene": outline.scene, "index": index, "plan": plan.id},
                        key=idempotency_key("re", m.id, "line"), scene=outline.scene, reply_to=plan.id)
         await self.status("waiting", f"Scene {outline.scene}: waiting for notes", None)
 
     async def on_feedback(self, m: Message) -> None:
         p = m.payload
-        if m.channel != GENERAL or m.sender_name != "critic" or not p.get("revise") or not p.get("target"):
+        if m.channel != GENERAL or m.sender_name != self.crew.username("critic") or not p.get("revise") or not p.get("target"):
             return
         target = await self.client.get_message(p["target"])
         if target.sender_name != self.username:
@@ -741,9 +992,10 @@ class Voice(CrewAgent):
         plan = await self.crew.plan(self.client, target.payload["plan"])
         outline = self.crew.outline_of(plan)
         index = int(target.payload.get("index", 0))
+        speaker = outline.cast[min(index, len(outline.cast) - 1)]
         await self.status("working", f"Scene {outline.scene}: revising a line after the critic's note", 0.8)
         line, direction = await self.writer.revise(outline, index, p.get("text", ""))
-        await self.say(GENERAL, "dialogue", {"character": self.character.name, "line": line, "direction": direction,
+        await self.say(GENERAL, "dialogue", {"character": speaker.name, "line": line, "direction": direction,
                                              "scene": outline.scene, "index": index, "plan": plan.id,
                                              "revision_of": target.id},
                        key=idempotency_key("re", m.id, "revision"), scene=outline.scene, reply_to=m.id)
@@ -755,7 +1007,7 @@ class Critic(CrewAgent):
     topics = (GENERAL,)
 
     async def on_proposal(self, m: Message) -> None:
-        if m.sender_name != "showrunner" or not m.payload.get("plan"):
+        if m.sender_name != self.crew.username("showrunner") or not m.payload.get("plan"):
             return
         plan = await self.crew.plan(self.client, m.payload["plan"])
         outline = self.crew.outline_of(plan)
@@ -767,7 +1019,7 @@ class Critic(CrewAgent):
 
     async def on_dialogue(self, m: Message) -> None:
         p = m.payload
-        if not m.sender_name.startswith("voice-") or p.get("revision_of") or not p.get("plan"):
+        if not self.crew.is_voice(m.sender_name) or p.get("revision_of") or not p.get("plan"):
             return
         plan = await self.crew.plan(self.client, p["plan"])
         outline = self.crew.outline_of(plan)
@@ -787,12 +1039,37 @@ class Continuity(CrewAgent):
 
     async def on_narration(self, m: Message) -> None:
         p = m.payload
-        if m.sender_name != "narrator" or p.get("part") != 1 or not p.get("plan"):
+        if m.sender_name != self.crew.username("narrator") or p.get("part") not in (1, 2) or not p.get("plan"):
             return
         plan = await self.crew.plan(self.client, p["plan"])
         outline = self.crew.outline_of(plan)
+        if p.get("part") == 2:
+            await self.on_narration_2(m, plan, outline)
+            return
         await self.status("working", f"Checking scene {outline.scene} against the earlier ones", 0.5)
         await self.say(GENERAL, "query", {"text": outline.question, "scene": outline.scene, "target": m.id,
                                           "plan": plan.id},
                        key=idempotency_key("re", m.id, "query"), scene=outline.scene, reply_to=m.id)
         await self.status("idle", "Keeping the facts straight", None)
+
+    async def on_narration_2(self, m: Message, plan: Message, outline: Outline) -> None:
+        """Checks the scene against what the request asked for: the characters it named and its
+        motif must be in the narration; says so either way (a `feedback` on the scene)."""
+        focus = outline.focus
+        if not focus:
+            return
+        page = await self.client.read_messages(self.story, GENERAL, after=max(0, plan.seq - 1), limit=500,
+                                               types=["narration"])
+        text = " ".join(x.text for x in page.results if x.payload.get("plan") == plan.id).casefold()
+        asked = [*focus.characters, *([focus.motif] if focus.motif else [])]
+        missing = [a for a in asked if _key_word(a) not in text]
+        who = focus.by or "the room"
+        if missing:
+            note = (f"Scene {outline.scene} misses part of what {who} asked for: no "
+                    f"{' and no '.join(missing)} in the narration. Worth another pass.")
+        else:
+            note = f"Scene {outline.scene} does what {who} asked: {', '.join(asked)}, all in the narration."
+        await self.say(GENERAL, "feedback", {"text": note, "target": m.id, "rating": 2 if missing else 4,
+                                             "scene": outline.scene, "plan": plan.id, "request_met": not missing,
+                                             "missing": missing},
+                       key=idempotency_key("re", m.id, "request-check"), scene=outline.scene, reply_to=m.id)

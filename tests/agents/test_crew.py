@@ -192,7 +192,7 @@ def test_a_human_query_steers_the_next_scene(server, drama, tmp_path):
         wait_for(lambda: by(room.general(), "showrunner", "task_update", stage="scene", scene=1), crew,
                  what="scene 1 to be written")
         first_plan = by(room.general(), "plot-planner", "scene_plan", scene=1)[0]
-        query = room.post("query", {"text": "What if Elias takes Mara down to the boathouse?"})
+        query = room.post("query", {"text": "@showrunner What if Elias takes Mara down to the boathouse?"})
 
         plans = wait_for(lambda: by(room.general(), "plot-planner", "scene_plan", scene=2), crew,
                          what="the plan of scene 2")

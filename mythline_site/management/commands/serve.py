@@ -7,6 +7,8 @@ starts, each as a child process in its own session:
 
 - uvicorn with --workers N (default: the CPU count with REDIS_URL, 1 without), --proxy-headers,
   --lifespan off (the app implements no lifespan events);
+- `manage.py run_crew`, the crew worker: the writers' room of every story that has one (docs/crew.md),
+  unless --no-crew-worker;
 - `manage.py run_agents --story S` for each --crew story, against this server.
 
 The idle-channel sweeper is no process of its own: every server process archives idle channels
@@ -55,11 +57,14 @@ class Command(BaseCommand):
                                  "more than 1 needs REDIS_URL)")
         parser.add_argument("--crew", nargs="+", default=[], metavar="STORY",
                             help="also run the demo crew (manage.py run_agents) on these stories")
+        parser.add_argument("--no-crew-worker", action="store_true",
+                            help="do not run the crew worker (manage.py run_crew): crews added in the room wait")
         parser.add_argument("--no-collectstatic", action="store_true", help="do not run collectstatic first")
         parser.add_argument("--graceful-timeout", type=int, default=8, metavar="SECONDS",
                             help="on SIGTERM, how long open requests and sockets get to finish (default %(default)s)")
 
-    def handle(self, *args, host, port, workers, crew, no_collectstatic, graceful_timeout, **options):
+    def handle(self, *args, host, port, workers, crew, no_crew_worker, no_collectstatic, graceful_timeout,
+               **options):
         if workers is None:
             workers = (os.cpu_count() or 1) if settings.REDIS_URLS else 1
         if workers < 1:
@@ -93,6 +98,9 @@ class Command(BaseCommand):
                 "--timeout-graceful-shutdown", str(graceful_timeout)])
             local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
             url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
+            if not no_crew_worker:
+                self.start("crew-worker", [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_crew",
+                                           "--url", url, "--wait", "120"])
             for story in crew:
                 self.start(f"crew:{story}", [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_agents",
                                              "--story", story, "--url", url, "--wait", "120"])
@@ -101,7 +109,8 @@ class Command(BaseCommand):
                 f"Mythline is serving on {host}:{port} with {workers} uvicorn worker(s) (pid {server.pid}); "
                 f"channel layer: {'Redis' if settings.REDIS_URLS else 'in-process'}; idle-channel sweep "
                 + (f"every ~{sweep:g} s in each worker" if sweep > 0 else "off (MYTHLINE_ARCHIVE_SWEEP_SECONDS=0)")
-                + (f"; crew on {', '.join(crew)}" if crew else "") + ". SIGTERM or Ctrl-C stops it.")
+                + ("" if no_crew_worker else "; the crew worker serves every story with a crew")
+                + (f"; the demo crew on {', '.join(crew)}" if crew else "") + ". SIGTERM or Ctrl-C stops it.")
             self.stdout.flush()
 
             reported = set()

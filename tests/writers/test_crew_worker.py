@@ -1,0 +1,212 @@
+"""The crew worker end to end: a real server, `manage.py run_crew` as a process, a test-local
+chat-completions server, a story of the writer's own (premise, bible, outline).
+
+- The owner adds the crew over REST; the worker starts it. A human's chat is left alone; a request
+  (@showrunner) gets the scene the outline planned, written from the story: the prompts carry the
+  premise and the bible entries the scene names, never the unrelated one; the text goes into the
+  document and the outline scene's range covers it; the messages carry their context receipts.
+- Paused, the crew does nothing; resumed, it answers the request made meanwhile.
+"""
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from accounts.services import token_issue
+from agents.models import AgentProfile
+from tests.live import ROOT, LiveServer
+
+PREMISE = "Venice, 1590: a glassblower's daughter hides a forbidden furnace recipe from the guild."
+ENTRIES = [
+    {"kind": "character", "name": "Ada Moretti", "aliases": ["Ada"],
+     "description": "ADA-DESC the glassblower's daughter, sharp with numbers."},
+    {"kind": "character", "name": "Bruno Vetri", "aliases": ["Bruno"],
+     "description": "BRUNO-DESC a guild inspector who owes her father a debt."},
+    {"kind": "place", "name": "The Furnace Room", "aliases": ["furnace"],
+     "description": "FURNACE-DESC low, red, always too hot."},
+    {"kind": "lore", "name": "The Doge's Barge", "description": "BARGE-DESC unrelated to any scene."},
+]
+WORDS = ("amber", "cobalt", "smoke", "ember", "salt", "lantern", "canal", "bellows", "ash", "copper", "tide",
+         "glass", "wick", "quay", "rosin", "silt", "brine", "flint", "soot", "vessel")
+
+
+class Model:
+    """A chat-completions endpoint on a free port; answers differ in words (the loop policy ignores
+    digits), and every request body is kept."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        counter = itertools.count()
+        model = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                model.requests.append(body)
+                n = next(counter)
+                words = " ".join(WORDS[(n * 7 + i) % len(WORDS)] for i in range(4))
+                text = f"Ada Moretti hid the recipe from Bruno Vetri in the furnace light: {words}."
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def prompts(self) -> list[str]:
+        return [" ".join(m["content"] for m in r["messages"]) for r in self.requests]
+
+
+@pytest.fixture
+def model():
+    m = Model()
+    try:
+        yield m
+    finally:
+        m.close()
+
+
+@pytest.fixture
+def glass(transactional_db, make_user, make_story):
+    ada = make_user("ada", display_name="Ada")
+    story = make_story(ada, slug="glass", title="The Glass Recipe")
+    story.premise = PREMISE
+    story.save()
+    return {"story": story, "token": token_issue(user=ada)}
+
+
+class Worker:
+    def __init__(self, server: LiveServer, model: Model, log: Path):
+        env = {**server.env, "MYTHLINE_LLM_URL": model.url, "MYTHLINE_LLM_MODEL": "stub", "MYTHLINE_LLM_TIMEOUT": "5"}
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, "manage.py", "run_crew", "--url", server.base, "--pace", "0",
+                                      "--poll", "0.2", "--wait", "10"], cwd=ROOT, env=env,
+                                     stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def wait_for(predicate, worker: Worker, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if worker.proc.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}; worker log:\n{worker.log.read_text()[-4000:]}")
+        time.sleep(0.2)
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_the_crew_writes_the_writers_own_story_on_request_and_pauses(glass, model, tmp_path):
+    server = LiveServer()
+    server.start()
+    worker = None
+    try:
+        http = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {glass['token']}"}, timeout=10)
+        for entry in ENTRIES:
+            assert http.post("/api/stories/glass/bible", json=entry).status_code == 201
+        planned = http.post("/api/stories/glass/outline", json={
+            "title": "The Recipe in the Ash", "beats": ["Ada hides the recipe in the furnace room.",
+                                                       "Bruno comes to inspect the furnace."]}).json()
+        crew = http.post("/api/stories/glass/crew", json={}).json()
+        names = {a["role"]: a["username"] for a in crew["agents"]}
+        showrunner = names["showrunner"]
+
+        def general():
+            return http.get("/api/stories/glass/channels/general/messages", params={"limit": 500}).json()["results"]
+
+        def by(sender, msg_type, **payload):
+            return [m for m in general() if m["sender"]["username"] == sender and m["msg_type"] == msg_type
+                    and all(m["payload"].get(k) == v for k, v in payload.items())]
+
+        chat = http.post("/api/stories/glass/channels/general/messages",
+                         json={"msg_type": "text", "payload": {"text": "Morning all, coffee first."}}).json()
+        worker = Worker(server, model, tmp_path / "worker.log")
+        wait_for(lambda: AgentProfile.objects.filter(user__username=showrunner, status__in=["idle", "working"]).exists()
+                 and "Waiting" in AgentProfile.objects.get(user__username=showrunner).task, worker,
+                 "the showrunner to wait for a request")
+        ask = http.post("/api/stories/glass/channels/general/messages", json={
+            "msg_type": "text", "payload": {"text": "@showrunner write scene 1: Ada keeps the recipe from Bruno"}}).json()
+
+        done = wait_for(lambda: by(showrunner, "task_update", stage="scene", scene=1), worker, "scene 1", timeout=90)
+        assert done
+        acks = by(showrunner, "text")
+        assert [a["payload"]["steer_from"] for a in acks] == [ask["id"]]  # the chat was left alone
+        assert chat["id"] not in {a.get("reply_to") for a in acks}
+
+        # The scene the outline planned, written where the outline says, and marked drafted.
+        scene = http.get(f"/api/stories/glass/outline/{planned['id']}").json()
+        doc = http.get("/api/stories/glass/documents/main").json()
+        assert scene["status"] == "drafted" and scene["range"] and not scene["range"]["gone"]
+        written = doc["text"][scene["range"]["from"]:scene["range"]["to"]]
+        assert written.startswith("I. The Recipe in the Ash") and "Ada" in written
+        assert doc["text"].count("I. The Recipe in the Ash") == 1
+        for word in ("Mara", "Elias", "Skerry", "lighthouse"):
+            assert word not in doc["text"]
+
+        # What the model was asked: the story's premise and the entries the scene names, not the others.
+        prompts = model.prompts()
+        assert prompts and all(PREMISE in p for p in prompts)
+        assert any("ADA-DESC" in p and "FURNACE-DESC" in p for p in prompts)
+        assert not any("BARGE-DESC" in p for p in prompts)
+        assert not any("Skerry" in p or "Lighthouse" in p for p in prompts)
+
+        # Receipts: what each narration was written from.
+        narration = by(names["narrator"], "narration", scene=1)
+        assert len(narration) == 2
+        receipt = narration[0]["payload"]["based_on"]
+        assert {"ada-moretti", "bruno-vetri"} <= {e["slug"] for e in receipt["bible"]}
+        assert "the-doges-barge" not in {e["slug"] for e in receipt["bible"]}
+        assert receipt["outline"]["id"] == planned["id"] and receipt["document"]["document"] == "main"
+        assert receipt["messages"] == [{"id": ask["id"], "sender": "ada"}]
+        check = by(names["continuity"], "feedback", scene=1)
+        assert check and check[0]["payload"]["request_met"] is True, check[0]["payload"]
+
+        # Paused: the agents say so, and a request waits; resumed, the crew answers it.
+        assert http.patch("/api/stories/glass/crew", json={"paused": True}).status_code == 200
+        wait_for(lambda: AgentProfile.objects.filter(user__username__in=names.values(),
+                                                     task="Paused by the room").count() == len(names), worker,
+                 "every agent to report the pause")
+        second = http.post("/api/stories/glass/channels/general/messages", json={
+            "msg_type": "steer", "payload": {"text": "Next: Bruno finds the ash still warm"}}).json()
+        assert http.patch("/api/stories/glass/crew", json={"paused": False}).status_code == 200
+        ack = wait_for(lambda: [a for a in by(showrunner, "text") if a["payload"].get("steer_from") == second["id"]],
+                       worker, "the request made while paused")
+        wait_for(lambda: by(showrunner, "task_update", stage="scene", scene=2), worker, "scene 2", timeout=90)
+        outline = http.get("/api/stories/glass/outline").json()["results"]
+        assert [s["position"] for s in outline] == [1, 2] and outline[1]["created_by"] == names["plot-planner"]
+        assert outline[1]["range"]["from"] >= scene["range"]["to"] and ack
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+        Path(server.log.name).unlink(missing_ok=True)
