@@ -461,12 +461,19 @@ class Showrunner(CrewAgent):
         last = (await self.client.read_messages(self.story, GENERAL, limit=1)).last_seq
         cursor = next((row.read_seq for row in await self.client.inbox()
                        if row.story == self.story and row.channel == GENERAL), 0)
-        missed = []
+        missed, own = [], 0
         async for message in self.client.iter_messages(self.story, GENERAL, after=max(0, last - self.crew.options.history)):
             self.observe(message)
             last = max(last, message.seq)
-            if cursor and message.seq > cursor and self.is_steer(message):
+            if message.sender_name == self.username:
+                own = message.seq
+            if message.seq > cursor and self.is_steer(message):
                 missed.append(message)
+        # Unanswered requests after the read cursor; on a crew's first run (no cursor yet), those
+        # after the showrunner's last word, or all when it never spoke: a writer who asks while the
+        # crew is still starting is answered, a request it answered in another life is not.
+        if not cursor:
+            missed = [m for m in missed if m.seq > own]
         for message in missed:
             if message.id not in self.acks:
                 await self.heard(message)

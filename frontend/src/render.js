@@ -175,6 +175,90 @@ export function fillTally(el, proposal, ctx) {
     decided ? " · decided, voting closed" : ""));
 }
 
+// --- context receipts: what a crew message was based on (payload.based_on) ---------------------
+
+const RECEIPT_MAX = 12;
+
+function shortText(value, max = 80) {
+  const text = String(value).replace(/\s+/g, " ").trim();
+  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+}
+
+function isObject(value) {
+  return value != null && typeof value === "object" && !Array.isArray(value);
+}
+
+function isCount(value) {
+  return Number.isSafeInteger(value) && value >= 0;
+}
+
+/** "Based on: Mara, the Quay · 3 messages · main chars 10–240 · outline scene 2": from
+ * `payload.based_on`, a shape any sender could forge, so every part is checked and anything
+ * malformed is left out; only text nodes. Null when nothing is left. */
+export function basedOnLine(basedOn, ctx = {}) {
+  if (!isObject(basedOn)) return null;
+  const parts = [];
+  const bible = Array.isArray(basedOn.bible)
+    ? basedOn.bible.filter((e) => isObject(e) && typeof e.name === "string" && e.name.trim()) : [];
+  if (bible.length) {
+    const names = [];
+    for (const entry of bible.slice(0, RECEIPT_MAX)) {
+      if (names.length) names.push(", ");
+      const name = shortText(entry.name, 60);
+      const slug = typeof entry.slug === "string" && entry.slug ? entry.slug : null;
+      names.push(slug && ctx.openBible
+        ? h("button.msg-link.receipt-bible", {type: "button", title: "Open in the story bible", dataset: {slug},
+          onclick: (e) => {
+            e.preventDefault();
+            ctx.openBible(slug, e.currentTarget);
+          }}, name)
+        : h("span.receipt-bible", null, name));
+    }
+    if (bible.length > RECEIPT_MAX) names.push(` and ${bible.length - RECEIPT_MAX} more`);
+    parts.push(h("span.receipt-part.receipt-bible-list", null, names));
+  }
+  const messages = Array.isArray(basedOn.messages)
+    ? basedOn.messages.filter((m) => isObject(m) && typeof m.id === "string" && m.id) : [];
+  if (messages.length) {
+    const part = h("span.receipt-part.receipt-messages", null, `${messages.length} message${messages.length === 1 ? "" : "s"}`);
+    const loaded = ctx.lookup ? messages.slice(0, RECEIPT_MAX).filter((m) => ctx.lookup(m.id)) : [];
+    if (loaded.length) {
+      part.append(" (");
+      loaded.forEach((m, i) => {
+        const target = ctx.lookup(m.id);
+        const who = target && target.sender ? `@${target.sender.username}`
+          : typeof m.sender === "string" ? `@${shortText(m.sender, 40)}` : `#${i + 1}`;
+        if (i) part.append(", ");
+        part.append(h("button.msg-link.receipt-message", {type: "button", title: `Show this message: ${snippet(target, 70)}`,
+          dataset: {target: m.id}, onclick: (e) => {
+            e.preventDefault();
+            if (ctx.jumpTo) ctx.jumpTo(m.id);
+          }}, who));
+      });
+      part.append(")");
+    }
+    parts.push(part);
+  }
+  const doc = basedOn.document;
+  if (isObject(doc) && typeof doc.name === "string" && doc.name.trim()) {
+    const span = isCount(doc.from) && isCount(doc.to) && doc.to >= doc.from ? ` chars ${doc.from}–${doc.to}` : "";
+    const revision = isCount(doc.revision) ? `revision ${doc.revision}` : null;
+    parts.push(h("span.receipt-part.receipt-document", {title: revision}, `${shortText(doc.name, 64)}${span}`));
+  }
+  const scene = basedOn.outline;
+  if (isObject(scene) && isCount(scene.position) && scene.position > 0) {
+    parts.push(h("span.receipt-part.receipt-outline", {title: typeof scene.title === "string" ? shortText(scene.title, 200) : null},
+      `outline scene ${scene.position}`));
+  }
+  if (!parts.length) return null;
+  const line = h("p.muted.small.msg-based-on", null, "Based on: ");
+  parts.forEach((part, i) => {
+    if (i) line.append(" · ");
+    line.append(part);
+  });
+  return line;
+}
+
 /**
  * The card of one message. `options.compact` leaves out the reply header (thread panel).
  */
@@ -209,6 +293,7 @@ export function renderMessage(message, ctx, {compact = false, root = false} = {}
   }
   const body = h("div.msg-body", null, bodyFor(message, ctx));
   main.appendChild(body);
+  const receipt = message.payload ? basedOnLine(message.payload.based_on, ctx) : null;
   if (textLength(message) > LONG_MESSAGE_CHARS) {
     // A wall of text is folded to a few lines, with a button to read it all (and fold it again).
     body.classList.add("folded");
@@ -221,6 +306,7 @@ export function renderMessage(message, ctx, {compact = false, root = false} = {}
         e.currentTarget.textContent = folded ? "Show more" : "Show less";
       }}, "Show more"));
   }
+  if (receipt) main.appendChild(receipt);
   const foot = h("footer.msg-foot", null);
   const replies = ctx.replyCount ? ctx.replyCount(message.id) : 0;
   const repliesBtn = h("button.replies-link", {type: "button", hidden: !replies || compact,

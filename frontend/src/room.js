@@ -13,6 +13,8 @@ import {Compose, describeError} from "./compose.js";
 import {DocumentPanel} from "./docpanel.js";
 import {MembersDialog} from "./members.js";
 import {BibleDialog, bibleMarks} from "./bible.js";
+import {OutlineDialog, selectRange} from "./outline.js";
+import {CrewPanel} from "./crew.js";
 import {fillTally, renderMessage, snippet, updateReplyCount} from "./render.js";
 import {
   $, ago, api, avatar, clear, displayName, h, icon, labelled, NAME_PATTERN, NAME_RE, NAME_RULE, nameWithHandle, progressBar,
@@ -138,17 +140,26 @@ export class RoomPage {
 
     this.bible = new BibleDialog({slug: this.slug, canWrite: this.config.can_write});
     this.bible.load();
-    // Events missed while the socket was down: read the bible again when it is back.
+    this.outline = new OutlineDialog({slug: this.slug, canWrite: this.config.can_write, goTo: (range) => this.goToRange(range)});
+    this.crew = new CrewPanel({slug: this.slug, indicator: $("#crew-paused")});
+    this.crew.load(); // for the "paused" indicator in the header
+    // Events missed while the socket was down: read the bible (outline, crew) again when it is back.
     let wasOpen = false;
     this.socket.onState((state) => {
-      if (state === "open" && wasOpen) this.bible.load();
+      if (state === "open" && wasOpen) {
+        this.bible.load();
+        if (this.outline.loaded) this.outline.load();
+        if (this.crew.loaded) this.crew.load();
+      }
       if (state === "open") wasOpen = true;
     });
     this.docs = new DocumentPanel({
       socket: this.socket, slug: this.slug, head: $("#doc-head"), host: $("#editor"),
       documents: this.config.documents, canWrite: this.config.can_write, extensions: bibleMarks(this.bible),
       headActions: () => [h("button.btn.ghost.sm", {type: "button", id: "doc-bible", title: "The story bible: who and what the text names",
-        onclick: (e) => this.bible.open(e.currentTarget)}, "Bible")],
+        onclick: (e) => this.bible.open(e.currentTarget)}, "Bible"),
+      h("button.btn.ghost.sm", {type: "button", id: "doc-outline", title: "The outline: the story's scenes in order",
+        onclick: (e) => this.outline.open(e.currentTarget)}, "Outline")],
     });
     this.docs.open("main");
 
@@ -159,6 +170,10 @@ export class RoomPage {
     }
     $(".sidebar-head").append(h("button.btn.ghost.sm.on-dark.bible-button", {type: "button", id: "bible-button",
       onclick: (e) => this.bible.open(e.currentTarget)}, "Story bible"));
+    $(".sidebar-head").append(h("button.btn.ghost.sm.on-dark.bible-button", {type: "button", id: "outline-button",
+      onclick: (e) => this.outline.open(e.currentTarget)}, "Outline"));
+    $(".sidebar-head").append(h("button.btn.ghost.sm.on-dark.bible-button", {type: "button", id: "crew-button",
+      onclick: (e) => this.crew.open(e.currentTarget)}, "Writers' room"));
 
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") this.maybeAck();
@@ -229,6 +244,8 @@ export class RoomPage {
       if (data.username === this.me.username) this.myRoleChanged(frame.event === "participant.removed" ? null : data.role);
     }
     if (frame.event.startsWith("bible.entry.")) this.bible.onEvent(frame.event, data);
+    if (frame.event.startsWith("outline.scene.")) this.outline.onEvent(frame.event, data);
+    if (frame.event === "crew.updated") this.crew.onEvent(data);
     switch (frame.event) {
       case "channel.created":
         this.upsertChannel(data);
@@ -372,6 +389,7 @@ export class RoomPage {
         .catch((error) => toast(describeError(error), "error")),
       openThread: (id) => this.openThread(id),
       jumpTo: (id) => this.jumpTo(id),
+      openBible: (slug, opener) => this.bible.open(opener, slug),
       reply: (m) => this.openThread(m.id, {replyTo: m}),
       feedback: (m) => {
         this.compose.setType("feedback");
@@ -508,6 +526,14 @@ export class RoomPage {
     if (pane === "text" && this.docs && this.docs.editor) this.docs.editor.view.requestMeasure();
   }
 
+  /** An outline scene's "Go to text": its document in the editor, the scene's text selected. */
+  async goToRange(range) {
+    if (!range || !range.document) return;
+    await this.docs.open(range.document);
+    this.showPane("text");
+    if (this.docs.editor && this.docs.name === range.document) selectRange(this.docs.editor.view, range);
+  }
+
   /** The owner changed our role (or removed us from a public story): the room follows at once. */
   myRoleChanged(role) {
     if (role === this.config.role) return;
@@ -520,6 +546,8 @@ export class RoomPage {
     if (could !== this.config.can_write) {
       this.docs.setCanWrite(this.config.can_write);
       this.bible.setCanWrite(this.config.can_write);
+      this.outline.setCanWrite(this.config.can_write);
+      if (role) this.crew.load(); // who may pause the crew follows the role
       toast(this.config.can_write ? "You can write in this story now." :
         role ? "You are a viewer now: you read along but no longer write." : "You were removed from this story.");
     }
