@@ -491,6 +491,16 @@ def build_cases() -> list[Case]:
             Case(f"POST {base}/documents/main/ops", "POST", f"{base}/documents/main/ops",
                  {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
                  body={"append": " More."}, check=lambda b, c, w: b["revision"] == 2),
+            # The writers' room (writers/): readers see it; the owner adds and removes it; human
+            # editors pause it (this story has no crew: allowed callers get 409 `conflict`).
+            Case(f"GET {base}/crew", "GET", f"{base}/crew", STORY_READ[s],
+                 check=lambda b, c, w: b["enabled"] is False and b["can_manage"] is (c == "owner")),
+            Case(f"POST {base}/crew", "POST", f"{base}/crew", STORY_OWNER_ADD[s], body={"roles": []},
+                 check=lambda b, c, w: b["roles"] == ["showrunner", "plot-planner", "narrator"]),
+            Case(f"PATCH {base}/crew", "PATCH", f"{base}/crew",
+                 {**STORY_OWNER[s], **{k: 409 for k in ("editor", "member", "chowner", "owner")}},
+                 body={"paused": True}),
+            Case(f"DELETE {base}/crew", "DELETE", f"{base}/crew", {**STORY_OWNER[s], "owner": 204}),
             # The outline (outline/): readers read it, editors (the agent included) change it.
             Case(f"GET {base}/outline", "GET", f"{base}/outline", STORY_READ[s],
                  check=lambda b, c, w, s=s: [x["title"] for x in b["results"]] == [f"{PREFIX[s]}-SCENE"]),

@@ -51,6 +51,7 @@ from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
 from bible.services import entry_create, progression_add
 from outline.services import scene_create
+from writers.services import crew_add
 from stories.documents import document_edit
 from stories.models import Document, Participant
 from stories.services import invite_create, participant_add, story_create
@@ -83,6 +84,8 @@ EVERYONE = who(ok="owner editor viewer outsider agent agent2")
 READ_STORY = who(ok="owner editor viewer agent agent2", not_found="outsider")
 WRITE_STORY = who(ok="owner editor agent agent2", forbidden="viewer", not_found="outsider")
 OWNER_ONLY = who(ok="owner", forbidden="editor viewer agent agent2", not_found="outsider")
+# The writers' room: humans decide (the owner and human editors pause it; agents never).
+HUMAN_EDITORS = who(ok="owner editor", forbidden="viewer agent agent2", not_found="outsider")
 AGENTS_ONLY = who(ok="agent agent2", forbidden="owner editor viewer outsider")
 # The private channel: its members (eddie7 its creator, bart7) and the story owner; nobody else knows of it.
 READ_CABAL = who(ok="owner editor agent2", not_found="viewer outsider agent")
@@ -166,6 +169,10 @@ def rest_rows() -> list[Row]:
         rest("GET", f"{v}/documents/main", READ_STORY, sees="VAULT-DOC"),
         rest("GET", f"{v}/documents/main/ops?after=0", READ_STORY, sees="olga7"),
         rest("POST", f"{v}/documents/main/ops", WRITE_STORY, {"append": " more"}, status=200),
+        rest("GET", f"{v}/crew", READ_STORY, sees="narrator-"),
+        rest("POST", f"{v}/crew", OWNER_ONLY, {"roles": ["critic"]}, status=200),  # it has a crew: roles changed
+        rest("PATCH", f"{v}/crew", HUMAN_EDITORS, {"paused": True}),
+        rest("DELETE", f"{v}/crew", OWNER_ONLY, status=204),
         rest("GET", f"{v}/outline", READ_STORY, sees="VAULT-SCENE"),
         rest("POST", f"{v}/outline", WRITE_STORY, {"title": "A scene"}),
         rest("GET", f"{v}/outline/{{vault.scene}}", READ_STORY, sees="VAULT-SCENE"),
@@ -463,6 +470,7 @@ def _build_world() -> World:
         ids[f"{slug}.{INBOX2}"] = post(slug, olga, INBOX2, f"{p}-INBOX-BART", reply_to=root)
         document_edit(doc=Document.objects.get(story=story, name="main"), author=olga, body={"append": f"{p}-DOC"})
         ids[f"{slug}.scene"] = str(scene_create(story=story, by=olga, data={"title": f"{p}-SCENE"}).pk)
+        crew_add(story=story, by=olga, roles=[])
         entry = entry_create(story=story, by=olga, kind="character", name=f"{p}-BIBLE", aliases=["the warden"])
         ids[f"{slug}.progression"] = str(progression_add(entry=entry, by=olga, from_scene=2, description="later").pk)
     invite, raw = invite_create(story=stories["vault"], by=olga, role="editor")
