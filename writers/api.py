@@ -30,6 +30,8 @@ class CrewSerializer(serializers.Serializer):
     enabled = serializers.BooleanField(help_text="The story has a crew")
     paused = serializers.BooleanField(help_text="The whole crew is paused")
     script = serializers.CharField(help_text="'' (writes from the story) or 'lighthouse' (the demo's scenes)")
+    writes_to = serializers.ChoiceField(["main", "fork"], help_text="Where its scenes go: 'main', or 'fork' (its own "
+                                                                    "fork of main, the document 'crew-draft')")
     roles = serializers.ListField(child=serializers.ChoiceField(NAMES))
     agents = CrewAgentSerializer(many=True)
     available_roles = CrewRoleSerializer(many=True)
@@ -41,6 +43,8 @@ class CrewSerializer(serializers.Serializer):
 class CrewInSerializer(serializers.Serializer):
     roles = serializers.ListField(child=serializers.ChoiceField(NAMES), required=False,
                                   help_text="Default: every role. The required ones are always added.")
+    writes_to = serializers.ChoiceField(["main", "fork"], required=False,
+                                        help_text="'main' (default) or 'fork': the crew writes into its own fork")
 
 
 class CrewPatchSerializer(serializers.Serializer):
@@ -67,7 +71,7 @@ class CrewView(APIView):
         crew_access = access_crew(request.user, story, manage=True)
         body = json_object(CrewInSerializer, request)
         crew, created = services.crew_add(story=crew_access.access.story, by=request.user,
-                                          roles=body.get("roles"))
+                                          roles=body.get("roles"), writes_to=body.get("writes_to"))
         return Response(_render(crew_access, crew), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(request=CrewPatchSerializer, responses=CrewSerializer,

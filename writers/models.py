@@ -12,11 +12,18 @@ class StoryCrew(models.Model):
         STORY = "", "from the story (premise, bible, outline)"
         LIGHTHOUSE = "lighthouse", "the demo's scripted scenes"
 
+    class WritesTo(models.TextChoices):
+        MAIN = "main", "the story's main document"
+        FORK = "fork", "the crew's own fork of main (crew-draft)"
+
     story = models.OneToOneField("stories.Story", on_delete=models.CASCADE, related_name="crew")
     members = models.JSONField(default=dict, help_text="role -> the username of the agent playing it")
     paused = models.BooleanField(default=False, help_text="The whole crew stops until resumed.")
     paused_agents = models.JSONField(default=list, blank=True, help_text="Roles paused one by one.")
     script = models.CharField(max_length=20, choices=Script.choices, default=Script.STORY, blank=True)
+    writes_to = models.CharField(max_length=10, choices=WritesTo.choices, default=WritesTo.MAIN,
+                                 help_text="Where the crew writes its scenes: into main, or into its own "
+                                           "fork of main for the writers to take from.")
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -18,6 +18,7 @@ def crew_json(story: Story, crew: StoryCrew | None) -> dict:
         "enabled": crew is not None,
         "paused": bool(crew and crew.paused),
         "script": crew.script if crew is not None else "",
+        "writes_to": crew.writes_to if crew is not None else StoryCrew.WritesTo.MAIN,
         "roles": [r.name for r in ROLES if r.name in members],
         "agents": [{"username": members[r.name], "display_name": names.get(members[r.name]) or r.display_name,
                     "role": r.name, "paused": r.name in paused} for r in ROLES if r.name in members],
@@ -43,5 +44,5 @@ def active_crews() -> list[dict]:
         roles = {role: username for role, username in crew.members.items()
                  if username in editors and role not in crew.paused_agents}
         rows.append({"story": crew.story.slug, "story_id": crew.story_id, "members": roles,
-                     "script": crew.script, "version": crew.version})
+                     "script": crew.script, "writes_to": crew.writes_to, "version": crew.version})
     return rows

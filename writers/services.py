@@ -64,10 +64,13 @@ def _agent_for(story: Story, role: str) -> User:
 
 
 @transaction.atomic
-def crew_add(*, story: Story, by, roles=None, script: str = "") -> tuple[StoryCrew, bool]:
-    """Add the writers' room (the roles asked for; all by default). A story with a crew gets its
-    roles changed instead (answered with created False)."""
+def crew_add(*, story: Story, by, roles=None, script: str = "", writes_to=None) -> tuple[StoryCrew, bool]:
+    """Add the writers' room (the roles asked for; all by default; writing into `main`, or into its
+    own fork with `writes_to` "fork"). A story with a crew gets its roles (and, when given, where it
+    writes) changed instead (answered with created False)."""
     chosen = clean_roles(roles)
+    if writes_to is not None and writes_to not in StoryCrew.WritesTo.values:
+        raise Invalid("writes_to must be 'main' or 'fork'.", details={"writes_to": one_of(StoryCrew.WritesTo.values)})
     Story.objects.select_for_update().filter(pk=story.pk).first()  # one crew change at a time per story
     crew = StoryCrew.objects.filter(story=story).first()
     created = crew is None
@@ -89,12 +92,14 @@ def crew_add(*, story: Story, by, roles=None, script: str = "") -> tuple[StoryCr
         elif participant.role == Participant.Role.VIEWER:
             participant_add(story=story, user=user, role=Participant.Role.EDITOR, by=by)
     if crew is None:
-        crew = StoryCrew.objects.create(story=story, members=members, added_by=by, script=script)
+        crew = StoryCrew.objects.create(story=story, members=members, added_by=by, script=script,
+                                        writes_to=writes_to or StoryCrew.WritesTo.MAIN)
     else:
         crew.members = members
         crew.paused_agents = [r for r in crew.paused_agents if r in members]
+        crew.writes_to = writes_to or crew.writes_to
         crew.version += 1
-        crew.save(update_fields=["members", "paused_agents", "version", "updated_at"])
+        crew.save(update_fields=["members", "paused_agents", "writes_to", "version", "updated_at"])
     _publish(story, crew)
     return crew, created
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from mythline_sdk import (INBOX, AsyncMythlineClient, Backoff, Conflict, InvalidRequest, LoopDetected, Message,
-                          MythlineError, idempotency_key)
+                          MythlineError, NotFound, idempotency_key)
 
 from agents.crew.context import StoryContext, load_context
 from agents.crew.llm import writer_from_env
@@ -53,6 +53,7 @@ GENERAL = "general"
 # The demo's crew (SPEC 13), by username; a story's own crew names its agents by role (writers/roles.py).
 CREW = tuple(DEMO_MEMBERS.values())
 VOICES = ("voice-lead", "voice-second")
+CREW_DRAFT = "crew-draft"  # the crew's fork of main, when the story asks it to write there
 # "@showrunner", "@narrator-12", "@crew": a human's request to the crew names it.
 _MENTION = re.compile(r"(?<![\w@])@([a-z0-9][a-z0-9_-]{0,49})", re.I)
 _SCENE_NUMBER = re.compile(r"\bscene\s+(\d{1,4})\b", re.I)
@@ -91,17 +92,19 @@ class Crew:
     approves its own plans; no dialogue writer and voices: scenes are narration only)."""
 
     def __init__(self, base_url: str, story: str, tokens: dict[str, str], *, members: dict[str, str] | None = None,
-                 script: str = "lighthouse", options: CrewOptions | None = None,
+                 script: str = "lighthouse", document: str = "main", options: CrewOptions | None = None,
                  writer_factory: Callable[[tuple[Character, ...], StoryContext | None], Writer] = _default_factory):
         self.members = dict(DEMO_MEMBERS if members is None else members)
         if "showrunner" not in self.members or self.members["showrunner"] not in tokens:
             raise ValueError("a crew runs with its showrunner")
         self.base_url, self.story, self.tokens = base_url, story, tokens
         self.script = script
+        self.document = document  # where the scenes go: "main", or the crew's fork (CREW_DRAFT)
         self.options = options or CrewOptions()
         self.writer_factory = writer_factory
         self.writer: Writer | None = None
         self.context: StoryContext | None = None
+        self.notes: dict[str, list[str]] = {}  # username -> the writers' notes for it (this run)
         self.finished = asyncio.Event()  # --once: the first scene is written
         self.posted: dict[str, int] = {}
         self.scenes_written: list[int] = []
@@ -145,9 +148,10 @@ class Crew:
             return speaker.voice
         return self.members.get(VOICES[min(index, 1)], VOICES[min(index, 1)])
 
-    def mentions_crew(self, text: str) -> bool:
-        names = {n.lower() for n in (*self.members, *self.members.values(), "crew")}
-        return any(m.group(1).lower() in names for m in _MENTION.finditer(text or ""))
+    def mentioned_roles(self, text: str) -> set[str]:
+        """The roles a text @mentions, by role or by the agent's username ("crew": the whole crew)."""
+        by_name = {**{r: r for r in self.members}, **{u.lower(): r for r, u in self.members.items()}, "crew": "crew"}
+        return {by_name[m.group(1).lower()] for m in _MENTION.finditer(text or "") if m.group(1).lower() in by_name}
 
     async def refresh(self, client: AsyncMythlineClient) -> StoryContext:
         """Read the story again (premise, bible, outline): a plan starts from what it says now."""
@@ -158,6 +162,19 @@ class Crew:
         if self.writer is not None and self.context is not None:
             self.writer.story = self.context
         return self.context
+
+    async def ensure_document(self, client: AsyncMythlineClient) -> None:
+        """The crew's own draft, forked from `main` the first time the crew writes to a fork."""
+        if self.document == "main":
+            return
+        try:
+            await client.get_document(self.story, self.document)
+        except NotFound:
+            try:
+                await client.request("POST", f"/api/stories/{self.story}/documents", json={
+                    "name": self.document, "fork_of": "main", "title": "The crew's draft"})
+            except Conflict:
+                pass  # made meanwhile (or the story holds all the forks it may: the writes will say so)
 
     def outline_scene(self, scene_id) -> dict | None:
         if self.context is None:
@@ -175,6 +192,7 @@ class Crew:
                    for role, username in running.items()}
         try:
             boss = clients["showrunner"]
+            await self.ensure_document(boss)
             await self.refresh(boss)
             if self.script == "lighthouse":
                 participants = await boss.list_participants(self.story)
@@ -247,7 +265,12 @@ class CrewAgent:
         return self.crew.writer
 
     async def dispatch(self, message: Message) -> None:
-        """Route a message to `on_<msg_type>` (inbox and #general alike)."""
+        """Route a message to `on_<msg_type>` (inbox and #general alike); a note from a human,
+        forwarded to this agent's inbox by the showrunner, is taken here."""
+        if (message.msg_type == "text" and message.payload.get("request") == "note"
+                and message.channel == f"inbox.{self.username}"):
+            await self.take_note(message)
+            return
         handler = getattr(self, f"on_{message.msg_type.replace('.', '_').replace('-', '_')}", None)
         if handler is not None:
             await handler(message)
@@ -298,6 +321,20 @@ class CrewAgent:
         except MythlineError as exc:
             logger.info("%s: status not reported: %s", self.username, exc)
 
+    async def take_note(self, m: Message) -> None:
+        """A writer's note for this agent: kept for its next pieces of writing (what the model is
+        given as the room's words, first), and acknowledged in #general."""
+        note, by = str(m.payload.get("note") or "")[:500], str(m.payload.get("by") or "a writer")[:100]
+        if not note:
+            return
+        notes = self.crew.notes.setdefault(self.username, [])
+        notes[:] = [*notes, f"{by}, to you: {note}"][-5:]
+        target = m.payload.get("from_message") if isinstance(m.payload.get("from_message"), str) else None
+        short = note if len(note) <= 80 else note[:77] + "..."
+        await self.say(GENERAL, "text", {"text": f"Noted, {by}: “{short}”. It goes into my next pass.",
+                                         "note_from": target},
+                       key=idempotency_key("re", m.id, "noted"), reply_to=target)
+
     async def situation(self) -> tuple[list[str], str]:
         """What a writer sees besides the plan: the room's last words and the end of the draft."""
         recent: list[str] = []
@@ -307,8 +344,8 @@ class CrewAgent:
             for message in page.results:
                 if message.text and message.msg_type in ("text", "query", "steer", "narration", "dialogue"):
                     recent.append(f"{message.sender.get('display_name') or message.sender_name}: {message.text[:400]}")
-            doc = await self.client.get_document(self.story, "main")
-            return recent, doc.text[-2000:]
+            doc = await self.client.get_document(self.story, self.crew.document)
+            return [*self.crew.notes.get(self.username, []), *recent], doc.text[-2000:]
         except MythlineError as exc:
             logger.info("%s: writing without the room's context: %s", self.username, exc)
             return recent, ""
@@ -339,10 +376,11 @@ class CrewAgent:
             await self.append_block(block, marker=marker)
             return None
         path = f"/api/stories/{self.story}/outline"
+        doc_name = self.crew.document
         for attempt in range(6):
             scenes = (await self.client.get(path))["results"]
             me = next((x for x in scenes if x["id"] == outline_id), None)
-            doc = await self.client.get_document(self.story, "main")
+            doc = await self.client.get_document(self.story, self.crew.document)
             if me is None:
                 await self.append_block(block, marker=marker)
                 return None
@@ -351,7 +389,7 @@ class CrewAgent:
             ranges = [x.get("range") for x in scenes]
             if any(r and r.get("revision") != doc.revision for r in ranges):
                 continue  # the document moved between the two reads: read again
-            r = me.get("range") if me.get("range") and me["range"].get("document") == "main" else None
+            r = me.get("range") if me.get("range") and me["range"].get("document") == self.crew.document else None
             has_text = r is not None and not r.get("gone") and r["to"] > r["from"]
             if has_text and not at_end:
                 logger.info("%s: scene %s has text already; not writing it again", self.username, me["position"])
@@ -361,7 +399,7 @@ class CrewAgent:
             else:
                 def text_range(x):
                     q = x.get("range")
-                    return q if q and q.get("document") == "main" and not q.get("gone") and q["to"] > q["from"] else None
+                    return q if q and q.get("document") == doc_name and not q.get("gone") and q["to"] > q["from"] else None
                 before = [text_range(x) for x in scenes if x["position"] < me["position"] and text_range(x)]
                 after = [text_range(x) for x in scenes if x["position"] > me["position"] and text_range(x)]
                 pos = before[-1]["to"] if before else (after[0]["from"] if after else len(doc.text))
@@ -371,13 +409,13 @@ class CrewAgent:
             suffix = "" if not tail or tail.startswith("\n") else "\n\n"
             try:
                 edit = await self.client.edit_document(
-                    self.story, "main", base_revision=doc.revision,
+                    self.story, self.crew.document, base_revision=doc.revision,
                     edits=[{"from": pos, "to": pos, "insert": prefix + block + suffix}],
                     idempotency_key=f"{key}:{attempt}")
             except Conflict:
                 continue  # someone typed there meanwhile: read again
             begin = pos + len(prefix)
-            written = {"document": "main", "from": begin if start is None else start, "to": begin + len(block),
+            written = {"document": self.crew.document, "from": begin if start is None else start, "to": begin + len(block),
                        "revision": edit.revision}
             change = {"range": written}
             if me.get("status") in ("planned", "drafting") and not at_end:
@@ -392,12 +430,12 @@ class CrewAgent:
 
     async def append_block(self, block: str, *, marker: str) -> bool:
         """Append a paragraph to `main` unless `marker` is there already (a repeat after a restart)."""
-        doc = await self.client.get_document(self.story, "main")
+        doc = await self.client.get_document(self.story, self.crew.document)
         if marker in doc.text:
             return False
         text = doc.text
         sep = "" if not text or text.endswith("\n\n") else ("\n" if text.endswith("\n") else "\n\n")
-        await self.client.append_document(self.story, "main", sep + block.rstrip("\n") + "\n")
+        await self.client.append_document(self.story, self.crew.document, sep + block.rstrip("\n") + "\n")
         return True
 
 
@@ -467,7 +505,7 @@ class Showrunner(CrewAgent):
             last = max(last, message.seq)
             if message.sender_name == self.username:
                 own = message.seq
-            if message.seq > cursor and self.is_steer(message):
+            if message.seq > cursor and (self.is_steer(message) or self.note_roles(message)):
                 missed.append(message)
         # Unanswered requests after the read cursor; on a crew's first run (no cursor yet), those
         # after the showrunner's last word, or all when it never spoke: a writer who asks while the
@@ -475,8 +513,10 @@ class Showrunner(CrewAgent):
         if not cursor:
             missed = [m for m in missed if m.seq > own]
         for message in missed:
-            if message.id not in self.acks:
+            if self.is_steer(message):
                 await self.heard(message)
+            elif self.note_roles(message):
+                await self.forward_note(message, self.note_roles(message))
         return last
 
     def is_steer(self, message: Message) -> bool:
@@ -488,7 +528,26 @@ class Showrunner(CrewAgent):
         if message.msg_type == "steer":
             return True
         return message.msg_type in ("text", "query") and (
-            message.channel == f"inbox.{self.username}" or self.crew.mentions_crew(message.text))
+            message.channel == f"inbox.{self.username}"
+            or bool(self.crew.mentioned_roles(message.text) & {"showrunner", "crew"}))
+
+    def note_roles(self, message: Message) -> list[str]:
+        """The agents a human's line @mentions by name (not the showrunner, not the crew as a whole):
+        a note for each of them, not a request for a scene."""
+        if not message.from_human or message.msg_type not in ("text", "query") or message.channel != GENERAL:
+            return []
+        roles = self.crew.mentioned_roles(message.text) - {"showrunner", "crew"}
+        return sorted(roles) if not self.is_steer(message) else []
+
+    async def forward_note(self, message: Message, roles: list[str]) -> None:
+        """Hand a human's note to the agents it names, in their inboxes (once per message and agent)."""
+        words = " ".join(_MENTION.sub(" ", message.text or "").split())[:500]
+        name = message.sender.get("display_name") or message.sender_name
+        for role in roles:
+            await self.say(f"inbox.{self.crew.username(role)}", "text",
+                           {"text": f"{name} asks you: {words}", "request": "note", "note": words,
+                            "from_message": message.id, "by": name},
+                           key=idempotency_key("re", message.id, "note", role))
 
     def scene(self, number: int) -> Scene:
         if number not in self.scenes:
@@ -568,6 +627,8 @@ class Showrunner(CrewAgent):
         self.observe(message)
         if self.is_steer(message):
             await self.heard(message)
+        elif self.note_roles(message):
+            await self.forward_note(message, self.note_roles(message))
         await self.reconcile()
 
     async def tick(self, halt: asyncio.Event) -> None:
@@ -938,14 +999,15 @@ class DialogueWriter(CrewAgent):
         old = dialogue_block(speaker, original.payload["line"], original.payload.get("direction", ""))
         new = dialogue_block(speaker, revised.payload["line"], revised.payload.get("direction", ""))
         for _ in range(3):
-            doc = await self.client.get_document(self.story, "main")
+            doc = await self.client.get_document(self.story, self.crew.document)
             if new in doc.text:
                 return
             if old not in doc.text:
                 await self.append_block(new, marker=revised.payload["line"])
                 return
             try:
-                await self.client.edit_document(self.story, "main", base_revision=doc.revision, find=old, replace=new)
+                await self.client.edit_document(self.story, self.crew.document, base_revision=doc.revision,
+                                                find=old, replace=new)
                 return
             except Conflict:
                 continue  # someone edited that paragraph meanwhile: read again

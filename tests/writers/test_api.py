@@ -44,14 +44,21 @@ def test_the_owner_adds_the_crew_and_its_agents_join_with_inboxes(tale, api):
     for username in usernames:
         assert Participant.objects.get(story=story, user__username=username).role == "editor"
         assert Channel.objects.filter(story=story, name=f"inbox.{username}").exists()
-    # Adding again changes nothing but answers 200.
+    assert crew["writes_to"] == "main"
+    # Adding again changes nothing but answers 200; the owner may send the crew to its own fork.
     again = owner.post(url("tale"), {}, format="json")
     assert again.status_code == 200 and again.json()["agents"] == crew["agents"]
+    for bad in ("elsewhere", ["fork"], 1):
+        r = owner.post(url("tale"), {"writes_to": bad}, format="json")
+        assert r.status_code == 400 and error_code(r) == "invalid", bad
+    forked = owner.post(url("tale"), {"writes_to": "fork"}, format="json").json()
+    assert forked["writes_to"] == "fork" and forked["agents"] == crew["agents"]
+    assert {c["story"]: c for c in active_crews()}["tale"]["writes_to"] == "fork"
     # Another story gets agents of its own.
     other = owner.post(url("hush"), {"roles": ["narrator"]}, format="json").json()
     assert other["roles"] == ["showrunner", "plot-planner", "narrator"]  # the required ones come along
     assert not set(a["username"] for a in other["agents"]) & set(usernames)
-    assert active_crews()[0]["members"]["narrator"] == f"narrator-{story.pk}"
+    assert {c["story"]: c for c in active_crews()}["tale"]["members"]["narrator"] == f"narrator-{story.pk}"
 
 
 def test_roles_can_be_picked_and_dialogue_comes_whole(tale, api):

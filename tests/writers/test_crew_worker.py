@@ -191,6 +191,13 @@ def test_the_crew_writes_the_writers_own_story_on_request_and_pauses(glass, mode
         check = by(names["continuity"], "feedback", scene=1)
         assert check and check[0]["payload"]["request_met"] is True, check[0]["payload"]
 
+        # An @narrator note reaches the narrator (not a new scene): it says so, and its next pass has it.
+        note = http.post("/api/stories/glass/channels/general/messages", json={
+            "msg_type": "text", "payload": {"text": "@narrator more ash in the air, please"}}).json()
+        wait_for(lambda: [m for m in by(names["narrator"], "text") if m["reply_to"] == note["id"]], worker,
+                 "the narrator to take the note")
+        assert not [a for a in by(showrunner, "text") if a["payload"].get("steer_from") == note["id"]]
+
         # Paused: the agents say so, and a request waits; resumed, the crew answers it.
         assert http.patch("/api/stories/glass/crew", json={"paused": True}).status_code == 200
         wait_for(lambda: AgentProfile.objects.filter(user__username__in=names.values(),
@@ -202,9 +209,43 @@ def test_the_crew_writes_the_writers_own_story_on_request_and_pauses(glass, mode
         ack = wait_for(lambda: [a for a in by(showrunner, "text") if a["payload"].get("steer_from") == second["id"]],
                        worker, "the request made while paused")
         wait_for(lambda: by(showrunner, "task_update", stage="scene", scene=2), worker, "scene 2", timeout=90)
+        assert any("more ash in the air" in p for p in model.prompts()[len(prompts):])
         outline = http.get("/api/stories/glass/outline").json()["results"]
         assert [s["position"] for s in outline] == [1, 2] and outline[1]["created_by"] == names["plot-planner"]
         assert outline[1]["range"]["from"] >= scene["range"]["to"] and ack
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+        Path(server.log.name).unlink(missing_ok=True)
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_a_crew_asked_to_write_in_a_fork_leaves_main_alone(glass, model, tmp_path):
+    server = LiveServer()
+    server.start()
+    worker = None
+    try:
+        http = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {glass['token']}"}, timeout=10)
+        for entry in ENTRIES[:2]:
+            assert http.post("/api/stories/glass/bible", json=entry).status_code == 201
+        http.post("/api/stories/glass/documents/main/ops", json={"append": "The writers' own opening.\n"})
+        crew = http.post("/api/stories/glass/crew", json={"roles": [], "writes_to": "fork"}).json()
+        assert crew["writes_to"] == "fork" and crew["roles"] == ["showrunner", "plot-planner", "narrator"]
+        worker = Worker(server, model, tmp_path / "worker.log")
+        http.post("/api/stories/glass/channels/general/messages",
+                  json={"msg_type": "steer", "payload": {"text": "Ada and Bruno at the furnace"}})
+
+        def drafted():
+            scenes = http.get("/api/stories/glass/outline").json()["results"]
+            return scenes if scenes and scenes[0]["status"] == "drafted" else None
+        scenes = wait_for(drafted, worker, "the scene in the crew's draft", timeout=90)
+        draft = http.get("/api/stories/glass/documents/crew-draft").json()
+        assert draft["forked_from"] == "main" and scenes[0]["range"]["document"] == "crew-draft"
+        assert draft["text"].startswith("The writers' own opening.")
+        assert draft["text"][scenes[0]["range"]["from"]:].startswith("I. ")
+        assert http.get("/api/stories/glass/documents/main").json()["text"] == "The writers' own opening.\n"
     finally:
         if worker is not None:
             worker.stop()

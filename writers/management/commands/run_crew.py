@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
 from accounts.services import token_issue
-from agents.crew.runner import Crew, CrewOptions
+from agents.crew.runner import CREW_DRAFT, Crew, CrewOptions
 from audit.services import note
 from writers.selectors import active_crews
 
@@ -111,7 +111,9 @@ class Command(BaseCommand):
                             continue
                         halt = asyncio.Event()
                         lighthouse = row["script"] == "lighthouse"
+                        document = CREW_DRAFT if row["writes_to"] == "fork" else "main"
                         crew = Crew(url, slug, tokens, members=row["members"], script=row["script"] or "",
+                                    document=document,
                                     options=CrewOptions(scenes=3 if lighthouse else 0, pace=pace))
                         task = asyncio.create_task(crew.run(stop=halt, farewell=self.farewell(slug)))
                         running[slug] = (self.key(row), halt, task)
@@ -128,7 +130,7 @@ class Command(BaseCommand):
 
     @staticmethod
     def key(row: dict) -> tuple:
-        return row["version"], tuple(sorted(row["members"].items())), row["script"]
+        return row["version"], tuple(sorted(row["members"].items())), row["script"], row["writes_to"]
 
     def farewell(self, slug: str):
         """What the agents report when their crew stops: idle and paused while the story still has its
