@@ -112,7 +112,15 @@ export class CrewPanel {
         actions.append(h("button.btn.sm", {type: "button", id: "crew-pause", disabled: this.busy,
           onclick: () => this.patch({paused: !paused})}, paused ? "Resume the crew" : "Pause the crew"));
       }
+      const fork = crew.writes_to === "fork";
+      this.bodyEl.append(h("p.muted.small", {id: "crew-writes-to"}, "It writes in ",
+        h("code", null, fork ? "crew-draft" : "main"), fork ? " (its own fork of main)." : "."));
       if (crew.can_manage) {
+        actions.append(h("button.btn.ghost.sm", {type: "button", id: "crew-writes-toggle", disabled: this.busy,
+          onclick: () => this.write("POST", {roles: (Array.isArray(crew.roles) ? crew.roles : []).map(String),
+            writes_to: fork ? "main" : "fork"},
+            fork ? "The crew writes in main." : "The crew writes in its own draft.")},
+          fork ? "Write in main" : "Write in its own draft"));
         actions.append(h("button.btn.ghost.sm", {type: "button", id: "crew-remove", disabled: this.busy,
           onclick: () => this.remove()}, "Remove the crew"));
       }
@@ -158,10 +166,15 @@ export class CrewPanel {
       e.preventDefault();
       const chosen = [...e.currentTarget.querySelectorAll("input[name=role]")]
         .filter((box) => box.checked).map((box) => box.value);
-      await this.write("POST", {roles: chosen}, "The crew is in the story.");
+      const fork = e.currentTarget.querySelector("#crew-writes-fork").checked;
+      await this.write("POST", {roles: chosen, writes_to: fork ? "fork" : "main"}, "The crew is in the story.");
     }},
     h("fieldset.bible-fieldset", null, h("legend", null, "Roles"),
       h("ul", {style: {"list-style": "none", margin: "0", padding: "0"}}, boxes)),
+    h("label", {style: {display: "flex", gap: "8px", "margin-top": "10px"}},
+      h("input", {type: "checkbox", id: "crew-writes-fork"}),
+      h("span", null, "Write in the crew's own draft (", h("code", null, "crew-draft"), ", a fork of ",
+        h("code", null, "main"), "), not in ", h("code", null, "main"))),
     h("div.row", {style: {"margin-top": "10px"}}, submit));
   }
 

@@ -75,6 +75,15 @@ def test_the_owner_adds_the_crew_editors_pause_it_and_every_room_follows(open_as
     for role in dropped:
         expect(dialog.locator("#crew-agents .crew-role", has_text=role)).to_have_count(0)
     expect(dialog.locator("#crew-remove")).to_be_visible()
+    expect(dialog.locator("#crew-writes-to")).to_contain_text("main")
+
+    # The owner sends the crew to its own draft, and back; only the owner may.
+    dialog.locator("#crew-writes-toggle").click()
+    expect(dialog.locator("#crew-writes-to")).to_contain_text("crew-draft")
+    expect(bob_dialog.locator("#crew-writes-to")).to_contain_text("crew-draft", timeout=3000)
+    expect(bob_dialog.locator("#crew-writes-toggle")).to_have_count(0)
+    dialog.locator("#crew-writes-toggle").click()
+    expect(dialog.locator("#crew-writes-to")).not_to_contain_text("crew-draft")
 
     # Bob's open panel has the crew at once, with the means to pause it but not to remove it.
     expect(bob_dialog.locator("#crew-agents .crew-agent")).to_have_count(len(roles) - len(dropped), timeout=3000)
