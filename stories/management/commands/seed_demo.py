@@ -26,6 +26,8 @@ from stories.documents import document_edit
 from writers.models import StoryCrew
 from writers.roles import DEMO_MEMBERS
 from writers.services import crew_adopt
+from outline.models import OutlineScene
+from outline.services import scene_create
 from stories.models import Document, Participant, Story
 from stories.services import MAIN, participant_add, story_create
 
@@ -359,18 +361,29 @@ MESSAGES: list[Seed] = [
 
 
 # The opening of the story in the co-edited `main` document, written once by the narrator.
-MAIN_DRAFT = (
-    "THE LIGHTHOUSE\n\n"
-    "I. The Last Log Entry\n\n"
-    "The barometer had been falling since noon. Mara Quill climbed the hundred and twelve steps with the "
-    "oil can in one hand and the log under her arm, and at the top she set her shoulder to the winding "
-    "crank the way her father had taught her: twelve turns, a breath, twelve more. Below, the sea had "
-    "begun to breathe.\n\n"
-    "At seven the radio woke with a hiss. The coastguard at Carrick was calling the coaster Gannet, "
-    "overdue since the afternoon tide, and no answer came. Mara wrote the time in the log, and as she "
-    "wrote it the weight chain lurched and slipped a link, and the great lens stuttered in its turning.\n\n"
-    "\"Hold on for me tonight, old girl,\" she said, patting the brass housing. \"Just tonight.\"\n"
-)
+def demo_draft() -> tuple[str, list[dict]]:
+    """The demo's `main`: its first three scenes as the seeded chat wrote them (each scene's
+    narration and lines, in posting order, under its heading), and an outline scene for each with
+    the range of its text, so the crew's next scene is IV, in its place."""
+    text, scenes = "THE LIGHTHOUSE\n\n", []
+    for k, numeral in ((1, "I"), (2, "II"), (3, "III")):
+        plan = next(seed for seed in MESSAGES if seed.key == f"s{k}-plan")
+        title = plan.payload["title"].split(": ", 1)[1]
+        parts = []
+        for seed in MESSAGES:
+            if seed.channel != GEN or not seed.key.startswith(f"s{k}-"):
+                continue
+            p = seed.payload
+            if seed.msg_type == "narration":
+                parts.append(p["text"])
+            elif seed.msg_type == "dialogue":  # as the crew writes a line (agents/crew/writing.dialogue_block)
+                parts.append(f"{p['character']} ({p['direction']}): “{p['line']}”" if p.get("direction")
+                             else f"{p['character']}: “{p['line']}”")
+        block = f"{numeral}. {title}\n\n" + "\n\n".join(parts)
+        scenes.append({"title": title, "beats": plan.payload["beats"], "status": "drafted",
+                       "range": {"document": MAIN, "from": len(text), "to": len(text) + len(block)}})
+        text += block + "\n\n"
+    return text, scenes
 
 
 class Command(BaseCommand):
@@ -415,7 +428,7 @@ class Command(BaseCommand):
         # The crew worker (`manage.py run_crew`, started by `make run`) serves the demo with its
         # named agents and the scripted lighthouse scenes.
         crew_adopt(story=story, members=DEMO_MEMBERS, script=StoryCrew.Script.LIGHTHOUSE)
-        self._main_draft(story, users["narrator"])
+        self._main_draft(story, users["narrator"], users["plot-planner"])
 
         existing = set(Message.objects.filter(pk__in=[message_id(s.key) for s in MESSAGES])
                        .values_list("pk", flat=True))
@@ -434,10 +447,14 @@ class Command(BaseCommand):
             summary["messages_created" if result.created else "messages_existing"] += 1
         return summary
 
-    def _main_draft(self, story: Story, narrator) -> None:
+    def _main_draft(self, story: Story, narrator, planner) -> None:
         doc = Document.objects.filter(story=story, name=MAIN).first()
         if doc is not None and doc.revision == 0 and not doc.text:
-            document_edit(doc=doc, author=narrator, body={"append": MAIN_DRAFT})
+            text, scenes = demo_draft()
+            document_edit(doc=doc, author=narrator, body={"append": text})
+            if not OutlineScene.objects.filter(story=story).exists():
+                for scene in scenes:
+                    scene_create(story=story, by=planner, data=scene)
 
     def _human(self, spec: dict, *, staff: bool, summary: dict):
         user = User.objects.filter(username=spec["username"]).first()
