@@ -357,6 +357,11 @@ def build_server(*, agent=None) -> MythlineMCP:
     from bible.mcp import register_tools as register_bible_tools  # the story bible's tools (bible/mcp.py)
 
     register_bible_tools(server, call)
+
+    from suggestions.mcp import register_tools as register_suggestion_tools  # suggest_edit (suggestions/mcp.py)
+
+    register_suggestion_tools(server, call)
+
     return server
 
 

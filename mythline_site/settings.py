@@ -107,6 +107,7 @@ INSTALLED_APPS = [
     "audit",  # the audit log of rights (docs/deploy.md, "Audit log")
     "bible",  # the story bible (docs/protocol.md, "Story bible")
     "outline",  # a story's outline of scenes (docs/protocol.md, "The outline")
+    "suggestions",  # changes proposed to a document, decided by people (docs/protocol.md, "Suggestions")
     "writers",  # a story's writers' room: the crew that serves it (docs/crew.md)
     "mythline_site",  # its management commands: `serve` (docs/deploy.md)
 ]
@@ -376,6 +377,8 @@ MYTHLINE_OUTLINE_MAX_BEATS = int(os.environ.get("MYTHLINE_OUTLINE_MAX_BEATS", 50
 # The writers' room (docs/crew.md): stories with a crew on this server (each crew is eight agents
 # with a socket each in the crew worker).
 MYTHLINE_CREW_MAX_STORIES = int(os.environ.get("MYTHLINE_CREW_MAX_STORIES", 100))
+# Suggestions (docs/protocol.md, "Suggestions"): open ones per document.
+MYTHLINE_DOC_MAX_SUGGESTIONS = int(os.environ.get("MYTHLINE_DOC_MAX_SUGGESTIONS", 200))
 MYTHLINE_RATE_KEY_PREFIX = "rl"  # cache keys of the rate limiter
 MYTHLINE_ARCHIVE_SWEEP_SECONDS = float(os.environ.get("MYTHLINE_ARCHIVE_SWEEP_SECONDS", 30))
 # Each server process moves long-lived objects out of the garbage collector's full scans this
@@ -426,7 +429,9 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"BibleKindEnum": "bible.models.BibleEntry.Kind",  # not the channels' `kind`
-                            "SceneStatusEnum": "outline.services.STATUSES"},  # nor the agents' `status`
+                            "SceneStatusEnum": "outline.services.STATUSES",  # nor the agents' `status`
+                            "CrewRoleEnum": "writers.roles.NAMES",  # not the participants' `role`
+                            "ParticipantRoleEnum": "stories.services.ASSIGNABLE_ROLES"},
 }
 
 LOGGING = {

@@ -18,6 +18,7 @@ from outline import api as outline_api
 from presence.api import StoryPresenceView
 from stories import api as stories_api
 from stories import views as story_views
+from suggestions import api as suggestions_api
 from writers import api as writers_api
 
 S = "api/stories/<str:story>"
@@ -47,6 +48,15 @@ api_urls = [
     path(f"{S}/outline/<int:scene>", outline_api.SceneView.as_view(), name="outline-scene"),
     path(f"{S}/outline/<int:scene>/move", outline_api.SceneMoveView.as_view(), name="outline-scene-move"),
     path(f"{S}/crew", writers_api.CrewView.as_view(), name="story-crew"),
+    path(f"{S}/documents/<str:doc>/suggestions", suggestions_api.SuggestionListView.as_view(), name="suggestion-list"),
+    path(f"{S}/documents/<str:doc>/suggestions/decide", suggestions_api.SuggestionDecideAllView.as_view(),
+         name="suggestion-decide-all"),
+    path(f"{S}/documents/<str:doc>/suggestions/<int:suggestion>", suggestions_api.SuggestionDetailView.as_view(),
+         name="suggestion-detail"),
+    path(f"{S}/documents/<str:doc>/suggestions/<int:suggestion>/accept",
+         suggestions_api.SuggestionAcceptView.as_view(), name="suggestion-accept"),
+    path(f"{S}/documents/<str:doc>/suggestions/<int:suggestion>/reject",
+         suggestions_api.SuggestionRejectView.as_view(), name="suggestion-reject"),
     path(f"{S}/channels", messaging_api.ChannelListView.as_view(), name="channel-list"),
     path(f"{C}", messaging_api.ChannelDetailView.as_view(), name="channel-detail"),
     path(f"{C}/members", messaging_api.MemberListView.as_view(), name="member-list"),

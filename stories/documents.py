@@ -417,3 +417,38 @@ def document_edit(*, doc: Document, author, body: dict, via: str = "rest",
                 cs = ChangeSet.of(edits, length)
         return _append(doc, cs, author=author, client_id=client_id, via=via,
                        idempotency_id=idempotency_id, request_hash=request_hash)
+
+
+# --- for changes that are not applied at once (suggestions/) ----------------------------------------
+
+def prepare_edit(*, doc: Document, body: dict) -> tuple[list[tuple[int, int, str]], Document]:
+    """A REST edit body (`edits`, `find`/`replace` or `append`, with `base_revision`), checked as
+    `document_edit` checks it and moved to the document's current revision, but not applied: the
+    edits `(from, to, insert)` in UTF-16 units of the current text, and the document as read (its
+    `revision` and `text`). 409 `conflict` when a later change touched the edited text."""
+    kind = _rest_kind(body)
+    fresh = Document.objects.filter(pk=doc.pk).select_related("story").first()
+    if fresh is None:
+        raise NotFound("The document no longer exists.")
+    cs, base = _rest_changeset(fresh, body, kind)
+    _check_insert_size(cs)
+    edits = [(a, b, text) for a, b, _, _, text in cs.iter_changes(individual=True)]
+    edits, _ = _map_through(fresh.pk, edits, cs.length, base, fresh.revision, fresh.revision)
+    return edits, fresh
+
+
+def lock_document(doc: Document) -> Document:
+    """The document, row-locked for the transaction the caller holds (the write lock every change
+    takes)."""
+    return _locked(doc)
+
+
+def apply_locked(doc: Document, edits: list[tuple[int, int, str]], *, author, via: str,
+                 client_id: str = "") -> DocumentChange:
+    """Apply `edits` (UTF-16 units of the locked document's current text) as one new revision, as
+    any edit is applied: logged, snapshotted, broadcast to the open editors."""
+    try:
+        cs = ChangeSet.of(edits, utf16_len(doc.text))
+    except InvalidChangeSet as exc:
+        raise Invalid(f"Bad edits: {exc}", details={"edits": str(exc)}) from None
+    return _append(doc, cs, author=author, client_id=client_id, via=via)

@@ -45,6 +45,7 @@ from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
 from bible.services import entry_create, progression_add
 from outline.services import scene_create
+from suggestions.services import suggestion_create
 from stories.documents import document_edit
 from stories.models import Document, Participant
 from stories.services import invite_create, participant_add, story_create
@@ -138,6 +139,10 @@ def _build_world() -> World:
                       body={"append": f"{p}-DOC-TEXT"})
         # One scene in the story's outline: `{pub.scene}`, `{priv.scene}`.
         world.ids[f"{key}.scene"] = str(scene_create(story=story, by=olga, data={"title": f"{p}-SCENE"}).pk)
+        # One open suggestion on `main`: `{pub.suggestion}`.
+        world.ids[f"{key}.suggestion"] = str(suggestion_create(
+            doc=Document.objects.get(story=story, name="main"), author=olga,
+            body={"append": " suggested", "note": f"{p}-SUGGESTION"}).pk)
         # One story bible entry with a progression: `{pub.entry}` (its slug), `{pub.progression}`.
         entry = entry_create(story=story, by=olga, kind="character", name=f"{p}-BIBLE")
         world.ids[f"{key}.entry"] = entry.slug
@@ -292,6 +297,9 @@ STORY_READ = {"pub": cells(200), "priv": cells(200, outsider=404)}
 STORY_OWNER = {"pub": cells(403, owner=200), "priv": cells(403, outsider=404, owner=200)}
 STORY_OWNER_ADD = {"pub": cells(403, owner=201), "priv": cells(403, outsider=404, owner=201)}
 STORY_WRITE = {"pub": cells(201, outsider=403, viewer=403), "priv": cells(201, outsider=404, viewer=403)}
+# People who write the story (its owner and human editors; never an agent) decide on suggestions.
+HUMAN_WRITE = {"pub": cells(200, outsider=403, viewer=403, agent=403),
+               "priv": cells(200, outsider=404, viewer=403, agent=403)}
 STORY_JOIN = {"pub": cells(200, outsider=201), "priv": cells(200, outsider=404)}
 # DELETE participants/mia: the story owner, or mia leaving.
 STORY_REMOVE = {"pub": cells(403, member=204, owner=204), "priv": cells(403, outsider=404, member=204, owner=204)}
@@ -491,6 +499,23 @@ def build_cases() -> list[Case]:
             Case(f"POST {base}/documents/main/ops", "POST", f"{base}/documents/main/ops",
                  {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
                  body={"append": " More."}, check=lambda b, c, w: b["revision"] == 2),
+            # Suggestions (suggestions/): readers read them, writers (agents too) suggest, people decide.
+            Case(f"GET {base}/documents/main/suggestions", "GET", f"{base}/documents/main/suggestions",
+                 STORY_READ[s], check=lambda b, c, w, s=s: [x["note"] for x in b["results"]] == [f"{PREFIX[s]}-SUGGESTION"]),
+            Case(f"POST {base}/documents/main/suggestions", "POST", f"{base}/documents/main/suggestions",
+                 STORY_WRITE[s], body={"append": " more"}, check=lambda b, c, w: b["author"] == USERNAMES[c]),
+            Case(f"GET {base}/documents/main/suggestions/<id>", "GET",
+                 f"{base}/documents/main/suggestions/{{{s}.suggestion}}", STORY_READ[s],
+                 check=lambda b, c, w: b["status"] == "open"),
+            Case(f"POST {base}/documents/main/suggestions/<id>/accept", "POST",
+                 f"{base}/documents/main/suggestions/{{{s}.suggestion}}/accept", HUMAN_WRITE[s], body={},
+                 check=lambda b, c, w: (b["status"], b["decided_by"]) == ("accepted", USERNAMES[c])),
+            Case(f"POST {base}/documents/main/suggestions/<id>/reject", "POST",
+                 f"{base}/documents/main/suggestions/{{{s}.suggestion}}/reject", HUMAN_WRITE[s], body={},
+                 check=lambda b, c, w: b["status"] == "rejected"),
+            Case(f"POST {base}/documents/main/suggestions/decide", "POST",
+                 f"{base}/documents/main/suggestions/decide", HUMAN_WRITE[s], body={"decision": "reject"},
+                 check=lambda b, c, w, s=s: len(b["decided"]) == 1),
             # The writers' room (writers/): readers see it; the owner adds and removes it; human
             # editors pause it (this story has no crew: allowed callers get 409 `conflict`).
             Case(f"GET {base}/crew", "GET", f"{base}/crew", STORY_READ[s],
@@ -594,6 +619,7 @@ def test_every_api_route_is_in_the_matrix():
                           .replace("<str:username>", "mia").replace("<str:message_id>", "{pub.general}")
                           .replace("<str:doc>", "main").replace("<int:invite>", "{pub.invite}")
                           .replace("<str:token>", "{pub.invite-token}").replace("<int:scene>", "{pub.scene}")
+                          .replace("<int:suggestion>", "{pub.suggestion}")
                           .replace("<str:entry>", "{pub.entry}").replace("<int:progression>", "{pub.progression}"))
         if concrete not in covered:
             missing.append(route)

@@ -114,6 +114,8 @@ VALID = [
     ("vote", {"proposal": "<PROPOSAL>", "choice": "abstain"}),
     ("decision", {"text": "The ship sinks."}),
     ("decision", {"text": "The ship sinks.", "proposal": "<proposal>"}),
+    ("steer", {"text": "@showrunner next: the storm breaks"}),
+    ("steer", {"text": "More of Elias.", "scene": 4}),  # other keys are kept
     # Other msg_types: any JSON object, whatever its keys.
     ("custom", {}),
     ("x.y-z_9", {"anything": [1, {"nested": True}], "n": None, "f": 1.5}),
@@ -137,7 +139,7 @@ def test_every_built_in_type_has_a_valid_case():
     from messaging.schemas import BUILT_IN_TYPES
 
     assert set(BUILT_IN_TYPES) == {"text", "scene_plan", "narration", "dialogue", "feedback", "query",
-                                   "task_update", "proposal", "vote", "decision"}
+                                   "task_update", "proposal", "vote", "decision", "steer"}
     assert set(BUILT_IN_TYPES) <= {t for t, _ in VALID}
     assert set(BUILT_IN_TYPES) <= {t for t, _, _ in INVALID}
 
@@ -252,6 +254,10 @@ INVALID = [
     _bad("decision", {"text": "Done", "proposal": 5}, "proposal"),
     _bad("decision", {"text": "Done", "proposal": MISSING}, "proposal"),
     _bad("decision", {"text": "Done", "proposal": "<other-proposal>"}, "proposal"),
+    # steer
+    _bad("steer", {}, "text"),
+    _bad("steer", {"text": "  "}, "text"),
+    _bad("steer", {"text": ["a list"]}, "text"),
     # Any msg_type: the payload is a JSON object.
     _bad("custom", [], "payload"),
     _bad("custom", "text", "payload"),

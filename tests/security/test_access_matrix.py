@@ -51,6 +51,7 @@ from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
 from bible.services import entry_create, progression_add
 from outline.services import scene_create
+from suggestions.services import suggestion_create
 from writers.services import crew_add
 from stories.documents import document_edit
 from stories.models import Document, Participant
@@ -169,6 +170,12 @@ def rest_rows() -> list[Row]:
         rest("GET", f"{v}/documents/main", READ_STORY, sees="VAULT-DOC"),
         rest("GET", f"{v}/documents/main/ops?after=0", READ_STORY, sees="olga7"),
         rest("POST", f"{v}/documents/main/ops", WRITE_STORY, {"append": " more"}, status=200),
+        rest("GET", f"{v}/documents/main/suggestions", READ_STORY, sees="VAULT-DOC"),
+        rest("POST", f"{v}/documents/main/suggestions", WRITE_STORY, {"append": " more", "note": "why"}),
+        rest("GET", f"{v}/documents/main/suggestions/{{vault.suggestion}}", READ_STORY, sees="VAULT-DOC"),
+        rest("POST", f"{v}/documents/main/suggestions/{{vault.suggestion}}/accept", HUMAN_EDITORS, {}, status=200),
+        rest("POST", f"{v}/documents/main/suggestions/{{vault.suggestion}}/reject", HUMAN_EDITORS, {}, status=200),
+        rest("POST", f"{v}/documents/main/suggestions/decide", HUMAN_EDITORS, {"decision": "reject"}, status=200),
         rest("GET", f"{v}/crew", READ_STORY, sees="narrator-"),
         rest("POST", f"{v}/crew", OWNER_ONLY, {"roles": ["critic"]}, status=200),  # it has a crew: roles changed
         rest("PATCH", f"{v}/crew", HUMAN_EDITORS, {"paused": True}),
@@ -353,6 +360,8 @@ def mcp_rows() -> list[Row]:
             story="vault", scene=0),
         mcp("get_outline", EVERYONE, "AGORA-SCENE", on="agora", story="agora"),
         mcp("add_outline_scene", PUBLIC_WRITE, on="agora", story="agora", title="mcp scene"),
+        mcp("list_suggestions", READ_STORY, "VAULT-DOC-NOTE", story="vault", document="main"),
+        mcp("suggest_edit", WRITE_STORY, story="vault", document="main", append=" mcp", note="why"),
         mcp("list_bible", READ_STORY, "VAULT-BIBLE", story="vault"),
         mcp("get_bible_entry", READ_STORY, "VAULT-BIBLE", story="vault", entry="vault-bible"),
         mcp("find_bible_mentions", READ_STORY, "VAULT-BIBLE", story="vault", text="Here is the warden."),
@@ -471,6 +480,9 @@ def _build_world() -> World:
         document_edit(doc=Document.objects.get(story=story, name="main"), author=olga, body={"append": f"{p}-DOC"})
         ids[f"{slug}.scene"] = str(scene_create(story=story, by=olga, data={"title": f"{p}-SCENE"}).pk)
         crew_add(story=story, by=olga, roles=[])
+        ids[f"{slug}.suggestion"] = str(suggestion_create(
+            doc=Document.objects.get(story=story, name="main"), author=olga,
+            body={"append": " suggested", "note": f"{p}-DOC-NOTE"}).pk)
         entry = entry_create(story=story, by=olga, kind="character", name=f"{p}-BIBLE", aliases=["the warden"])
         ids[f"{slug}.progression"] = str(progression_add(entry=entry, by=olga, from_scene=2, description="later").pk)
     invite, raw = invite_create(story=stories["vault"], by=olga, role="editor")
@@ -739,6 +751,7 @@ def test_every_api_route_is_in_the_table():
     from mythline_site.urls import api_urls
 
     fake = World(ids={"vault.invite": "1", "vault.invite-token": "t0ken", "vault.scene": "1", "vault.progression": "1",
+                      "vault.suggestion": "1",
                       **{f"{s}.{c}": "00000000-0000-0000-0000-000000000000"
                          for s in PREFIX for c in ("general", "cabal", INBOX, INBOX2)}}, tokens={})
     covered = {resolve(fake.fill(row.request[1]).split("?")[0]).route for row in SURFACES if row.surface == "rest"}
