@@ -179,3 +179,7 @@ STORY_EVENTS = ["story.updated", "participant.joined", "participant.updated", "p
 STORY_EVENTS += ["outline.scene.created", "outline.scene.updated", "outline.scene.moved", "outline.scene.deleted"]
 # The story bible (bible/services.py; docs/protocol.md, "Story bible").
 STORY_EVENTS += ["bible.entry.created", "bible.entry.updated", "bible.entry.deleted"]
+# Suggestions (suggestions/services.py; docs/protocol.md, "Suggestions").
+STORY_EVENTS += ["suggestion.created", "suggestion.updated"]
+# The writers' room (writers/services.py; docs/protocol.md, "The writers' room").
+STORY_EVENTS += ["crew.updated"]

@@ -12,6 +12,8 @@ from agents.services import agent_set_status
 from bible import services as bible_services
 from messaging.frames import SCHEMAS, STORY_EVENTS
 from outline import services as outline_services
+from suggestions import services as suggestion_services
+from writers import services as crew_services
 from messaging.services import channel_create, channel_set_archived, channel_update, member_add, member_remove
 from stories.documents import document_create, document_edit
 from stories.models import Participant
@@ -90,6 +92,10 @@ def test_every_frame_matches_the_schema_table(world, make_user):
                 scene = outline_services.scene_update(scene=scene, by=alice, data={"status": "drafting"})
                 outline_services.scene_move(scene=scene, by=alice, position=2)
                 outline_services.scene_delete(scene=scene, by=alice)
+                suggestion = suggestion_services.suggestion_create(
+                    doc=story.documents.get(name="main"), author=narrator, body={"append": " Twice.", "note": "n"})
+                suggestion_services.suggestion_decide(suggestion=suggestion, by=alice, decision="reject")
+                crew_services.crew_add(story=story, by=alice, roles=[])
                 agent_set_status(agent=narrator, status="working", task="scene 2")
                 story_update(story=story, title="A new title")
                 participant_remove(story=story, user=newcomer)
