@@ -357,11 +357,15 @@ def build_server(*, agent=None) -> MythlineMCP:
     from bible.mcp import register_tools as register_bible_tools  # the story bible's tools (bible/mcp.py)
 
     register_bible_tools(server, call)
+    from versions.mcp import register_tools as register_version_tools  # document versions (versions/mcp.py)
 
+    register_version_tools(server, call)
     from suggestions.mcp import register_tools as register_suggestion_tools  # suggest_edit (suggestions/mcp.py)
 
     register_suggestion_tools(server, call)
+    from exports.mcp import register_tools as register_export_tools  # export_document (exports/mcp.py)
 
+    register_export_tools(server, call)
     return server
 
 

@@ -183,3 +183,5 @@ STORY_EVENTS += ["bible.entry.created", "bible.entry.updated", "bible.entry.dele
 STORY_EVENTS += ["suggestion.created", "suggestion.updated"]
 # The writers' room (writers/services.py; docs/protocol.md, "The writers' room").
 STORY_EVENTS += ["crew.updated"]
+# Named versions of a document (versions/services.py; docs/protocol.md, "Versions").
+STORY_EVENTS += ["document.version.created", "document.version.updated", "document.version.deleted"]

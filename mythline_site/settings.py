@@ -107,8 +107,10 @@ INSTALLED_APPS = [
     "audit",  # the audit log of rights (docs/deploy.md, "Audit log")
     "bible",  # the story bible (docs/protocol.md, "Story bible")
     "outline",  # a story's outline of scenes (docs/protocol.md, "The outline")
+    "exports",  # a document or the whole story as Markdown, plain text or EPUB (docs/export.md)
     "suggestions",  # changes proposed to a document, decided by people (docs/protocol.md, "Suggestions")
     "writers",  # a story's writers' room: the crew that serves it (docs/crew.md)
+    "versions",  # named revisions of a document, compare and restore (docs/versions.md)
     "mythline_site",  # its management commands: `serve` (docs/deploy.md)
 ]
 

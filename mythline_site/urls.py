@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
 from bible import api as bible_api
+from exports import api as exports_api
 from agents.api import AgentStatusView
 from messaging import api as messaging_api
 from messaging.asyncapi import asyncapi_view
@@ -20,6 +21,7 @@ from stories import api as stories_api
 from stories import views as story_views
 from suggestions import api as suggestions_api
 from writers import api as writers_api
+from versions import api as versions_api
 
 S = "api/stories/<str:story>"
 C = f"{S}/channels/<str:channel>"
@@ -39,6 +41,13 @@ api_urls = [
     path(f"{S}/documents", stories_api.DocumentListView.as_view(), name="document-list"),
     path(f"{S}/documents/<str:doc>", stories_api.DocumentDetailView.as_view(), name="document-detail"),
     path(f"{S}/documents/<str:doc>/ops", stories_api.DocumentOpsView.as_view(), name="document-ops"),
+    path(f"{S}/documents/<str:doc>/versions", versions_api.VersionListView.as_view(), name="document-versions"),
+    path(f"{S}/documents/<str:doc>/versions/<int:version>", versions_api.VersionDetailView.as_view(),
+         name="document-version"),
+    path(f"{S}/documents/<str:doc>/compare", versions_api.CompareView.as_view(), name="document-compare"),
+    path(f"{S}/documents/<str:doc>/restore", versions_api.RestoreView.as_view(), name="document-restore"),
+    path(f"{S}/documents/<str:doc>/export", exports_api.DocumentExportView.as_view(), name="document-export"),
+    path(f"{S}/export/book", exports_api.BookExportView.as_view(), name="story-export-book"),
     path(f"{S}/bible", bible_api.BibleListView.as_view(), name="bible-list"),
     path(f"{S}/bible/<str:entry>", bible_api.BibleEntryView.as_view(), name="bible-entry"),
     path(f"{S}/bible/<str:entry>/progressions", bible_api.ProgressionListView.as_view(), name="bible-progressions"),

@@ -37,6 +37,8 @@ def story_export(story: Story):
                         Document.objects.filter(story=story).select_related("story", "created_by", "forked_from"))
     from outline.selectors import outline_json  # the outline, in order, ranges mapped to the current text
     yield "outline", outline_json(story)
+    from versions.selectors import story_versions_json  # every document's named revisions (versions/)
+    yield "versions", story_versions_json(story)
     from bible.selectors import entries, entry_json  # every entry with all its progressions, by name
     yield "bible", (entry_json(e, story_slug=story.slug) for e in entries(story).iterator(chunk_size=500))
     now = timezone.now()

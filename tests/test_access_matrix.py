@@ -45,6 +45,7 @@ from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
 from bible.services import entry_create, progression_add
 from outline.services import scene_create
+from versions.services import version_create
 from suggestions.services import suggestion_create
 from stories.documents import document_edit
 from stories.models import Document, Participant
@@ -148,6 +149,9 @@ def _build_world() -> World:
         world.ids[f"{key}.entry"] = entry.slug
         world.ids[f"{key}.progression"] = str(progression_add(entry=entry, by=olga, from_scene=2,
                                                               description=f"{p}-LATER").pk)
+        # One named version of `main` (revision 1): `{pub.version}`.
+        world.ids[f"{key}.version"] = str(version_create(doc=Document.objects.get(story=story, name="main"), by=olga,
+                                                         name=f"{p}-VERSION", revision=1).pk)
 
     # Audience-restricted replies to the public story's root, in `general` (outsiders read it).
     pub_root = world.ids["pub.general"]
@@ -492,6 +496,8 @@ def build_cases() -> list[Case]:
                  == ("draft", "a draft", USERNAMES[c])),
             Case(f"GET {base}/documents/main", "GET", f"{base}/documents/main", STORY_READ[s],
                  check=lambda b, c, w, s=s: (b["text"], b["revision"]) == (f"{PREFIX[s]}-DOC-TEXT", 1)),
+            Case(f"GET {base}/documents/main/export", "GET", f"{base}/documents/main/export?format=md", STORY_READ[s]),
+            Case(f"GET {base}/export/book", "GET", f"{base}/export/book?format=txt", STORY_READ[s]),
             Case(f"GET {base}/documents/main/ops", "GET", f"{base}/documents/main/ops?after=0",
                  STORY_READ[s],
                  check=lambda b, c, w: ([ch["author"] for ch in b["results"]], b["revision"])
@@ -499,6 +505,29 @@ def build_cases() -> list[Case]:
             Case(f"POST {base}/documents/main/ops", "POST", f"{base}/documents/main/ops",
                  {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
                  body={"append": " More."}, check=lambda b, c, w: b["revision"] == 2),
+            # Document versions (versions/): readers list and compare, editors (the agent included)
+            # name, rename, delete and restore.
+            Case(f"GET {base}/documents/main/versions", "GET", f"{base}/documents/main/versions", STORY_READ[s],
+                 check=lambda b, c, w, s=s: [(v["name"], v["revision"]) for v in b["results"]]
+                 == [(f"{PREFIX[s]}-VERSION", 1)]),
+            Case(f"POST {base}/documents/main/versions", "POST", f"{base}/documents/main/versions", STORY_WRITE[s],
+                 body={"name": "Empty page", "revision": 0},
+                 check=lambda b, c, w: (b["name"], b["revision"], b["created_by"]) == ("Empty page", 0, USERNAMES[c])),
+            Case(f"GET {base}/documents/main/versions/<version>", "GET",
+                 f"{base}/documents/main/versions/{{{s}.version}}", STORY_READ[s],
+                 check=lambda b, c, w, s=s: b["name"] == f"{PREFIX[s]}-VERSION"),
+            Case(f"PATCH {base}/documents/main/versions/<version>", "PATCH",
+                 f"{base}/documents/main/versions/{{{s}.version}}",
+                 {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
+                 body={"note": "Changed."}, check=lambda b, c, w: (b["note"], b["revision"]) == ("Changed.", 1)),
+            Case(f"DELETE {base}/documents/main/versions/<version>", "DELETE",
+                 f"{base}/documents/main/versions/{{{s}.version}}",
+                 {**STORY_WRITE[s], **{k: 204 for k, v in STORY_WRITE[s].items() if v == 201}}),
+            Case(f"GET {base}/documents/main/compare", "GET", f"{base}/documents/main/compare?from=0", STORY_READ[s],
+                 check=lambda b, c, w, s=s: b["diff"] == [{"op": "insert", "text": f"{PREFIX[s]}-DOC-TEXT"}]),
+            Case(f"POST {base}/documents/main/restore", "POST", f"{base}/documents/main/restore",
+                 {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
+                 body={"revision": 0}, check=lambda b, c, w: (b["revision"], b["changed"]) == (2, True)),
             # Suggestions (suggestions/): readers read them, writers (agents too) suggest, people decide.
             Case(f"GET {base}/documents/main/suggestions", "GET", f"{base}/documents/main/suggestions",
                  STORY_READ[s], check=lambda b, c, w, s=s: [x["note"] for x in b["results"]] == [f"{PREFIX[s]}-SUGGESTION"]),
@@ -620,7 +649,8 @@ def test_every_api_route_is_in_the_matrix():
                           .replace("<str:doc>", "main").replace("<int:invite>", "{pub.invite}")
                           .replace("<str:token>", "{pub.invite-token}").replace("<int:scene>", "{pub.scene}")
                           .replace("<int:suggestion>", "{pub.suggestion}")
-                          .replace("<str:entry>", "{pub.entry}").replace("<int:progression>", "{pub.progression}"))
+                          .replace("<str:entry>", "{pub.entry}").replace("<int:progression>", "{pub.progression}")
+                          .replace("<int:version>", "{pub.version}"))
         if concrete not in covered:
             missing.append(route)
     assert missing == []
@@ -681,6 +711,7 @@ def probe_requests(world):
                  ("GET", f"{base}/documents", None), ("GET", f"{base}/documents/main", None),
                  ("GET", f"{base}/documents/main?revision=1", None),
                  ("GET", f"{base}/documents/main/ops", None), ("GET", f"{base}/outline", None),
+                 ("GET", f"{base}/documents/main/versions", None), ("GET", f"{base}/documents/main/compare?from=0", None),
                  ("POST", f"{base}/route", {"msg_type": "narration", "payload": {"text": "probe"}})]
         for name in CHANNELS.values():
             cbase = f"{base}/channels/{name}"

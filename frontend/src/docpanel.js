@@ -62,6 +62,7 @@ export class DocumentPanel {
     this.renderOptions();
     const actions = h("div.doc-actions");
     if (this.headActions) actions.append(...this.headActions());
+    actions.append(this.exportMenu());
     if (this.canWrite) {
       actions.append(
         h("button.btn.ghost.sm", {type: "button", id: "fork-doc", title: "Fork this document at its current revision",
@@ -72,6 +73,43 @@ export class DocumentPanel {
     this.formHost = h("div.doc-form-host");
     this.head.append(h("div.doc-head-row", null, h("span.doc-icon", null, icon("doc")), this.select,
       h("span.doc-meta", null, this.statusEl, this.revisionEl), actions), this.formHost, this.banner);
+  }
+
+  /** Export: the open document or the whole story as a file (REST, docs/export.md). Plain links:
+   * the browser downloads with the session; they follow the open document (updateExportLinks). */
+  exportMenu() {
+    const menu = h("details.doc-export", {id: "doc-export", style: {position: "relative"},
+      // It closes when the focus leaves it (a click elsewhere) and on Escape, as the panels do.
+      onfocusout: (e) => { if (!menu.contains(e.relatedTarget)) menu.open = false; },
+      onkeydown: (e) => {
+        if (e.key === "Escape" && menu.open) {
+          e.stopPropagation();
+          menu.open = false;
+          menu.querySelector("summary").focus();
+        }
+      }});
+    const link = (scope, format, label) => h("a.doc-export-link", {download: "", dataset: {scope, format},
+      style: {display: "block", padding: "4px 12px", "white-space": "nowrap"}, onclick: () => { menu.open = false; }},
+    label);
+    this.exportLinks = [
+      link("doc", "md", "This document (Markdown)"), link("doc", "txt", "This document (plain text)"),
+      link("doc", "epub", "This document (EPUB)"), link("book", "md", "The whole story (Markdown)"),
+      link("book", "txt", "The whole story (plain text)"), link("book", "epub", "The whole story (EPUB)")];
+    menu.append(
+      h("summary.btn.ghost.sm", {title: "Download this document or the whole story"}, "Export"),
+      h("div.doc-export-menu", {style: {position: "absolute", right: "0", top: "calc(100% + 4px)", "z-index": "5",
+        background: "var(--surface)", border: "1px solid var(--line)", "border-radius": "8px", padding: "4px 0",
+        "box-shadow": "0 6px 18px rgba(20,22,40,.12)", "font-size": "13px"}}, this.exportLinks));
+    this.updateExportLinks();
+    return menu;
+  }
+
+  updateExportLinks() {
+    const story = `/api/stories/${encodeURIComponent(this.slug)}`;
+    const doc = `${story}/documents/${encodeURIComponent(this.name || "main")}/export`;
+    for (const a of this.exportLinks || []) {
+      a.href = `${a.dataset.scope === "book" ? `${story}/export/book` : doc}?format=${a.dataset.format}`;
+    }
   }
 
   renderOptions() {
@@ -102,6 +140,7 @@ export class DocumentPanel {
       this.editor = null;
     }
     this.name = name;
+    this.updateExportLinks();
     this.select.value = name;
     this.select.title = this.select.selectedOptions[0] ? this.select.selectedOptions[0].title : "";
     clear(this.host);

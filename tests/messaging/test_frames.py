@@ -13,6 +13,7 @@ from bible import services as bible_services
 from messaging.frames import SCHEMAS, STORY_EVENTS
 from outline import services as outline_services
 from suggestions import services as suggestion_services
+from versions import services as version_services
 from writers import services as crew_services
 from messaging.services import channel_create, channel_set_archived, channel_update, member_add, member_remove
 from stories.documents import document_create, document_edit
@@ -96,6 +97,10 @@ def test_every_frame_matches_the_schema_table(world, make_user):
                     doc=story.documents.get(name="main"), author=narrator, body={"append": " Twice.", "note": "n"})
                 suggestion_services.suggestion_decide(suggestion=suggestion, by=alice, decision="reject")
                 crew_services.crew_add(story=story, by=alice, roles=[])
+                version = version_services.version_create(doc=story.documents.get(name="main"), by=alice,
+                                                          name="draft 1")
+                version = version_services.version_update(version=version, by=alice, name="draft one")
+                version_services.version_delete(version=version, by=alice)
                 agent_set_status(agent=narrator, status="working", task="scene 2")
                 story_update(story=story, title="A new title")
                 participant_remove(story=story, user=newcomer)

@@ -51,6 +51,7 @@ from messaging.policies import access_channel
 from messaging.services import channel_create, member_add, message_post
 from bible.services import entry_create, progression_add
 from outline.services import scene_create
+from versions.services import version_create
 from suggestions.services import suggestion_create
 from writers.services import crew_add
 from stories.documents import document_edit
@@ -169,7 +170,17 @@ def rest_rows() -> list[Row]:
         rest("POST", f"{v}/documents", WRITE_STORY, {"name": "draft", "text": "a draft"}),
         rest("GET", f"{v}/documents/main", READ_STORY, sees="VAULT-DOC"),
         rest("GET", f"{v}/documents/main/ops?after=0", READ_STORY, sees="olga7"),
+        rest("GET", f"{v}/documents/main/export?format=md", READ_STORY, sees="VAULT-DOC"),
+        rest("GET", f"{v}/export/book?format=txt", READ_STORY, sees="VAULT-DOC"),
         rest("POST", f"{v}/documents/main/ops", WRITE_STORY, {"append": " more"}, status=200),
+        # Document versions (versions/): readers list and compare, editors (agents included) change them.
+        rest("GET", f"{v}/documents/main/versions", READ_STORY, sees="VAULT-VERSION"),
+        rest("POST", f"{v}/documents/main/versions", WRITE_STORY, {"name": "A version"}),
+        rest("GET", f"{v}/documents/main/versions/{{vault.version}}", READ_STORY, sees="VAULT-VERSION"),
+        rest("PATCH", f"{v}/documents/main/versions/{{vault.version}}", WRITE_STORY, {"note": "changed"}),
+        rest("DELETE", f"{v}/documents/main/versions/{{vault.version}}", WRITE_STORY),
+        rest("GET", f"{v}/documents/main/compare?from=0", READ_STORY, sees="VAULT-DOC"),
+        rest("POST", f"{v}/documents/main/restore", WRITE_STORY, {"revision": 0}, status=200),
         rest("GET", f"{v}/documents/main/suggestions", READ_STORY, sees="VAULT-DOC"),
         rest("POST", f"{v}/documents/main/suggestions", WRITE_STORY, {"append": " more", "note": "why"}),
         rest("GET", f"{v}/documents/main/suggestions/{{vault.suggestion}}", READ_STORY, sees="VAULT-DOC"),
@@ -236,6 +247,9 @@ def rest_rows() -> list[Row]:
         rest("GET", f"{a}/channels/{INBOX}/messages?after=0", READ_INBOX, sees="AGORA-INBOX-ADA", story="agora"),
         rest("GET", "/api/messages/{agora.general}/thread", EVERYONE, sees="AGORA-GENERAL", story="agora"),
         rest("POST", f"{a}/documents/main/ops", PUBLIC_WRITE, {"append": " more"}, status=200, story="agora"),
+        rest("GET", f"{a}/documents/main/compare?from=0", EVERYONE, sees="AGORA-DOC", story="agora"),
+        rest("POST", f"{a}/documents/main/versions", PUBLIC_WRITE, {"name": "A version"}, story="agora"),
+        rest("POST", f"{a}/documents/main/restore", PUBLIC_WRITE, {"revision": 0}, status=200, story="agora"),
         rest("GET", f"{a}/outline", EVERYONE, sees="AGORA-SCENE", story="agora"),
         rest("POST", f"{a}/outline", PUBLIC_WRITE, {"title": "A scene"}, story="agora"),
         rest("GET", f"{a}/bible", EVERYONE, sees="AGORA-BIBLE", story="agora"),
@@ -344,6 +358,7 @@ def mcp_rows() -> list[Row]:
         mcp("get_all_activity", EVERYONE, on=""),
         mcp("list_channels", READ_STORY, "general", story="vault"),
         mcp("get_document", READ_STORY, "VAULT-DOC", story="vault", document="main"),
+        mcp("export_document", READ_STORY, "VAULT-DOC", story="vault", doc="main"),
         mcp("edit_document", WRITE_STORY, story="vault", document="main", append=" mcp"),
         mcp("set_status", AGENTS_ONLY, on="", status="working"),
         mcp("read_messages", EVERYONE, "AGORA-GENERAL", on="agora", story="agora", channel="general", after=0),
@@ -371,6 +386,14 @@ def mcp_rows() -> list[Row]:
             story="vault", entry="no-such-entry"),
         mcp("list_bible", EVERYONE, "AGORA-BIBLE", on="agora", story="agora"),
         mcp("upsert_bible_entry", PUBLIC_WRITE, on="agora", story="agora", name="mcp rule", kind="lore"),
+        mcp("list_versions", READ_STORY, "VAULT-VERSION", story="vault", document="main"),
+        mcp("compare_revisions", READ_STORY, "VAULT-DOC", story="vault", document="main", from_revision=0),
+        # A revision past the current one: `invalid` for those who may write (a name is unique, and the
+        # actors run at once), after the story's own answer for the rest.
+        mcp("name_version", who(invalid="owner editor agent agent2", forbidden="viewer", not_found="outsider"),
+            story="vault", document="main", name="mcp version", revision=10**6),
+        mcp("restore_revision", WRITE_STORY, story="vault", document="main", revision=1),  # the same text: ok
+        mcp("compare_revisions", EVERYONE, "AGORA-DOC", on="agora", story="agora", document="main", from_revision=0),
     ]
     return rows
 
@@ -392,7 +415,7 @@ HIDDEN = {
     "owner": (),
     "editor": _texts("INBOX-ADA", "INBOX-BART"),
     "viewer": _texts("CABAL", "INBOX-ADA", "INBOX-BART") + ("CABAL-TOPIC", "cabal"),
-    "outsider": tuple(f"VAULT-{n}" for n in ("GENERAL", "CABAL", "INBOX-ADA", "INBOX-BART", "DOC", "TITLE"))
+    "outsider": tuple(f"VAULT-{n}" for n in ("GENERAL", "CABAL", "INBOX-ADA", "INBOX-BART", "DOC", "TITLE", "VERSION"))
     + ("AGORA-CABAL", "AGORA-INBOX-ADA", "AGORA-INBOX-BART", "CABAL-TOPIC", "cabal", INBOX, INBOX2, "vault"),
     "agent": _texts("CABAL", "INBOX-BART") + ("CABAL-TOPIC", "cabal"),
     "agent2": _texts("INBOX-ADA"),
@@ -485,6 +508,8 @@ def _build_world() -> World:
             body={"append": " suggested", "note": f"{p}-DOC-NOTE"}).pk)
         entry = entry_create(story=story, by=olga, kind="character", name=f"{p}-BIBLE", aliases=["the warden"])
         ids[f"{slug}.progression"] = str(progression_add(entry=entry, by=olga, from_scene=2, description="later").pk)
+        ids[f"{slug}.version"] = str(version_create(doc=Document.objects.get(story=story, name="main"), by=olga,
+                                                    name=f"{p}-VERSION", revision=1).pk)
     invite, raw = invite_create(story=stories["vault"], by=olga, role="editor")
     ids["vault.invite"], ids["vault.invite-token"] = str(invite.pk), raw
     return World(ids=ids, tokens={actor: token_issue(user=user) for actor, user in people.items()})
@@ -750,7 +775,7 @@ def test_live(live_answers, row, actor):
 def test_every_api_route_is_in_the_table():
     from mythline_site.urls import api_urls
 
-    fake = World(ids={"vault.invite": "1", "vault.invite-token": "t0ken", "vault.scene": "1", "vault.progression": "1",
+    fake = World(ids={"vault.invite": "1", "vault.invite-token": "t0ken", "vault.scene": "1", "vault.progression": "1", "vault.version": "1",
                       "vault.suggestion": "1",
                       **{f"{s}.{c}": "00000000-0000-0000-0000-000000000000"
                          for s in PREFIX for c in ("general", "cabal", INBOX, INBOX2)}}, tokens={})
