@@ -77,6 +77,12 @@ def participant_add(*, story: Story, user, role: str, by=None, invite=None,
     With `keep_role` (joining), a participant already in keeps their role."""
     if role not in ASSIGNABLE_ROLES:
         raise Invalid("role must be 'editor' or 'viewer'.", details={"role": one_of(ASSIGNABLE_ROLES)})
+    if getattr(user, "is_agent", False):
+        from writers.models import CrewAgent  # a story's own crew agent serves that story only
+
+        if CrewAgent.objects.filter(user_id=user.pk).exclude(story_id=story.pk).exists():
+            raise Forbidden(f"'{user.username}' is the crew of another story; add a writers' room to this one "
+                            "instead.")
     participant, created = _participant_get_or_create(story, user, role)
     if not created:
         if keep_role:

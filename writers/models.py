@@ -53,3 +53,16 @@ class CrewAgent(models.Model):
 
     def __str__(self):
         return f"{self.role} of {self.story_id}"
+
+
+class WorkerLease(models.Model):
+    """Which crew worker serves the crews: one at a time, however many are started (two would
+    drive the same agents and revoke each other's tokens). The holder renews it every poll; one
+    that stops renewing loses it when it expires (writers.services.lease_acquire)."""
+
+    name = models.CharField(max_length=40, unique=True)
+    holder = models.CharField(max_length=120)
+    expires_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"

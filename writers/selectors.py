@@ -34,15 +34,16 @@ def crew_of(story: Story) -> StoryCrew | None:
 
 def active_crews() -> list[dict]:
     """What the crew worker serves: every crew that is not paused, with the roles whose agents are
-    still editors of the story and not paused one by one."""
+    still editors of the story (`members`) and those of them paused one by one (`paused`: in the
+    crew, their work waits for them)."""
     rows = []
     for crew in StoryCrew.objects.select_related("story").filter(paused=False).order_by("pk"):
         editors = set(Participant.objects.filter(
             story=crew.story, user__username__in=crew.members.values(), user__is_agent=True,
             user__crew_role__story=crew.story,
             role__in=[Participant.Role.EDITOR, Participant.Role.OWNER]).values_list("user__username", flat=True))
-        roles = {role: username for role, username in crew.members.items()
-                 if username in editors and role not in crew.paused_agents}
-        rows.append({"story": crew.story.slug, "story_id": crew.story_id, "members": roles,
+        members = {role: username for role, username in crew.members.items() if username in editors}
+        rows.append({"story": crew.story.slug, "story_id": crew.story_id, "members": members,
+                     "paused": [role for role in crew.paused_agents if role in members],
                      "script": crew.script, "writes_to": crew.writes_to, "version": crew.version})
     return rows

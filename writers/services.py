@@ -4,16 +4,20 @@ Adding makes (or reuses) one agent account per role for the story and makes it a
 gives it its inbox; every change bumps the crew's version and tells the room (`crew.updated`), and
 the crew worker follows within a second.
 """
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from agents.services import agent_create
 from messaging import events
 from mythline_site.errors import Conflict, Invalid, one_of
 from stories.models import Participant, Story
 from stories.services import participant_add
-from writers.models import CrewAgent, StoryCrew
+from writers.models import CrewAgent, StoryCrew, WorkerLease
 from writers.roles import BY_NAME, DIALOGUE, NAMES, REQUIRED
 from writers.selectors import crew_json
 
@@ -68,12 +72,13 @@ def crew_add(*, story: Story, by, roles=None, script: str = "", writes_to=None) 
     """Add the writers' room (the roles asked for; all by default; writing into `main`, or into its
     own fork with `writes_to` "fork"). A story with a crew gets its roles (and, when given, where it
     writes) changed instead (answered with created False)."""
-    chosen = clean_roles(roles)
     if writes_to is not None and writes_to not in StoryCrew.WritesTo.values:
         raise Invalid("writes_to must be 'main' or 'fork'.", details={"writes_to": one_of(StoryCrew.WritesTo.values)})
     Story.objects.select_for_update().filter(pk=story.pk).first()  # one crew change at a time per story
     crew = StoryCrew.objects.filter(story=story).first()
     created = crew is None
+    # Roles left out: all of them for a new crew; the same ones for a crew the story has.
+    chosen = clean_roles(roles) if roles is not None or crew is None else [r for r in NAMES if r in crew.members]
     if created and StoryCrew.objects.count() >= max_crews():
         raise Conflict(f"This server runs at most {max_crews()} crews (MYTHLINE_CREW_MAX_STORIES).",
                        details={"crews": "at the limit"})
@@ -95,9 +100,12 @@ def crew_add(*, story: Story, by, roles=None, script: str = "", writes_to=None) 
         crew = StoryCrew.objects.create(story=story, members=members, added_by=by, script=script,
                                         writes_to=writes_to or StoryCrew.WritesTo.MAIN)
     else:
+        before = (crew.members, crew.writes_to)
         crew.members = members
         crew.paused_agents = [r for r in crew.paused_agents if r in members]
         crew.writes_to = writes_to or crew.writes_to
+        if (crew.members, crew.writes_to) == before:
+            return crew, False  # nothing changed: no new version, no restart, no event
         crew.version += 1
         crew.save(update_fields=["members", "paused_agents", "writes_to", "version", "updated_at"])
     _publish(story, crew)
@@ -157,3 +165,29 @@ def crew_adopt(*, story: Story, members: dict[str, str], script: str = "") -> St
     if created:
         _publish(story, crew)
     return crew
+
+
+# --- the crew worker's lease ----------------------------------------------------------------------
+
+LEASE_SECONDS = 15
+
+
+def lease_acquire(*, holder: str, name: str = "crew-worker", seconds: int = LEASE_SECONDS) -> bool:
+    """Take or renew the lease for `holder`: True while it holds it (nobody else did, or their lease
+    expired), False while another worker does."""
+    now = timezone.now()
+    until = now + timedelta(seconds=seconds)
+    with transaction.atomic():
+        if WorkerLease.objects.filter(name=name).filter(Q(holder=holder) | Q(expires_at__lt=now)).update(
+                holder=holder, expires_at=until):
+            return True
+        try:
+            with transaction.atomic():
+                WorkerLease.objects.create(name=name, holder=holder, expires_at=until)
+            return True
+        except IntegrityError:
+            return False
+
+
+def lease_release(*, holder: str, name: str = "crew-worker") -> None:
+    WorkerLease.objects.filter(name=name, holder=holder).delete()

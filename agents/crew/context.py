@@ -122,24 +122,48 @@ class StoryContext:
         return next((s for s in self.outline if s.get("position") == scene), None)
 
 
+# What the crew keeps of a story each time it reads it: the first entries of the bible and of the
+# outline, each entry's description and fields cut to a size a prompt can use. A story may hold far
+# more (MYTHLINE_BIBLE_MAX_ENTRIES, 100 KB an entry); one worker serves every story's crew.
+MAX_ENTRIES = 300
+MAX_ENTRY_TEXT = 2000
+MAX_SCENES = 200
+MAX_BEAT_CHARS = 500
+
+
+def _trimmed_entry(entry: dict) -> dict:
+    fields = entry.get("fields") if isinstance(entry.get("fields"), dict) else {}
+    return {**entry, "description": str(entry.get("description") or "")[:MAX_ENTRY_TEXT],
+            "fields": {str(k)[:100]: str(v)[:MAX_ENTRY_TEXT // 4] for k, v in list(fields.items())[:20]},
+            "progressions": []}
+
+
+def _trimmed_scene(scene: dict) -> dict:
+    beats = scene.get("beats") if isinstance(scene.get("beats"), list) else []
+    return {**scene, "summary": str(scene.get("summary") or "")[:MAX_ENTRY_TEXT],
+            "beats": [str(b)[:MAX_BEAT_CHARS] for b in beats[:20]]}
+
+
 async def load_context(client, story: str, *, script: str = "", page_size: int = 200) -> StoryContext:
-    """The story, its whole bible (every page) and its outline, read with the SDK client's
-    generic `get`."""
+    """The story, its bible (up to MAX_ENTRIES entries, page by page) and its outline (up to
+    MAX_SCENES scenes), read with the SDK client's generic `get`, each entry and scene cut to a
+    prompt's size: what one crew holds of a story stays small whatever the story holds."""
     info = await client.get(f"/api/stories/{story}")
     entries: list[dict] = []
     path, params = f"/api/stories/{story}/bible", {"limit": page_size}
     seen = set()
     while path:
         page = await client.get(path, **params)
-        entries.extend(page.get("results") or [])
+        entries.extend(_trimmed_entry(e) for e in (page.get("results") or []) if isinstance(e, dict))
         following = page.get("next")
-        if not following or following in seen or len(seen) > 1000:
+        if not following or following in seen or len(entries) >= MAX_ENTRIES:
             break
         seen.add(following)
         parts = urlsplit(following)
         path, params = parts.path, dict(parse_qsl(parts.query, keep_blank_values=True))
     outline = await client.get(f"/api/stories/{story}/outline")
     results = outline.get("results") if isinstance(outline, dict) else outline
+    scenes = sorted((s for s in results or [] if isinstance(s, dict)), key=lambda s: s.get("position") or 0)
     return StoryContext(slug=info.get("slug") or story, title=info.get("title") or story,
-                        premise=info.get("premise") or "", entries=tuple(entries),
-                        outline=tuple(sorted(results or [], key=lambda s: s.get("position") or 0)), script=script)
+                        premise=str(info.get("premise") or "")[:MAX_ENTRY_TEXT * 2], entries=tuple(entries[:MAX_ENTRIES]),
+                        outline=tuple(_trimmed_scene(s) for s in scenes[:MAX_SCENES]), script=script)

@@ -105,6 +105,7 @@ class Crew:
         self.writer: Writer | None = None
         self.context: StoryContext | None = None
         self.notes: dict[str, list[str]] = {}  # username -> the writers' notes for it (this run)
+        self.farewell: tuple[str, str] | None = None  # set by whoever stops the crew: what its agents say
         self.finished = asyncio.Event()  # --once: the first scene is written
         self.posted: dict[str, int] = {}
         self.scenes_written: list[int] = []
@@ -242,7 +243,7 @@ class Crew:
             for w in waits:
                 w.cancel()
             # The server may be going down with us (Ctrl-C on `make run`): a quick try each, at once.
-            await asyncio.gather(*(agent.status(*farewell, quick=True) for agent in agents))
+            await asyncio.gather(*(agent.status(*(self.farewell or farewell), quick=True) for agent in agents))
             return {"scenes_written": list(self.scenes_written), "posted": dict(self.posted),
                     "finished": self.finished.is_set()}
         finally:
@@ -268,7 +269,8 @@ class CrewAgent:
         """Route a message to `on_<msg_type>` (inbox and #general alike); a note from a human,
         forwarded to this agent's inbox by the showrunner, is taken here."""
         if (message.msg_type == "text" and message.payload.get("request") == "note"
-                and message.channel == f"inbox.{self.username}"):
+                and message.channel == f"inbox.{self.username}"
+                and message.sender_name == self.crew.username("showrunner")):  # forwarded by the board only
             await self.take_note(message)
             return
         handler = getattr(self, f"on_{message.msg_type.replace('.', '_').replace('-', '_')}", None)
@@ -386,8 +388,9 @@ class CrewAgent:
                 return None
             if marker in doc.text:
                 return me.get("range")
-            ranges = [x.get("range") for x in scenes]
-            if any(r and r.get("revision") != doc.revision for r in ranges):
+            ranges = [x.get("range") for x in scenes if x.get("range") and x["range"].get("document") == doc_name]
+            if any(r.get("revision") != doc.revision for r in ranges):
+                await asyncio.sleep(0.1 * (attempt + 1))
                 continue  # the document moved between the two reads: read again
             r = me.get("range") if me.get("range") and me["range"].get("document") == self.crew.document else None
             has_text = r is not None and not r.get("gone") and r["to"] > r["from"]
@@ -578,7 +581,7 @@ class Showrunner(CrewAgent):
         s = self.scene(k)
         stage = p.get("stage")
         if me and m.msg_type == "task_update" and stage == "start":
-            if not s.started and not p.get("focus"):
+            if not s.started and not p.get("steered_by"):  # no request started it
                 self.unprompted += 1
             s.started, s.title = True, p.get("title", s.title)
             s.focus, s.steered_by = Focus.from_json(p.get("focus")), list(p.get("steered_by") or [])
@@ -648,14 +651,16 @@ class Showrunner(CrewAgent):
         """A human spoke in the room: steer the next scene toward what they named."""
         words = " ".join(_MENTION.sub(" ", message.text or "").split())
         focus = steer_from(words, self.writer.cast, by=message.sender_name, story=self.crew.context)
-        if not focus:
-            return
         current = self.current()
         upcoming = self.next_number() if current is None or current.finished else current.number + 1
-        who = " and ".join(focus.characters) or "the story"
         name = message.sender.get("display_name") or message.sender_name
-        text = (f"Heard, {name}. Scene {upcoming} will follow {who} toward {focus.motif}"
-                + (f": “{focus.direction}”." if focus.direction else "."))
+        if focus:
+            who = " and ".join(focus.characters) or "the story"
+            text = (f"Heard, {name}. Scene {upcoming} will follow {who} toward {focus.motif}"
+                    + (f": “{focus.direction}”." if focus.direction else "."))
+        else:  # a request that names nothing the crew knows ("@crew next scene, please"): still a request
+            text = f"Heard, {name}. The next scene is on its way" + (f": “{focus.direction}”." if focus.direction
+                                                                     else ".")
         in_room = message.channel == GENERAL
         ack = await self.say(GENERAL, "text", {"text": text, "steer": focus.as_json(), "steer_from": message.id,
                                                "scene_next": upcoming},
@@ -860,7 +865,8 @@ class PlotPlanner(CrewAgent):
     username = "plot-planner"
 
     async def on_text(self, m: Message) -> None:
-        if m.channel != f"inbox.{self.username}" or m.payload.get("request") != "scene_plan":
+        if (m.channel != f"inbox.{self.username}" or m.payload.get("request") != "scene_plan"
+                or m.sender_name != self.crew.username("showrunner")):
             return
         p = m.payload
         k, v = int(p["scene"]), int(p.get("version", 1))
@@ -925,7 +931,8 @@ class Narrator(CrewAgent):
     topics = (INBOX,)
 
     async def on_text(self, m: Message) -> None:
-        if m.payload.get("request") != "narration" or not m.payload.get("plan"):
+        if (m.payload.get("request") != "narration" or not m.payload.get("plan")
+                or m.sender_name != self.crew.username("showrunner")):
             return
         plan = await self.crew.plan(self.client, m.payload["plan"])
         outline = self.crew.outline_of(plan)
@@ -958,7 +965,8 @@ class DialogueWriter(CrewAgent):
     username = "dialogue-writer"
 
     async def on_text(self, m: Message) -> None:
-        if m.channel != f"inbox.{self.username}" or m.payload.get("request") != "dialogue":
+        if (m.channel != f"inbox.{self.username}" or m.payload.get("request") != "dialogue"
+                or m.sender_name != self.crew.username("showrunner")):
             return
         plan = await self.crew.plan(self.client, m.payload["plan"])
         outline = self.crew.outline_of(plan)
@@ -1037,7 +1045,8 @@ class Voice(CrewAgent):
     """Speaks the line of the character it is briefed for (the demo's voices each play their own)."""
 
     async def on_text(self, m: Message) -> None:
-        if m.channel != f"inbox.{self.username}" or m.payload.get("request") != "line":
+        if (m.channel != f"inbox.{self.username}" or m.payload.get("request") != "line"
+                or m.sender_name != self.crew.username("dialogue-writer")):
             return
         plan = await self.crew.plan(self.client, m.payload["plan"])
         outline = self.crew.outline_of(plan)

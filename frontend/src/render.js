@@ -240,10 +240,12 @@ export function basedOnLine(basedOn, ctx = {}) {
     parts.push(part);
   }
   const doc = basedOn.document;
-  if (isObject(doc) && typeof doc.name === "string" && doc.name.trim()) {
+  // The crew names the document `document` (docs/crew.md); `name` is taken too.
+  const docName = isObject(doc) ? [doc.document, doc.name].find((v) => typeof v === "string" && v.trim()) : null;
+  if (docName) {
     const span = isCount(doc.from) && isCount(doc.to) && doc.to >= doc.from ? ` chars ${doc.from}–${doc.to}` : "";
     const revision = isCount(doc.revision) ? `revision ${doc.revision}` : null;
-    parts.push(h("span.receipt-part.receipt-document", {title: revision}, `${shortText(doc.name, 64)}${span}`));
+    parts.push(h("span.receipt-part.receipt-document", {title: revision}, `${shortText(docName, 64)}${span}`));
   }
   const scene = basedOn.outline;
   if (isObject(scene) && isCount(scene.position) && scene.position > 0) {

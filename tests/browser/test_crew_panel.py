@@ -183,7 +183,7 @@ def test_a_crew_message_says_what_it_was_based_on(open_as, cast, rest, db_call):
     post(rest(cast["narrator_token"]), {"text": "The quay was wet.", "based_on": {
         "bible": [{"slug": "mara-vell", "name": "Mara Vell"}, {"slug": "the-quay", "name": "The Quay"}],
         "messages": [{"id": asked["id"], "sender": "alice"}],
-        "document": {"name": "main", "from": 10, "to": 240, "revision": 3},
+        "document": {"document": "main", "from": 10, "to": 240, "revision": 3},
         "outline": {"id": 1, "position": 2, "title": "The quay"}}})
     post(rest(cast["narrator_token"]), {"text": "No receipt here."})
     alice = open_as(cast["alice"], ROOM)

@@ -52,7 +52,10 @@ def test_the_owner_adds_the_crew_and_its_agents_join_with_inboxes(tale, api):
         r = owner.post(url("tale"), {"writes_to": bad}, format="json")
         assert r.status_code == 400 and error_code(r) == "invalid", bad
     forked = owner.post(url("tale"), {"writes_to": "fork"}, format="json").json()
-    assert forked["writes_to"] == "fork" and forked["agents"] == crew["agents"]
+    assert forked["writes_to"] == "fork" and forked["agents"] == crew["agents"]  # the roles kept
+    assert forked["version"] == crew["version"] + 1
+    same = owner.post(url("tale"), {"writes_to": "fork"}, format="json").json()
+    assert same["version"] == forked["version"]  # nothing changed: no new version (no restart)
     assert {c["story"]: c for c in active_crews()}["tale"]["writes_to"] == "fork"
     # Another story gets agents of its own.
     other = owner.post(url("hush"), {"roles": ["narrator"]}, format="json").json()
@@ -93,7 +96,8 @@ def test_humans_pause_and_resume_the_crew_and_its_agents(tale, api):
     assert r.json()["paused"] is False and len(active_crews()) == 1
     r = owner.patch(url("tale"), {"paused": True, "agent": "narrator"}, format="json")
     assert [a["paused"] for a in r.json()["agents"] if a["role"] == "narrator"] == [True]
-    assert "narrator" not in active_crews()[0]["members"]  # the others run; its work waits for it
+    row = active_crews()[0]
+    assert "narrator" in row["members"] and row["paused"] == ["narrator"]  # in the crew; its work waits for it
     narrator = f"narrator-{tale['public'].pk}"
     r = owner.patch(url("tale"), {"paused": False, "agent": narrator}, format="json")  # by username too
     assert not any(a["paused"] for a in r.json()["agents"])
@@ -156,3 +160,15 @@ def test_an_agent_named_like_a_role_is_never_taken_over(tale, api, make_agent):
     narrator = next(a["username"] for a in crew["agents"] if a["role"] == "narrator")
     assert narrator == f"narrator-{story.pk}-2" and not CrewAgent.objects.filter(user=squatter).exists()
     assert squatter.username not in active_crews()[0]["members"].values()
+
+
+def test_a_storys_crew_agent_joins_no_other_story(tale, api, make_user, make_story):
+    """What a story's crew agent does (its status, its tasks) shows in every story it is in: it is in
+    its own story only."""
+    api(tale["owner"]).post(url("tale"), {}, format="json")
+    narrator = f"narrator-{tale['public'].pk}"
+    mallory = make_user("mallory")
+    make_story(mallory, slug="spy")
+    r = api(mallory).post("/api/stories/spy/participants", {"username": narrator, "role": "editor"}, format="json")
+    assert r.status_code == 403 and error_code(r) == "forbidden"
+    assert not Participant.objects.filter(story__slug="spy", user__username=narrator).exists()

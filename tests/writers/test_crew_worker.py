@@ -251,3 +251,45 @@ def test_a_crew_asked_to_write_in_a_fork_leaves_main_alone(glass, model, tmp_pat
             worker.stop()
         server.stop()
         Path(server.log.name).unlink(missing_ok=True)
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_a_paused_agent_holds_its_stage_and_a_bare_request_is_still_a_request(glass, model, tmp_path):
+    server = LiveServer()
+    server.start()
+    worker = None
+    try:
+        http = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {glass['token']}"}, timeout=10)
+        crew = http.post("/api/stories/glass/crew", json={"roles": []}).json()
+        names = {a["role"]: a["username"] for a in crew["agents"]}
+        http.patch("/api/stories/glass/crew", json={"paused": True, "agent": "narrator"})
+        worker = Worker(server, model, tmp_path / "worker.log")
+        ask = http.post("/api/stories/glass/channels/general/messages",
+                        json={"msg_type": "text", "payload": {"text": "@crew next scene, please"}}).json()
+
+        def general():
+            return http.get("/api/stories/glass/channels/general/messages", params={"limit": 500}).json()["results"]
+
+        def said(sender, msg_type):
+            return [m for m in general() if m["sender"]["username"] == sender and m["msg_type"] == msg_type]
+        # Named nothing the crew knows, and yet a request: answered and planned.
+        ack = wait_for(lambda: [m for m in said(names["showrunner"], "text")
+                                if m["payload"].get("steer_from") == ask["id"]], worker, "the answer")
+        assert "next scene" in ack[0]["payload"]["text"]
+        wait_for(lambda: said(names["showrunner"], "decision"), worker, "the plan's approval (no critic: its own)")
+        inbox = f"/api/stories/glass/channels/inbox.{names['narrator']}/messages"
+        wait_for(lambda: http.get(inbox).json()["results"], worker, "the narrator's assignment")
+        # The narrator is paused: its work waits for it (no narration, nothing in the draft).
+        assert not said(names["narrator"], "narration")
+        assert http.get("/api/stories/glass/documents/main").json()["text"] == ""
+        http.patch("/api/stories/glass/crew", json={"paused": False, "agent": "narrator"})
+        wait_for(lambda: said(names["showrunner"], "task_update") and
+                 [m for m in said(names["showrunner"], "task_update") if m["payload"].get("stage") == "scene"],
+                 worker, "the scene, once the narrator is back", timeout=90)
+        assert http.get("/api/stories/glass/documents/main").json()["text"].startswith("I. ")
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+        Path(server.log.name).unlink(missing_ok=True)

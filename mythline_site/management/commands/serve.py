@@ -32,6 +32,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from writers.models import StoryCrew
+
 DEV_SECRET_PREFIX = "dev-insecure-"
 KILL_MARGIN_SECONDS = 5
 CREW_STOP_SECONDS = 5  # the crew stops first, so its agents can still tell the server they go offline
@@ -86,6 +88,9 @@ class Command(BaseCommand):
             self.stderr.write("Warning: SECRET_KEY is the development default; set SECRET_KEY in production.")
         if not no_collectstatic:
             call_command("collectstatic", interactive=False, verbosity=0)
+        # A story with a writers' room is the crew worker's: `--crew` does not start a second crew on it.
+        worker_served = (set() if no_crew_worker else
+                         set(StoryCrew.objects.filter(story__slug__in=crew).values_list("story__slug", flat=True)))
         connections.close_all()  # the children open their own
 
         self.stopping = None
@@ -102,6 +107,10 @@ class Command(BaseCommand):
                 self.start("crew-worker", [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_crew",
                                            "--url", url, "--wait", "120"])
             for story in crew:
+                if story in worker_served:
+                    self.stderr.write(f"--crew {story}: the crew worker serves it (it has a writers' room); "
+                                      "not starting a second crew on it.")
+                    continue
                 self.start(f"crew:{story}", [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_agents",
                                              "--story", story, "--url", url, "--wait", "120"])
             sweep = settings.MYTHLINE_ARCHIVE_SWEEP_SECONDS

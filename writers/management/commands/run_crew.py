@@ -8,11 +8,19 @@ or gone, starts it again as it now is. Each run issues the story's agents fresh 
 `crew:<story>`, replacing the last run's). The agents are SDK clients of the server at `--url`, over
 HTTP and WebSocket like any outside agent; the worker itself reads the database only to know which
 crews to run and to issue their tokens. Ctrl-C (or SIGTERM) stops every crew.
+
+One worker serves at a time: each holds a lease in the database (writers.models.WorkerLease), renewed
+every poll; another worker started beside it stands by and takes over within 15 s of the first one
+stopping. A crew told to stop is not waited for: the others are served meanwhile, and that story's
+crew starts again only once its last run has ended.
 """
 import asyncio
 import logging
+import os
 import signal
+import socket
 import time
+import uuid
 
 import httpx
 from asgiref.sync import sync_to_async
@@ -23,18 +31,25 @@ from django.db import close_old_connections
 from accounts.services import token_issue
 from agents.crew.runner import CREW_DRAFT, Crew, CrewOptions
 from audit.services import note
+from writers.models import StoryCrew
 from writers.selectors import active_crews
+from writers.services import lease_acquire, lease_release
 
 User = get_user_model()
 logger = logging.getLogger("mythline.crew")
 
 
 def _tokens(row: dict) -> dict[str, str]:
+    """Fresh tokens for the agents that run now (a paused one gets none: its work waits)."""
     close_old_connections()
     with note("crew worker"):
         return {username: token_issue(user=User.objects.get(username=username), label=f"crew:{row['story']}",
                                       replace_label=True)
-                for username in row["members"].values()}
+                for role, username in row["members"].items() if role not in row["paused"]}
+
+
+def _slugs() -> set[str]:
+    return set(StoryCrew.objects.values_list("story__slug", flat=True))
 
 
 def _rows() -> list[dict]:
@@ -80,28 +95,46 @@ class Command(BaseCommand):
                 pass
         if duration is not None:
             loop.call_later(duration, stop.set)
-        running: dict[str, tuple[tuple, asyncio.Event, asyncio.Task]] = {}
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        running: dict[str, tuple[tuple, asyncio.Event, asyncio.Task, Crew]] = {}
+        stopping: dict[str, asyncio.Task] = {}  # crews told to stop, not yet stopped: not restarted meanwhile
         failed_at: dict[str, float] = {}
+        standing_by = False
+
+        def halt(slug: str, farewell: tuple[str, str]) -> None:
+            _, event, task, crew = running.pop(slug)
+            crew.farewell = farewell
+            event.set()
+            stopping[slug] = task
+
         try:
             while not stop.is_set():
+                for slug, task in list(stopping.items()):  # reap, without waiting for any
+                    if task.done():
+                        del stopping[slug]
+                        self.report(slug, task)
                 try:
-                    rows = {row["story"]: row for row in await sync_to_async(_rows)()}
+                    leader = await sync_to_async(lease_acquire)(holder=holder)
+                    rows = {row["story"]: row for row in await sync_to_async(_rows)()} if leader else {}
+                    with_crew = await sync_to_async(_slugs)() if leader else set()
                 except Exception as exc:  # noqa: BLE001 - the database may be down for a moment
                     logger.warning("crew worker: cannot read the crews (%s: %s)", type(exc).__name__, exc)
-                    rows = None
+                    leader, rows = None, None
+                if leader is False and not standing_by:
+                    logger.info("crew worker: another worker holds the lease; standing by")
+                standing_by = leader is False
                 if rows is not None:
-                    for slug, (key, halt, task) in list(running.items()):
+                    for slug, (key, _, task, _) in list(running.items()):
                         row = rows.get(slug)
                         if task.done() or row is None or self.key(row) != key:
-                            halt.set()
-                            await self.finish(slug, task)
-                            del running[slug]
                             if task.done() and row is not None and self.key(row) == key:
                                 failed_at[slug] = time.monotonic()  # ended by itself: not straight back
+                            # Paused or changed: its agents wait, idle; removed (or another worker leads): gone.
+                            halt(slug, ("idle", "Paused by the room") if slug in with_crew else ("offline", ""))
                     for slug, row in rows.items():
-                        if slug in running or time.monotonic() - failed_at.get(slug, -1e9) < 5:
+                        if slug in running or slug in stopping or time.monotonic() - failed_at.get(slug, -1e9) < 5:
                             continue
-                        if "showrunner" not in row["members"]:
+                        if "showrunner" not in row["members"] or "showrunner" in row["paused"]:
                             continue  # the showrunner paused: the board waits for it
                         try:
                             tokens = await sync_to_async(_tokens)(row)
@@ -109,42 +142,46 @@ class Command(BaseCommand):
                             logger.warning("crew worker: no tokens for '%s' (%s)", slug, exc)
                             failed_at[slug] = time.monotonic()
                             continue
-                        halt = asyncio.Event()
+                        event = asyncio.Event()
                         lighthouse = row["script"] == "lighthouse"
                         document = CREW_DRAFT if row["writes_to"] == "fork" else "main"
                         crew = Crew(url, slug, tokens, members=row["members"], script=row["script"] or "",
-                                    document=document,
-                                    options=CrewOptions(scenes=3 if lighthouse else 0, pace=pace))
-                        task = asyncio.create_task(crew.run(stop=halt, farewell=self.farewell(slug)))
-                        running[slug] = (self.key(row), halt, task)
-                        logger.info("crew worker: serving '%s' (%s)", slug, ", ".join(row["members"]))
+                                    document=document, options=CrewOptions(scenes=3 if lighthouse else 0, pace=pace))
+                        task = asyncio.create_task(crew.run(stop=event, farewell=("offline", "")))
+                        running[slug] = (self.key(row), event, task, crew)
+                        paused = f"; paused: {', '.join(row['paused'])}" if row["paused"] else ""
+                        logger.info("crew worker: serving '%s' (%s%s)", slug, ", ".join(row["members"]), paused)
                 try:
                     await asyncio.wait_for(stop.wait(), poll)
                 except asyncio.TimeoutError:
                     pass
         finally:
-            for slug, (_, halt, task) in running.items():
-                halt.set()
-            for slug, (_, halt, task) in running.items():
-                await self.finish(slug, task)
+            for slug in list(running):
+                halt(slug, ("offline", ""))
+            results = await asyncio.gather(*(asyncio.wait_for(t, 30) for t in stopping.values()),
+                                           return_exceptions=True)
+            for slug, task, result in zip(stopping, stopping.values(), results):
+                if isinstance(result, asyncio.TimeoutError):
+                    task.cancel()
+                self.report(slug, task)
+            try:
+                await sync_to_async(lease_release)(holder=holder)
+            except Exception:  # noqa: BLE001 - it expires by itself
+                pass
 
     @staticmethod
     def key(row: dict) -> tuple:
-        return row["version"], tuple(sorted(row["members"].items())), row["script"], row["writes_to"]
+        return (row["version"], tuple(sorted(row["members"].items())), tuple(row["paused"]), row["script"],
+                row["writes_to"])
 
-    def farewell(self, slug: str):
-        """What the agents report when their crew stops: idle and paused while the story still has its
-        crew (paused by the room, or restarting), offline when it is gone or the worker stops."""
-        return ("idle", "Paused by the room")
-
-    async def finish(self, slug: str, task: asyncio.Task) -> None:
-        try:
-            result = await asyncio.wait_for(task, 30)
-            logger.info("crew worker: '%s' stopped (scenes written: %s)", slug, result.get("scenes_written"))
-        except asyncio.TimeoutError:
-            task.cancel()
-        except Exception as exc:  # noqa: BLE001 - one story's crew failing must not stop the others
+    def report(self, slug: str, task: asyncio.Task) -> None:
+        if task.cancelled():
+            logger.warning("crew worker: the crew of '%s' did not stop in time and was cancelled", slug)
+        elif task.exception() is not None:
+            exc = task.exception()
             logger.error("crew worker: the crew of '%s' ended with %s: %s", slug, type(exc).__name__, exc)
+        else:
+            logger.info("crew worker: '%s' stopped (scenes written: %s)", slug, task.result().get("scenes_written"))
 
     def wait_for_server(self, url: str, wait: float) -> None:
         deadline = time.monotonic() + wait
