@@ -206,7 +206,11 @@ def _edit_document(user, story, document, body) -> dict:
     check_rate("post", f"u{user.pk}")
     access = access_story(user, story, write=True)
     doc = _document(access.story, document)
-    change = documents.document_edit(doc=doc, author=user, body=body, via="mcp")
+    from suggestions.services import edit_or_suggest, suggestion_json  # suggestions build on documents
+
+    change, suggestion = edit_or_suggest(doc=doc, author=user, body=body, via="mcp")
+    if suggestion is not None:  # agents suggest in this story: a person decides
+        return {"revision": None, "change": None, "suggestion": suggestion_json(suggestion)}
     return {"revision": change.revision, "change": documents.change_json(change, user)}
 
 
@@ -363,6 +367,9 @@ def build_server(*, agent=None) -> MythlineMCP:
     from suggestions.mcp import register_tools as register_suggestion_tools  # suggest_edit (suggestions/mcp.py)
 
     register_suggestion_tools(server, call)
+    from comments.mcp import register_tools as register_comment_tools  # add_comment ... (comments/mcp.py)
+
+    register_comment_tools(server, call)
     from exports.mcp import register_tools as register_export_tools  # export_document (exports/mcp.py)
 
     register_export_tools(server, call)

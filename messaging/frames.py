@@ -181,6 +181,8 @@ STORY_EVENTS += ["outline.scene.created", "outline.scene.updated", "outline.scen
 STORY_EVENTS += ["bible.entry.created", "bible.entry.updated", "bible.entry.deleted"]
 # Suggestions (suggestions/services.py; docs/protocol.md, "Suggestions").
 STORY_EVENTS += ["suggestion.created", "suggestion.updated"]
+# Comments on a passage (comments/services.py; docs/protocol.md, "Comments").
+STORY_EVENTS += ["comment.thread.created", "comment.created", "comment.thread.updated"]
 # The writers' room (writers/services.py; docs/protocol.md, "The writers' room").
 STORY_EVENTS += ["crew.updated"]
 # Named versions of a document (versions/services.py; docs/protocol.md, "Versions").

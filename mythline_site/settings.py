@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "outline",  # a story's outline of scenes (docs/protocol.md, "The outline")
     "exports",  # a document or the whole story as Markdown, plain text or EPUB (docs/export.md)
     "suggestions",  # changes proposed to a document, decided by people (docs/protocol.md, "Suggestions")
+    "comments",  # comment threads anchored to passages of a document (docs/protocol.md, "Comments")
     "writers",  # a story's writers' room: the crew that serves it (docs/crew.md)
     "versions",  # named revisions of a document, compare and restore (docs/versions.md)
     "mythline_site",  # its management commands: `serve` (docs/deploy.md)
@@ -381,6 +382,9 @@ MYTHLINE_OUTLINE_MAX_BEATS = int(os.environ.get("MYTHLINE_OUTLINE_MAX_BEATS", 50
 MYTHLINE_CREW_MAX_STORIES = int(os.environ.get("MYTHLINE_CREW_MAX_STORIES", 100))
 # Suggestions (docs/protocol.md, "Suggestions"): open ones per document.
 MYTHLINE_DOC_MAX_SUGGESTIONS = int(os.environ.get("MYTHLINE_DOC_MAX_SUGGESTIONS", 200))
+# Comments on a passage (docs/protocol.md, "Comments"): threads per document, comments per thread.
+MYTHLINE_DOC_MAX_COMMENT_THREADS = int(os.environ.get("MYTHLINE_DOC_MAX_COMMENT_THREADS", 500))
+MYTHLINE_COMMENT_MAX_PER_THREAD = int(os.environ.get("MYTHLINE_COMMENT_MAX_PER_THREAD", 200))
 MYTHLINE_RATE_KEY_PREFIX = "rl"  # cache keys of the rate limiter
 MYTHLINE_ARCHIVE_SWEEP_SECONDS = float(os.environ.get("MYTHLINE_ARCHIVE_SWEEP_SECONDS", 30))
 # Each server process moves long-lived objects out of the garbage collector's full scans this

@@ -20,6 +20,7 @@ from presence.api import StoryPresenceView
 from stories import api as stories_api
 from stories import views as story_views
 from suggestions import api as suggestions_api
+from comments import api as comments_api
 from writers import api as writers_api
 from versions import api as versions_api
 
@@ -66,6 +67,13 @@ api_urls = [
          suggestions_api.SuggestionAcceptView.as_view(), name="suggestion-accept"),
     path(f"{S}/documents/<str:doc>/suggestions/<int:suggestion>/reject",
          suggestions_api.SuggestionRejectView.as_view(), name="suggestion-reject"),
+    path(f"{S}/documents/<str:doc>/comments", comments_api.ThreadListView.as_view(), name="comment-list"),
+    path(f"{S}/documents/<str:doc>/comments/<int:thread>", comments_api.ThreadDetailView.as_view(),
+         name="comment-detail"),
+    path(f"{S}/documents/<str:doc>/comments/<int:thread>/replies", comments_api.ReplyView.as_view(),
+         name="comment-replies"),
+    path(f"{S}/documents/<str:doc>/comments/<int:thread>/resolve", comments_api.ResolveView.as_view(),
+         name="comment-resolve"),
     path(f"{S}/channels", messaging_api.ChannelListView.as_view(), name="channel-list"),
     path(f"{C}", messaging_api.ChannelDetailView.as_view(), name="channel-detail"),
     path(f"{C}/members", messaging_api.MemberListView.as_view(), name="member-list"),

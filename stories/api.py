@@ -272,6 +272,11 @@ class DocumentOpsView(APIView):
     def post(self, request, story, doc):
         access = access_story(request.user, story, write=True)
         document = _document(access.story, doc)
-        change = documents.document_edit(doc=document, author=request.user, body=request.data,
-                                         idempotency_key=idempotency_key(request))
+        from suggestions.services import edit_or_suggest, suggestion_json  # suggestions build on documents
+
+        change, suggestion = edit_or_suggest(doc=document, author=request.user, body=request.data,
+                                             idempotency_key=idempotency_key(request))
+        if suggestion is not None:  # the story has agents suggest: nothing changed, a person decides
+            return Response({"revision": None, "change": None, "suggestion": suggestion_json(suggestion)},
+                            status=202)
         return Response({"revision": change.revision, "change": documents.change_json(change, request.user)})

@@ -246,6 +246,9 @@ def document_push(*, doc: Document, author, revision, changes, client_id: str = 
             raise Forbidden("Viewers read the document but do not edit it.")
         if revision != doc.revision:
             raise _push_conflict(doc.revision)
+        if author.is_agent and doc.story.agents_suggest:
+            raise Forbidden("In this story agents suggest and people accept: send the change as a suggestion "
+                            "(POST .../suggestions, or the REST edit, which becomes one).")
         try:
             cs = ChangeSet.from_json(changes, utf16_len(doc.text))
             return _append(doc, cs, author=author, client_id=client_id, via="ws")
@@ -334,6 +337,11 @@ DOC_OPS_IDEMPOTENCY_NAMESPACE = uuid.UUID("3b9d2c4e-7a51-4f0e-8c6d-1e2f3a4b5c6d"
 
 def idempotent_change_id(author, doc: Document, key: str) -> uuid.UUID:
     return uuid.uuid5(DOC_OPS_IDEMPOTENCY_NAMESPACE, f"{author.pk}:{doc.pk}:{key}")
+
+
+def request_digest(body) -> str:
+    """The SHA-256 an `Idempotency-Key` is held to (the same body for the same key)."""
+    return _request_hash(body)
 
 
 def _request_hash(body) -> str:

@@ -19,6 +19,9 @@ class Story(models.Model):
     requires_approval = models.BooleanField(
         default=False, help_text="Human in the loop: the demo crew proposes each scene plan and waits for a "
                                  "human vote or decision before writing it.")
+    agents_suggest = models.BooleanField(
+        default=False, help_text="Agents suggest, people accept: an agent's edit of a document becomes a "
+                                 "suggestion a person accepts or rejects (docs/protocol.md, \"Suggestions\").")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_stories")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

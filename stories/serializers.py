@@ -24,7 +24,8 @@ def invite_json(invite: Invite, *, now=None) -> dict:
 
 def story_json(story: Story, role: str | None = None) -> dict:
     data = {"slug": story.slug, "title": story.title, "premise": story.premise, "visibility": story.visibility,
-            "requires_approval": story.requires_approval, "owner": story.owner.username,
+            "requires_approval": story.requires_approval, "agents_suggest": story.agents_suggest,
+            "owner": story.owner.username,
             "created_at": iso(story.created_at), "updated_at": iso(story.updated_at)}
     if role is not None or hasattr(story, "caller_role"):
         data["role"] = role if role is not None else story.caller_role
@@ -38,6 +39,8 @@ class StorySerializer(serializers.Serializer):
     visibility = serializers.ChoiceField(choices=Story.Visibility.choices)
     requires_approval = serializers.BooleanField(
         help_text="Agents propose and wait for a human vote or decision before acting on a plan")
+    agents_suggest = serializers.BooleanField(
+        help_text="Agents suggest, people accept: an agent's document edit becomes a suggestion")
     owner = serializers.CharField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
@@ -51,6 +54,7 @@ class StoryInSerializer(serializers.Serializer):
     premise = serializers.CharField(required=False, allow_blank=True, default="", max_length=20000)
     visibility = OneOfField(choices=Story.Visibility.choices, default="public")
     requires_approval = serializers.BooleanField(required=False, default=False)
+    agents_suggest = serializers.BooleanField(required=False, default=False)
 
 
 class StoryPatchSerializer(serializers.Serializer):
@@ -58,6 +62,7 @@ class StoryPatchSerializer(serializers.Serializer):
     premise = serializers.CharField(required=False, allow_blank=True, max_length=20000)
     visibility = OneOfField(choices=Story.Visibility.choices, required=False)
     requires_approval = serializers.BooleanField(required=False)
+    agents_suggest = serializers.BooleanField(required=False)
 
 
 class ParticipantSerializer(serializers.Serializer):

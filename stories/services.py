@@ -27,12 +27,13 @@ ROLE_RANK = {Participant.Role.VIEWER: 1, Participant.Role.EDITOR: 2, Participant
 
 @transaction.atomic
 def story_create(*, owner, slug: str, title: str, premise: str = "", visibility: str = "public",
-                 requires_approval: bool = False, by=None) -> Story:
+                 requires_approval: bool = False, agents_suggest: bool = False, by=None) -> Story:
     """A new story with its owner, a `general` public channel and the `room` presence channel."""
     try:
         with transaction.atomic():
             story = Story.objects.create(slug=slug, title=title, premise=premise, visibility=visibility,
-                                         requires_approval=requires_approval, owner=owner)
+                                         requires_approval=requires_approval, agents_suggest=agents_suggest,
+                                         owner=owner)
     except IntegrityError:
         raise Conflict(f"A story with slug '{slug}' already exists.", details={"slug": "taken"}) from None
     Participant.objects.create(story=story, user=owner, role=Participant.Role.OWNER)
@@ -48,10 +49,11 @@ def story_create(*, owner, slug: str, title: str, premise: str = "", visibility:
 
 @transaction.atomic
 def story_update(*, story: Story, title: str | None = None, premise: str | None = None,
-                 visibility: str | None = None, requires_approval: bool | None = None, by=None) -> Story:
+                 visibility: str | None = None, requires_approval: bool | None = None,
+                 agents_suggest: bool | None = None, by=None) -> Story:
     changed, was_visibility = [], story.visibility
     for name, value in (("title", title), ("premise", premise), ("visibility", visibility),
-                        ("requires_approval", requires_approval)):
+                        ("requires_approval", requires_approval), ("agents_suggest", agents_suggest)):
         if value is not None and getattr(story, name) != value:
             setattr(story, name, value)
             changed.append(name)

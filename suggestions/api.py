@@ -5,6 +5,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from messaging.api import idempotency_key
 from mythline_site.errors import Invalid, NotFound
 from stories.models import Document
 from stories.policies import access_story
@@ -107,7 +108,8 @@ class SuggestionListView(APIView):
     def post(self, request, story, doc):
         access = access_story(request.user, story, write=True)
         document = _document(access.story, doc)
-        s = services.suggestion_create(doc=document, author=request.user, body=_body(request))
+        s = services.suggestion_create(doc=document, author=request.user, body=_body(request),
+                                       idempotency_key=idempotency_key(request))
         return Response(services.suggestion_json(s), status=status.HTTP_201_CREATED)
 
 

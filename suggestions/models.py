@@ -35,12 +35,18 @@ class Suggestion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     version = models.PositiveIntegerField(default=1)
+    # Sent with `Idempotency-Key`: UUIDv5 of (author, document, key) and the SHA-256 of the body, as
+    # for document edits (a repeat answers the suggestion first made; another body is 409).
+    idempotency_id = models.UUIDField(null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["document_id", "pk"]
         indexes = [models.Index(fields=["document", "status"], name="suggestion_doc_status")]
         constraints = [models.CheckConstraint(condition=models.Q(status__in=["open", "accepted", "rejected", "stale"]),
-                                              name="suggestion_status_valid")]
+                                              name="suggestion_status_valid"),
+                       models.UniqueConstraint(fields=["document", "idempotency_id"], name="suggestion_idempotency_unique",
+                                               condition=models.Q(idempotency_id__isnull=False))]
 
     def __str__(self):
         return f"suggestion {self.pk} on {self.document_id} ({self.status})"

@@ -12,7 +12,8 @@ from messaging import events
 from mythline_site.errors import Conflict, Forbidden, Invalid
 from mythline_site.parsers import has_nul, has_surrogate
 from stories.changesets import ChangeSet, shift_ranges, utf16_to_index
-from stories.documents import apply_locked, lock_document, prepare_edit
+from stories.documents import (apply_locked, document_edit, idempotent_change_id, lock_document, prepare_edit,
+                               request_digest)
 from stories.models import Document, DocumentChange, Participant
 from suggestions.models import Suggestion
 
@@ -121,12 +122,19 @@ def clean_note(value) -> str:
     return value.strip()
 
 
-def suggestion_create(*, doc: Document, author, body) -> Suggestion:
+def suggestion_create(*, doc: Document, author, body, idempotency_key: str | None = None) -> Suggestion:
     """Suggest an edit: the body of a REST edit (`edits`, `find`/`replace` or `append`, with
     `base_revision`) plus an optional `note`. Checked and moved to the current revision as an edit
-    is (409 `conflict` when a later change touched its text); nothing changes in the text."""
+    is (409 `conflict` when a later change touched its text); nothing changes in the text. With
+    `idempotency_key`, a repeat (same key, same body) answers the suggestion first made."""
     if not isinstance(body, dict):
         raise Invalid("The body must be a JSON object.")
+    idempotency_id, request_hash = None, ""
+    if idempotency_key is not None:
+        idempotency_id, request_hash = idempotent_change_id(author, doc, idempotency_key), request_digest(body)
+        repeat = _repeat(doc, idempotency_id, request_hash)
+        if repeat is not None:
+            return repeat
     body = dict(body)
     note = clean_note(body.pop("note", None))
     if body.get("client_id"):
@@ -140,15 +148,38 @@ def suggestion_create(*, doc: Document, author, body) -> Suggestion:
         doc = lock_document(doc)
         if not _is_writer(doc, author):
             raise Forbidden("Only the story's owner and editors suggest changes.")
+        if idempotency_id is not None:
+            repeat = _repeat(doc, idempotency_id, request_hash)
+            if repeat is not None:
+                return repeat
         if Suggestion.objects.filter(document=doc, status=Suggestion.Status.OPEN).count() >= max_open():
             raise Conflict(f"The document has {max_open()} open suggestions, the most it may have: decide some first.",
                            details={"max_suggestions": max_open()})
         s = Suggestion.objects.create(document=doc, author=author, note=note, edits=[list(e) for e in edits],
-                                      revision=fresh.revision, replaced=replaced)
+                                      revision=fresh.revision, replaced=replaced, idempotency_id=idempotency_id,
+                                      request_hash=request_hash)
         refresh(doc, [s])  # changes that landed since it was prepared
         s.document = doc
         transaction.on_commit(lambda: _publish(s, "suggestion.created"))
     return s
+
+
+def _repeat(doc: Document, idempotency_id, request_hash: str) -> Suggestion | None:
+    s = Suggestion.objects.filter(document_id=doc.pk, idempotency_id=idempotency_id).select_related("author").first()
+    if s is not None and s.request_hash != request_hash:
+        raise Conflict("This Idempotency-Key was used for a different edit of this document.",
+                       details={"Idempotency-Key": "used with another body"})
+    if s is not None:
+        s.document = doc
+    return s
+
+
+def edit_or_suggest(*, doc: Document, author, body, via: str = "rest", idempotency_key: str | None = None):
+    """An edit of a document, or, from an agent in a story where agents suggest and people accept
+    (`Story.agents_suggest`), the suggestion it becomes: `(change, None)` or `(None, suggestion)`."""
+    if getattr(author, "is_agent", False) and doc.story.agents_suggest:
+        return None, suggestion_create(doc=doc, author=author, body=body, idempotency_key=idempotency_key)
+    return document_edit(doc=doc, author=author, body=body, via=via, idempotency_key=idempotency_key), None
 
 
 def decidable(s: Suggestion, by) -> None:

@@ -47,6 +47,7 @@ from bible.services import entry_create, progression_add
 from outline.services import scene_create
 from versions.services import version_create
 from suggestions.services import suggestion_create
+from comments.services import thread_create
 from stories.documents import document_edit
 from stories.models import Document, Participant
 from stories.services import invite_create, participant_add, story_create
@@ -144,6 +145,10 @@ def _build_world() -> World:
         world.ids[f"{key}.suggestion"] = str(suggestion_create(
             doc=Document.objects.get(story=story, name="main"), author=olga,
             body={"append": " suggested", "note": f"{p}-SUGGESTION"}).pk)
+        # One comment thread on `main`: `{pub.comment}`.
+        world.ids[f"{key}.comment"] = str(thread_create(
+            doc=Document.objects.get(story=story, name="main"), author=olga,
+            body={"from": 0, "to": 5, "body": f"{p}-COMMENT"}).pk)
         # One story bible entry with a progression: `{pub.entry}` (its slug), `{pub.progression}`.
         entry = entry_create(story=story, by=olga, kind="character", name=f"{p}-BIBLE")
         world.ids[f"{key}.entry"] = entry.slug
@@ -545,6 +550,23 @@ def build_cases() -> list[Case]:
             Case(f"POST {base}/documents/main/suggestions/decide", "POST",
                  f"{base}/documents/main/suggestions/decide", HUMAN_WRITE[s], body={"decision": "reject"},
                  check=lambda b, c, w, s=s: len(b["decided"]) == 1),
+            # Comments (comments/): readers read them, writers (agents too) comment, reply and resolve.
+            Case(f"GET {base}/documents/main/comments", "GET", f"{base}/documents/main/comments", STORY_READ[s],
+                 check=lambda b, c, w, s=s: [x["first_comment"]["body"] for x in b["results"]]
+                 == [f"{PREFIX[s]}-COMMENT"]),
+            Case(f"POST {base}/documents/main/comments", "POST", f"{base}/documents/main/comments",
+                 STORY_WRITE[s], body={"from": 0, "to": 5, "body": "a note"},
+                 check=lambda b, c, w: b["created_by"] == USERNAMES[c]),
+            Case(f"GET {base}/documents/main/comments/<id>", "GET",
+                 f"{base}/documents/main/comments/{{{s}.comment}}", STORY_READ[s],
+                 check=lambda b, c, w, s=s: [x["body"] for x in b["comments"]] == [f"{PREFIX[s]}-COMMENT"]),
+            Case(f"POST {base}/documents/main/comments/<id>/replies", "POST",
+                 f"{base}/documents/main/comments/{{{s}.comment}}/replies", STORY_WRITE[s], body={"body": "a reply"},
+                 check=lambda b, c, w: b["author"] == USERNAMES[c]),
+            Case(f"POST {base}/documents/main/comments/<id>/resolve", "POST",
+                 f"{base}/documents/main/comments/{{{s}.comment}}/resolve",
+                 {**STORY_WRITE[s], **{k: 200 for k, v in STORY_WRITE[s].items() if v == 201}},
+                 body={"resolved": True}, check=lambda b, c, w: (b["resolved"], b["resolved_by"]) == (True, USERNAMES[c])),
             # The writers' room (writers/): readers see it; the owner adds and removes it; human
             # editors pause it (this story has no crew: allowed callers get 409 `conflict`).
             Case(f"GET {base}/crew", "GET", f"{base}/crew", STORY_READ[s],
@@ -649,6 +671,7 @@ def test_every_api_route_is_in_the_matrix():
                           .replace("<str:doc>", "main").replace("<int:invite>", "{pub.invite}")
                           .replace("<str:token>", "{pub.invite-token}").replace("<int:scene>", "{pub.scene}")
                           .replace("<int:suggestion>", "{pub.suggestion}")
+                          .replace("<int:thread>", "{pub.comment}")
                           .replace("<str:entry>", "{pub.entry}").replace("<int:progression>", "{pub.progression}")
                           .replace("<int:version>", "{pub.version}"))
         if concrete not in covered:

@@ -417,6 +417,10 @@ class CrewAgent:
                     idempotency_key=f"{key}:{attempt}")
             except Conflict:
                 continue  # someone typed there meanwhile: read again
+            if edit.suggestion is not None:  # the story has agents suggest: a person decides
+                logger.info("%s: suggested scene %s's text (suggestion %s)", self.username, me["position"],
+                            edit.suggestion.get("id"))
+                return {"document": doc_name, "suggestion": edit.suggestion.get("id")}
             begin = pos + len(prefix)
             written = {"document": self.crew.document, "from": begin if start is None else start, "to": begin + len(block),
                        "revision": edit.revision}

@@ -26,8 +26,9 @@ const editorTheme = EditorView.theme({
 });
 
 export class DocumentPanel {
-  constructor({socket, slug, head, host, documents, canWrite, extensions = [], headActions = null}) {
+  constructor({socket, slug, head, host, documents, canWrite, extensions = [], headActions = null, onEditor = null}) {
     this.socket = socket;
+    this.onEditor = onEditor; // (editor, name) when a document opens, (null, null) when it closes (suggestions)
     this.pageExtensions = extensions; // the room's own (the story bible's marks)
     this.headActions = headActions; // () => the room's own buttons in the head (the story bible)
     this.slug = slug;
@@ -138,6 +139,7 @@ export class DocumentPanel {
     if (this.editor) {
       this.editor.destroy();
       this.editor = null;
+      if (this.onEditor) this.onEditor(null, null);
     }
     this.name = name;
     this.updateExportLinks();
@@ -179,6 +181,7 @@ export class DocumentPanel {
       this.setStatus(editor.sync.status === "loading" ? "synced" : editor.sync.status);
       this.showRevision();
       window.mythlineEditor = editor; // for the console and the browser tests
+      if (this.onEditor) this.onEditor(editor, name);
       if (this.canWrite) this.offerDrafts();
     } catch (error) {
       if (this.opening !== token) return;
@@ -197,6 +200,7 @@ export class DocumentPanel {
     if (this.editor) {
       this.editor.destroy();
       this.editor = null;
+      if (this.onEditor) this.onEditor(null, null);
     }
     this.name = null;
     if (name) this.open(name);

@@ -136,6 +136,7 @@ class Story:
     created_at: str | None = None
     updated_at: str | None = None
     role: str | None = None      # the caller's role (owner, editor, viewer), or None
+    agents_suggest: bool = False  # agents' document edits become suggestions people accept
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -144,7 +145,7 @@ class Story:
                    visibility=data.get("visibility", "public"),
                    requires_approval=bool(data.get("requires_approval", False)), owner=data.get("owner", ""),
                    created_at=data.get("created_at"), updated_at=data.get("updated_at"), role=data.get("role"),
-                   raw=data)
+                   agents_suggest=bool(data.get("agents_suggest", False)), raw=data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,14 +273,18 @@ class DocumentChange:
 
 @dataclass(frozen=True, slots=True)
 class DocumentEdit:
-    """The answer to an edit or an append: the document's new `revision` and the `change` stored."""
-    revision: int
+    """The answer to an edit or an append: the document's new `revision` and the `change` stored;
+    or, in a story where agents suggest and people accept (`agents_suggest`), no change (`revision`
+    None) and the `suggestion` the edit became (a dict, as the server shows it)."""
+    revision: int | None
     change: DocumentChange | None
+    suggestion: dict | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> "DocumentEdit":
         change = data.get("change")
-        return cls(revision=data["revision"], change=DocumentChange.from_json(change) if change else None)
+        return cls(revision=data.get("revision"), change=DocumentChange.from_json(change) if change else None,
+                   suggestion=data.get("suggestion"))
 
 
 @dataclass(frozen=True, slots=True)

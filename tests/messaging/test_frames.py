@@ -13,6 +13,7 @@ from bible import services as bible_services
 from messaging.frames import SCHEMAS, STORY_EVENTS
 from outline import services as outline_services
 from suggestions import services as suggestion_services
+from comments import services as comment_services
 from versions import services as version_services
 from writers import services as crew_services
 from messaging.services import channel_create, channel_set_archived, channel_update, member_add, member_remove
@@ -96,6 +97,10 @@ def test_every_frame_matches_the_schema_table(world, make_user):
                 suggestion = suggestion_services.suggestion_create(
                     doc=story.documents.get(name="main"), author=narrator, body={"append": " Twice.", "note": "n"})
                 suggestion_services.suggestion_decide(suggestion=suggestion, by=alice, decision="reject")
+                thread = comment_services.thread_create(doc=story.documents.get(name="main"), author=narrator,
+                                                        body={"from": 0, "to": 4, "body": "Why?"})
+                comment_services.comment_reply(thread=thread, author=alice, body={"body": "Because."})
+                comment_services.thread_resolve(thread=thread, by=alice, resolved=True)
                 crew_services.crew_add(story=story, by=alice, roles=[])
                 version = version_services.version_create(doc=story.documents.get(name="main"), by=alice,
                                                           name="draft 1")

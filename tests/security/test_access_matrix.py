@@ -53,6 +53,7 @@ from bible.services import entry_create, progression_add
 from outline.services import scene_create
 from versions.services import version_create
 from suggestions.services import suggestion_create
+from comments.services import thread_create
 from writers.services import crew_add
 from stories.documents import document_edit
 from stories.models import Document, Participant
@@ -187,6 +188,13 @@ def rest_rows() -> list[Row]:
         rest("POST", f"{v}/documents/main/suggestions/{{vault.suggestion}}/accept", HUMAN_EDITORS, {}, status=200),
         rest("POST", f"{v}/documents/main/suggestions/{{vault.suggestion}}/reject", HUMAN_EDITORS, {}, status=200),
         rest("POST", f"{v}/documents/main/suggestions/decide", HUMAN_EDITORS, {"decision": "reject"}, status=200),
+        # Comments (comments/): readers read them, writers (agents too) comment, reply and resolve.
+        rest("GET", f"{v}/documents/main/comments", READ_STORY, sees="VAULT-COMMENT"),
+        rest("POST", f"{v}/documents/main/comments", WRITE_STORY, {"from": 0, "to": 0, "body": "a note"}),
+        rest("GET", f"{v}/documents/main/comments/{{vault.comment}}", READ_STORY, sees="VAULT-COMMENT"),
+        rest("POST", f"{v}/documents/main/comments/{{vault.comment}}/replies", WRITE_STORY, {"body": "a reply"}),
+        rest("POST", f"{v}/documents/main/comments/{{vault.comment}}/resolve", WRITE_STORY, {"resolved": True},
+             status=200),
         rest("GET", f"{v}/crew", READ_STORY, sees="narrator-"),
         rest("POST", f"{v}/crew", OWNER_ONLY, {"roles": ["critic"]}, status=200),  # it has a crew: roles changed
         rest("PATCH", f"{v}/crew", HUMAN_EDITORS, {"paused": True}),
@@ -377,6 +385,10 @@ def mcp_rows() -> list[Row]:
         mcp("add_outline_scene", PUBLIC_WRITE, on="agora", story="agora", title="mcp scene"),
         mcp("list_suggestions", READ_STORY, "VAULT-DOC-NOTE", story="vault", document="main"),
         mcp("suggest_edit", WRITE_STORY, story="vault", document="main", append=" mcp", note="why"),
+        mcp("list_comments", READ_STORY, "VAULT-COMMENT", story="vault", document="main"),
+        mcp("add_comment", WRITE_STORY, story="vault", document="main", to=0, body="mcp note", **{"from": 0}),
+        mcp("reply_to_comment", WRITE_STORY, story="vault", document="main", thread="{int:vault.comment}",
+            body="mcp reply"),
         mcp("list_bible", READ_STORY, "VAULT-BIBLE", story="vault"),
         mcp("get_bible_entry", READ_STORY, "VAULT-BIBLE", story="vault", entry="vault-bible"),
         mcp("find_bible_mentions", READ_STORY, "VAULT-BIBLE", story="vault", text="Here is the warden."),
@@ -506,6 +518,9 @@ def _build_world() -> World:
         ids[f"{slug}.suggestion"] = str(suggestion_create(
             doc=Document.objects.get(story=story, name="main"), author=olga,
             body={"append": " suggested", "note": f"{p}-DOC-NOTE"}).pk)
+        ids[f"{slug}.comment"] = str(thread_create(
+            doc=Document.objects.get(story=story, name="main"), author=olga,
+            body={"from": 0, "to": 5, "body": f"{p}-COMMENT"}).pk)
         entry = entry_create(story=story, by=olga, kind="character", name=f"{p}-BIBLE", aliases=["the warden"])
         ids[f"{slug}.progression"] = str(progression_add(entry=entry, by=olga, from_scene=2, description="later").pk)
         ids[f"{slug}.version"] = str(version_create(doc=Document.objects.get(story=story, name="main"), by=olga,
@@ -777,6 +792,7 @@ def test_every_api_route_is_in_the_table():
 
     fake = World(ids={"vault.invite": "1", "vault.invite-token": "t0ken", "vault.scene": "1", "vault.progression": "1", "vault.version": "1",
                       "vault.suggestion": "1",
+                      "vault.comment": "1",
                       **{f"{s}.{c}": "00000000-0000-0000-0000-000000000000"
                          for s in PREFIX for c in ("general", "cabal", INBOX, INBOX2)}}, tokens={})
     covered = {resolve(fake.fill(row.request[1]).split("?")[0]).route for row in SURFACES if row.surface == "rest"}

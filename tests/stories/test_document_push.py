@@ -6,7 +6,7 @@ import asyncio
 import pytest
 from django.db import close_old_connections
 
-from mythline_site.errors import Conflict, Invalid
+from mythline_site.errors import Conflict, Forbidden, Invalid
 from stories.documents import committed_revision, document_edit, document_push
 from stories.models import Document, DocumentChange
 
@@ -98,3 +98,15 @@ def test_stale_pushes_refused_early_still_pass_the_role_check_and_the_rate_limit
         close_old_connections()
     doc = Document.objects.get(name="main")
     assert (doc.revision, doc.text) == (1, "Hi")
+
+
+def test_where_agents_suggest_an_agents_push_is_refused_and_a_persons_goes_through(tale):
+    story = tale["story"]
+    story.agents_suggest = True
+    story.save()
+    doc = Document.objects.get(name="main")
+    with pytest.raises(Forbidden) as refused:
+        document_push(doc=doc, author=tale["users"]["scribe"], revision=0, changes=[[0, "x"]], client_id="a")
+    assert "suggest" in refused.value.message
+    assert document_push(doc=doc, author=tale["users"]["alice"], revision=0, changes=[[0, "ok"]]).revision == 1
+    assert Document.objects.get(pk=doc.pk).text == "ok"

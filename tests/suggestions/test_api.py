@@ -160,3 +160,25 @@ def test_a_person_decides_all_of_one_authors_suggestions(tale, api, make_agent):
     assert Suggestion.objects.get(pk=c["id"]).status == "open"
     r = owner.post(url("tale", "main", "decide"), {"decision": "reject"}, format="json")
     assert r.json()["decided"] == [c["id"]] and main().revision == 3
+
+
+def test_where_agents_suggest_an_agents_edit_becomes_a_suggestion(tale, api):
+    owner, agent, editor = api(tale["owner"]), api(tale["scribe"]), api(tale["ed"])
+    assert api(tale["ed"]).patch("/api/stories/tale", {"agents_suggest": True}, format="json").status_code == 403
+    r = owner.patch("/api/stories/tale", {"agents_suggest": True}, format="json")
+    assert r.status_code == 200 and r.json()["agents_suggest"] is True
+    body = {"base_revision": 1, "find": "waited", "replace": "wept"}
+    r = agent.post(ops(), body, format="json", HTTP_IDEMPOTENCY_KEY="line-1")
+    assert r.status_code == 202, r.json()
+    made = r.json()
+    assert made["revision"] is None and made["change"] is None and made["suggestion"]["status"] == "open"
+    assert main().text == "The lamp 🔥 burned low. Mara waited." and main().revision == 1
+    again = agent.post(ops(), body, format="json", HTTP_IDEMPOTENCY_KEY="line-1")  # a retry: the same one
+    assert again.status_code == 202 and again.json()["suggestion"]["id"] == made["suggestion"]["id"]
+    other = agent.post(ops(), {**body, "replace": "slept"}, format="json", HTTP_IDEMPOTENCY_KEY="line-1")
+    assert other.status_code == 409 and Suggestion.objects.count() == 1
+    # People still edit at once.
+    assert editor.post(ops(), {"append": " Dawn."}, format="json").status_code == 200
+    assert main().text.endswith("Dawn.")
+    assert owner.post(url("tale", "main", made["suggestion"]["id"], "accept"), {}, format="json").status_code == 200
+    assert main().text == "The lamp 🔥 burned low. Mara wept. Dawn."

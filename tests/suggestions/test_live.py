@@ -91,3 +91,18 @@ def test_agents_suggest_over_mcp(server, tale):
             assert not listed.isError and len(listed.structuredContent["results"]) == 1
     asyncio.run(go())
     assert Document.objects.get(story__slug="tale", name="main").text == "The lamp burned low."
+
+
+def test_where_agents_suggest_the_mcp_edit_becomes_a_suggestion(server, tale):
+    from stories.models import Story
+    Story.objects.filter(slug="tale").update(agents_suggest=True)
+
+    async def go():
+        async with http_session(server, tale["scribe"]) as mcp:
+            result = await mcp.call_tool("edit_document", {"story": "tale", "document": "main", "base_revision": 1,
+                                                           "find": "low", "replace": "out"})
+            assert not result.isError, result.structuredContent
+            answer = result.structuredContent
+            assert answer["revision"] is None and answer["suggestion"]["status"] == "open"
+    asyncio.run(go())
+    assert Document.objects.get(story__slug="tale", name="main").text == "The lamp burned low."

@@ -293,3 +293,32 @@ def test_a_paused_agent_holds_its_stage_and_a_bare_request_is_still_a_request(gl
             worker.stop()
         server.stop()
         Path(server.log.name).unlink(missing_ok=True)
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_where_agents_suggest_the_crew_writes_suggestions_a_person_accepts(glass, model, tmp_path):
+    glass["story"].agents_suggest = True
+    glass["story"].save()
+    server = LiveServer()
+    server.start()
+    worker = None
+    try:
+        http = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {glass['token']}"}, timeout=10)
+        crew = http.post("/api/stories/glass/crew", json={"roles": []}).json()
+        names = {a["role"]: a["username"] for a in crew["agents"]}
+        worker = Worker(server, model, tmp_path / "worker.log")
+        http.post("/api/stories/glass/channels/general/messages",
+                  json={"msg_type": "steer", "payload": {"text": "Ada at the furnace"}})
+        base = "/api/stories/glass/documents/main/suggestions"
+        found = wait_for(lambda: [s for s in http.get(base).json()["results"] if s["author"] == names["narrator"]],
+                         worker, "the narrator's suggestion", timeout=90)
+        assert found[0]["edits"][0]["insert"].startswith("I. ") and found[0]["status"] == "open"
+        assert http.get("/api/stories/glass/documents/main").json()["text"] == ""  # nothing applied
+        assert http.post(f"{base}/{found[0]['id']}/accept", json={}).status_code == 200
+        assert http.get("/api/stories/glass/documents/main").json()["text"].startswith("I. ")
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+        Path(server.log.name).unlink(missing_ok=True)
