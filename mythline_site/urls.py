@@ -59,6 +59,7 @@ api_urls = [
     path(f"{S}/outline/<int:scene>/move", outline_api.SceneMoveView.as_view(), name="outline-scene-move"),
     path(f"{S}/crew", writers_api.CrewView.as_view(), name="story-crew"),
     path(f"{S}/documents/<str:doc>/suggestions", suggestions_api.SuggestionListView.as_view(), name="suggestion-list"),
+    path(f"{S}/documents/<str:doc>/merge", suggestions_api.ForkMergeView.as_view(), name="document-merge"),
     path(f"{S}/documents/<str:doc>/suggestions/decide", suggestions_api.SuggestionDecideAllView.as_view(),
          name="suggestion-decide-all"),
     path(f"{S}/documents/<str:doc>/suggestions/<int:suggestion>", suggestions_api.SuggestionDetailView.as_view(),

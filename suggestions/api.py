@@ -171,3 +171,24 @@ class SuggestionDecideAllView(APIView):
         services.decidable(Suggestion(document=document), request.user)
         return Response(services.suggestions_decide_all(doc=document, by=request.user,
                                                         decision=body.get("decision"), author=author))
+
+
+class MergeInSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_NOTE)
+
+
+class ForkMergeView(APIView):
+    @extend_schema(request=MergeInSerializer,
+                   responses={201: OpenApiResponse(description='{"into", "from", "base_revision", "suggestions": '
+                                                               '[suggestion, ...], "conflicts": [...]}')},
+                   summary="Merge a fork back into its parent as suggestions people accept or reject")
+    def post(self, request, story, doc):
+        access = access_story(request.user, story, write=True)
+        fork = _document(access.story, doc)
+        body = _body(request)
+        unknown = sorted(set(body) - {"note"})
+        if unknown:
+            raise Invalid("The body has unknown fields.", details={k: "unknown field" for k in unknown})
+        result = services.fork_merge(fork=fork, by=request.user, note=body.get("note") or "")
+        return Response({**result, "suggestions": [services.suggestion_json(s) for s in result["suggestions"]]},
+                        status=status.HTTP_201_CREATED)

@@ -47,7 +47,25 @@ def _list(user, story, document, status) -> dict:
             "revision": doc.revision}
 
 
+def _merge(user, story, document, note) -> dict:
+    check_rate("post", f"u{user.pk}")
+    access = access_story(user, story, write=True)
+    result = services.fork_merge(fork=_document(access.story, document), by=user, note=note or "")
+    return {**result, "suggestions": [services.suggestion_json(s) for s in result["suggestions"]]}
+
+
 def register_tools(server, call) -> None:
+    @server.tool(annotations=WRITE)
+    async def merge_fork(
+        ctx: Context, story: StoryArg,
+        document: Annotated[str, Field(description="The fork to merge back into the document it was forked from")],
+        note: Annotated[str | None, Field(description="Shown with each suggestion (up to 2000 characters)")] = None,
+    ) -> dict[str, Any]:
+        """Merge a fork back into its parent as suggestions (one per changed passage) that people accept
+        or reject. Passages the parent changed since the fork are listed in `conflicts`, not suggested.
+        Returns {"into", "from", "base_revision", "suggestions", "conflicts"}."""
+        return await call(ctx, _merge, story, document, note)
+
     @server.tool(annotations=WRITE)
     async def suggest_edit(
         ctx: Context, story: StoryArg, document: DocArg,

@@ -238,3 +238,57 @@ def suggestions_decide_all(*, doc: Document, by, decision: str, author=None) -> 
         except Conflict:
             skipped.append(s.pk)
     return {"decision": decision, "decided": done, "skipped": skipped}
+
+
+# --- a fork merged back as suggestions -----------------------------------------------------------
+
+def hunks(ops: list[dict]) -> list[tuple[int, int, str]]:
+    """A diff's operations (versions.diff: equal / delete / insert, turning a into b) as edits of a:
+    `(from, to, insert)` in characters, one per run of changes between equal text."""
+    out, pos, start, insert, open_ = [], 0, 0, [], False
+    for op in ops:
+        if op["op"] == "equal":
+            if open_:
+                out.append((start, pos, "".join(insert)))
+                open_, insert = False, []
+            pos += len(op["text"])
+            continue
+        if not open_:
+            open_, start = True, pos
+        if op["op"] == "delete":
+            pos += len(op["text"])
+        else:
+            insert.append(op["text"])
+    if open_:
+        out.append((start, pos, "".join(insert)))
+    return out
+
+
+def fork_merge(*, fork: Document, by, note: str = "") -> dict:
+    """Merge a fork back into the document it was forked from, as suggestions people accept or
+    reject: what changed in the fork since it was made (its text against its parent's at the fork's
+    revision), one suggestion per changed passage, each made against that revision and moved
+    through the parent's changes since, as any edit is. A passage the parent changed meanwhile is
+    not suggested (it is listed in `conflicts`: compare and merge it by hand). A repeat of the same
+    merge (the fork unchanged) answers the same suggestions."""
+    from versions.diff import diff  # the word diff the compare view shows
+
+    from stories.documents import text_at
+
+    parent = fork.forked_from
+    if parent is None:
+        raise Invalid(f"'{fork.name}' is not a fork: there is nothing to merge it into.",
+                      details={"document": "not a fork"})
+    note = clean_note(note) or f"From the fork '{fork.name}'"
+    base = fork.forked_at_revision or 0
+    changed = hunks(diff(text_at(parent, base), fork.text))
+    made, conflicts = [], []
+    for a, b, insert in changed:
+        body = {"base_revision": base, "edits": [{"from": a, "to": b, "insert": insert}], "note": note}
+        try:
+            made.append(suggestion_create(doc=parent, author=by, body=body,
+                                          idempotency_key=f"merge:{fork.pk}:r{fork.revision}:{a}-{b}"))
+        except Conflict as exc:
+            conflicts.append({"from": a, "to": b, "insert": insert[:200], "reason": exc.message})
+    return {"into": parent.name, "from": fork.name, "base_revision": base, "suggestions": made,
+            "conflicts": conflicts}

@@ -547,6 +547,8 @@ def build_cases() -> list[Case]:
             Case(f"POST {base}/documents/main/suggestions/<id>/reject", "POST",
                  f"{base}/documents/main/suggestions/{{{s}.suggestion}}/reject", HUMAN_WRITE[s], body={},
                  check=lambda b, c, w: b["status"] == "rejected"),
+            Case(f"POST {base}/documents/main/merge", "POST", f"{base}/documents/main/merge",
+                 {**STORY_WRITE[s], **{k: 400 for k, v in STORY_WRITE[s].items() if v == 201}}, body={}),
             Case(f"POST {base}/documents/main/suggestions/decide", "POST",
                  f"{base}/documents/main/suggestions/decide", HUMAN_WRITE[s], body={"decision": "reject"},
                  check=lambda b, c, w, s=s: len(b["decided"]) == 1),

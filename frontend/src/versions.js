@@ -151,8 +151,26 @@ export class VersionsDialog {
     if (doc.forkedFrom) {
       this.parentHost.append(h("button.btn.ghost.sm", {type: "button", id: "versions-compare-parent",
         onclick: () => this.compare({parent: true})}, `Compare with “${doc.forkedFrom}” (its parent)`));
+      if (this.canWrite) {
+        this.parentHost.append(" ", h("button.btn.ghost.sm", {type: "button", id: "versions-merge",
+          onclick: () => this.merge(doc.forkedFrom)}, `Merge into “${doc.forkedFrom}” as suggestions`));
+      }
     }
     this.renderList();
+  }
+
+  async merge(parent) {
+    // The fork's changed passages become suggestions on its parent: people accept or reject them there.
+    try {
+      const out = await api("POST", `${this.base()}/merge`, {});
+      this.showError(null);
+      const made = Array.isArray(out.suggestions) ? out.suggestions.length : 0;
+      const left = Array.isArray(out.conflicts) ? out.conflicts.length : 0;
+      toast(`${made} suggestion${made === 1 ? "" : "s"} made in “${parent}”` +
+        (left ? `; ${left} passage${left === 1 ? "" : "s"} changed there too, to merge by hand.` : "."));
+    } catch (error) {
+      this.showError(error);
+    }
   }
 
   form(doc) {

@@ -104,3 +104,29 @@ def test_name_compare_and_restore_in_two_open_editors(open_as, cast):
     # The one refused request is the taken name (the browser logs its 409); nothing else went wrong.
     assert [e for e in alice.errors if "409 (Conflict)" not in e] == [] and len(alice.errors) <= 1
     assert bob.errors == [] and vera.errors == []
+
+
+def test_a_fork_merged_back_as_suggestions_from_the_versions_dialog(open_as, cast, rest):
+    """Bob tries an idea in a fork; from the fork's Versions dialog he merges it back: alice sees the
+    fork's changed passage as a suggestion in `main`, and accepting it brings it in."""
+    alice_api = rest(cast["alice_token"])
+    alice_api.post("/api/stories/tale/documents/main/ops", json={"append": "The keeper climbed the stair."})
+    fork = alice_api.post("/api/stories/tale/documents", json={"name": "idea", "fork_of": "main"})
+    assert fork.status_code == 201, fork.json()
+    alice_api.post("/api/stories/tale/documents/idea/ops",
+                   json={"base_revision": 0, "find": "climbed", "replace": "ran up"})
+    bob = open_as(cast["bob"], ROOM)
+    bob.locator("#doc-select").select_option("idea")
+    wait_until(lambda: bob.evaluate("() => window.mythlineEditor ? window.mythlineEditor.view.state.doc.toString()"
+                                    " : null") == "The keeper ran up the stair.", timeout=10, message="the fork")
+    dialog = open_versions(bob)
+    dialog.locator("#versions-merge").click()
+    expect(bob.locator(".toast", has_text="1 suggestion made in “main”")).to_be_visible()
+    made = alice_api.get("/api/stories/tale/documents/main/suggestions").json()["results"]
+    assert [(s["author"], s["edits"][0]["insert"], s["replaced"]) for s in made] == [("bob", "ran up", ["climbed"])]
+    assert alice_api.post(f"/api/stories/tale/documents/main/suggestions/{made[0]['id']}/accept",
+                          json={}).status_code == 200
+    assert alice_api.get("/api/stories/tale/documents/main").json()["text"] == "The keeper ran up the stair."
+    viewer = open_as(cast["vera"], ROOM)
+    viewer.locator("#doc-select").select_option("idea")
+    expect(open_versions(viewer).locator("#versions-merge")).to_have_count(0)  # viewers do not merge

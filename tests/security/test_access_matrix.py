@@ -188,6 +188,9 @@ def rest_rows() -> list[Row]:
         rest("POST", f"{v}/documents/main/suggestions/{{vault.suggestion}}/accept", HUMAN_EDITORS, {}, status=200),
         rest("POST", f"{v}/documents/main/suggestions/{{vault.suggestion}}/reject", HUMAN_EDITORS, {}, status=200),
         rest("POST", f"{v}/documents/main/suggestions/decide", HUMAN_EDITORS, {"decision": "reject"}, status=200),
+        # `main` is no fork: writers are told so (invalid), the others as for any write.
+        rest("POST", f"{v}/documents/main/merge", who(invalid="owner editor agent agent2", forbidden="viewer",
+                                                      not_found="outsider"), {}),
         # Comments (comments/): readers read them, writers (agents too) comment, reply and resolve.
         rest("GET", f"{v}/documents/main/comments", READ_STORY, sees="VAULT-COMMENT"),
         rest("POST", f"{v}/documents/main/comments", WRITE_STORY, {"from": 0, "to": 0, "body": "a note"}),
@@ -385,6 +388,8 @@ def mcp_rows() -> list[Row]:
         mcp("add_outline_scene", PUBLIC_WRITE, on="agora", story="agora", title="mcp scene"),
         mcp("list_suggestions", READ_STORY, "VAULT-DOC-NOTE", story="vault", document="main"),
         mcp("suggest_edit", WRITE_STORY, story="vault", document="main", append=" mcp", note="why"),
+        mcp("merge_fork", who(invalid="owner editor agent agent2", forbidden="viewer", not_found="outsider"),
+            story="vault", document="main"),
         mcp("list_comments", READ_STORY, "VAULT-COMMENT", story="vault", document="main"),
         mcp("add_comment", WRITE_STORY, story="vault", document="main", to=0, body="mcp note", **{"from": 0}),
         mcp("reply_to_comment", WRITE_STORY, story="vault", document="main", thread="{int:vault.comment}",
