@@ -1112,7 +1112,32 @@ class Critic(CrewAgent):
         await self.say(GENERAL, "feedback", {"text": text, "target": m.id, "rating": rating, "revise": revise,
                                              "scene": outline.scene, "plan": plan.id},
                        key=idempotency_key("re", m.id, "feedback"), scene=outline.scene, reply_to=m.id)
+        # The note lands on the line it is about, in the draft: a comment on the passage.
+        await self.comment_on(p.get("line", ""), text)
         await self.status("idle", "Reading the draft", None)
+
+    async def comment_on(self, passage: str, body: str, *, tries: int = 6) -> None:
+        """A comment thread on `passage` in the crew's document (once it is there: the dialogue
+        writer puts the line in as the critic reads it), unless this agent commented on it already."""
+        if not passage or not body:
+            return
+        path = f"/api/stories/{self.story}/documents/{self.crew.document}/comments"
+        try:
+            for attempt in range(tries):
+                doc = await self.client.get_document(self.story, self.crew.document)
+                at = doc.text.find(passage)
+                if at >= 0:
+                    break
+                await asyncio.sleep(0.3)
+            else:
+                return
+            threads = (await self.client.get(path)).get("results") or []
+            if any(t.get("created_by") == self.username and t.get("quote") == passage[:500] for t in threads):
+                return  # a repeat after a restart
+            await self.client.request("POST", path, json={"from": at, "to": at + len(passage), "revision": doc.revision,
+                                                          "body": body[:5000]})
+        except MythlineError as exc:
+            logger.info("%s: no comment on the line: %s", self.username, exc)
 
 
 class Continuity(CrewAgent):

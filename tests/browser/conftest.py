@@ -187,3 +187,16 @@ def tale(db_call, make_user, make_story, make_agent):
                 "narrator_token": token_issue(user=narrator), "alice_token": token_issue(user=alice)}
 
     return db_call(build)
+
+
+@pytest.fixture
+def cast(db_call, make_user, tale):
+    """The `tale` story with a viewer too: vera reads, does not write."""
+    def build():
+        from stories.models import Participant
+        from stories.services import participant_add
+
+        vera = make_user("vera", display_name="Vera")
+        participant_add(story=tale["story"], user=vera, role=Participant.Role.VIEWER)
+        return {**tale, "vera": vera}
+    return db_call(build)

@@ -9,18 +9,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.
 ROOM = "/stories/tale/?channel=general"
 
 
-@pytest.fixture
-def cast(db_call, make_user, tale):
-    def build():
-        from stories.models import Participant
-        from stories.services import participant_add
-
-        vera = make_user("vera", display_name="Vera")
-        participant_add(story=tale["story"], user=vera, role=Participant.Role.VIEWER)
-        return {**tale, "vera": vera}
-    return db_call(build)
-
-
 def open_bible(page):
     page.locator("#bible-button").click()
     dialog = page.locator("#bible-dialog")

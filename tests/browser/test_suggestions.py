@@ -17,18 +17,6 @@ DOC = "/api/stories/tale/documents/main"
 TEXT = "The sea was grey that morning. The ship was old and slow.\n"
 
 
-@pytest.fixture
-def cast(db_call, tale, make_user):
-    def build():
-        from stories.models import Participant
-        from stories.services import participant_add
-
-        vera = make_user("vera", display_name="Vera")
-        participant_add(story=tale["story"], user=vera, role=Participant.Role.VIEWER)
-        return {**tale, "vera": vera}
-    return db_call(build)
-
-
 def editor_text(page):
     return page.evaluate("() => window.mythlineEditor.view.state.doc.toString()")
 

@@ -54,7 +54,7 @@ class Command(BaseCommand):
         close_old_connections()
         connections.close_all()  # from here on the crew talks to the server only
 
-        self.wait_for_server(url, wait)
+        wait_for_server(url, wait)
         handler = logging.StreamHandler(self.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         crew_log = logging.getLogger("mythline.crew")
@@ -106,14 +106,16 @@ class Command(BaseCommand):
             tokens[user.username] = token_issue(user=user, label=f"run_agents:{story.slug}", replace_label=True)
         return tokens
 
-    def wait_for_server(self, url: str, wait: float) -> None:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                if httpx.get(url.rstrip("/") + "/healthz", timeout=2, trust_env=False).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise CommandError(f"No server answers at {url} (waited {wait:g} s). Start it first: make run.")
-            time.sleep(0.5)
+
+def wait_for_server(url: str, wait: float) -> None:
+    """Until the server at `url` answers /healthz (CommandError after `wait` seconds); `run_crew` too."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if httpx.get(url.rstrip("/") + "/healthz", timeout=2, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise CommandError(f"No server answers at {url} (waited {wait:g} s). Start it first: make run.")
+        time.sleep(0.5)

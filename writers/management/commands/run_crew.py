@@ -22,14 +22,14 @@ import socket
 import time
 import uuid
 
-import httpx
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from accounts.services import token_issue
 from agents.crew.runner import CREW_DRAFT, Crew, CrewOptions
+from agents.management.commands.run_agents import wait_for_server
 from audit.services import note
 from writers.models import StoryCrew
 from writers.selectors import active_crews
@@ -71,7 +71,7 @@ class Command(BaseCommand):
         parser.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
 
     def handle(self, *args, url, pace, poll, wait, duration, **options):
-        self.wait_for_server(url, wait)
+        wait_for_server(url, wait)
         handler = logging.StreamHandler(self.stdout)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         crew_log = logging.getLogger("mythline.crew")
@@ -182,15 +182,3 @@ class Command(BaseCommand):
             logger.error("crew worker: the crew of '%s' ended with %s: %s", slug, type(exc).__name__, exc)
         else:
             logger.info("crew worker: '%s' stopped (scenes written: %s)", slug, task.result().get("scenes_written"))
-
-    def wait_for_server(self, url: str, wait: float) -> None:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                if httpx.get(url.rstrip("/") + "/healthz", timeout=2, trust_env=False).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise CommandError(f"No server answers at {url} (waited {wait:g} s). Start it first: make run.")
-            time.sleep(0.5)
