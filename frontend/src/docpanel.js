@@ -28,7 +28,7 @@ const editorTheme = EditorView.theme({
 export class DocumentPanel {
   constructor({socket, slug, head, host, documents, canWrite, extensions = [], headActions = null, onEditor = null}) {
     this.socket = socket;
-    this.onEditor = onEditor; // (editor, name) when a document opens, (null, null) when it closes (suggestions)
+    this.onEditor = onEditor; // (editor, name) when a document opens, (null, null) when it closes (suggestions, comments)
     this.pageExtensions = extensions; // the room's own (the story bible's marks)
     this.headActions = headActions; // () => the room's own buttons in the head (the story bible)
     this.slug = slug;

@@ -17,6 +17,7 @@ import {OutlineDialog, selectRange} from "./outline.js";
 import {CrewPanel} from "./crew.js";
 import {VersionsDialog} from "./versions.js";
 import {SuggestionsPanel, suggestionMarks} from "./suggestions.js";
+import {CommentsPanel, commentMarks} from "./comments.js";
 import {fillTally, renderMessage, snippet, updateReplyCount} from "./render.js";
 import {
   $, ago, api, avatar, clear, displayName, h, icon, labelled, NAME_PATTERN, NAME_RE, NAME_RULE, nameWithHandle, progressBar,
@@ -148,6 +149,7 @@ export class RoomPage {
       name: this.docs.name, revision: this.docs.editor ? this.docs.editor.sync.syncedVersion : 0,
       forkedFrom: (this.docs.documents.get(this.docs.name) || {}).forked_from || null})});
     this.suggestions = new SuggestionsPanel({slug: this.slug, canWrite: this.config.can_write, me: this.me});
+    this.comments = new CommentsPanel({slug: this.slug, canWrite: this.config.can_write, me: this.me});
     this.crew.load(); // for the "paused" indicator in the header
     // Events missed while the socket was down: read the bible (outline, crew) again when it is back.
     let wasOpen = false;
@@ -157,21 +159,25 @@ export class RoomPage {
         if (this.outline.loaded) this.outline.load();
         if (this.crew.loaded) this.crew.load();
         this.suggestions.load();
+        this.comments.load();
       }
       if (state === "open") wasOpen = true;
     });
     this.docs = new DocumentPanel({
       socket: this.socket, slug: this.slug, head: $("#doc-head"), host: $("#editor"),
       documents: this.config.documents, canWrite: this.config.can_write,
-      extensions: [bibleMarks(this.bible), suggestionMarks(this.suggestions)],
-      onEditor: (editor, name) => this.suggestions.attach(editor, name),
+      extensions: [bibleMarks(this.bible), suggestionMarks(this.suggestions), commentMarks(this.comments)],
+      onEditor: (editor, name) => {
+        this.suggestions.attach(editor, name);
+        this.comments.attach(editor, name);
+      },
       headActions: () => [h("button.btn.ghost.sm", {type: "button", id: "doc-bible", title: "The story bible: who and what the text names",
         onclick: (e) => this.bible.open(e.currentTarget)}, "Bible"),
       h("button.btn.ghost.sm", {type: "button", id: "doc-outline", title: "The outline: the story's scenes in order",
         onclick: (e) => this.outline.open(e.currentTarget)}, "Outline"),
       h("button.btn.ghost.sm", {type: "button", id: "doc-versions", title: "Versions: name, compare and restore revisions",
         onclick: (e) => this.versions.open(e.currentTarget)}, "Versions"),
-      this.suggestions.button()],
+      this.suggestions.button(), this.comments.button()],
     });
     this.docs.open("main");
 
@@ -260,6 +266,7 @@ export class RoomPage {
     if (frame.event === "crew.updated") this.crew.onEvent(data);
     if (frame.event.startsWith("document.version.")) this.versions.onEvent(frame.event, data);
     if (frame.event.startsWith("suggestion.")) this.suggestions.onEvent(frame.event, data);
+    if (frame.event.startsWith("comment.")) this.comments.onEvent(frame.event, data);
     switch (frame.event) {
       case "channel.created":
         this.upsertChannel(data);
@@ -563,6 +570,7 @@ export class RoomPage {
       this.outline.setCanWrite(this.config.can_write);
       this.versions.setCanWrite(this.config.can_write);
       this.suggestions.setCanWrite(this.config.can_write);
+      this.comments.setCanWrite(this.config.can_write);
       if (role) this.crew.load(); // who may pause the crew follows the role
       toast(this.config.can_write ? "You can write in this story now." :
         role ? "You are a viewer now: you read along but no longer write." : "You were removed from this story.");

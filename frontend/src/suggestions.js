@@ -112,7 +112,30 @@ export function suggestionMarks(store) {
   })];
 }
 
-function snippet(text) {
+/** The changes to map a position read at server `revision` into `editor`'s text: those received
+ * since, then this editor's unconfirmed ones. null while the editor lacks that revision (its changes
+ * are on their way), false when too far behind to map (read again). Shared with comments.js. */
+export function changesSince(editor, revision) {
+  const sync = editor.sync;
+  const synced = sync.syncedVersion;
+  if (synced == null || synced < revision) return null;
+  const since = (sync.history || []).filter((c) => c.revision > revision).map((c) => c.changes);
+  if (since.length !== synced - revision) return false;
+  return since.concat(sendableUpdates(editor.view.state).map((u) => u.changes));
+}
+
+/** [from, to] mapped through `maps` (from changesSince): text typed at either edge stays outside. */
+export function mapRange(maps, from, to) {
+  let a = from;
+  let b = to;
+  for (const changes of maps) {
+    a = changes.mapPos(Math.min(a, changes.length), 1);
+    b = Math.max(a, changes.mapPos(Math.min(b, changes.length), -1));
+  }
+  return [a, b];
+}
+
+export function snippet(text) {
   const chars = [...String(text || "")];
   return chars.length > SNIPPET ? `${chars.slice(0, SNIPPET).join("")}…` : chars.join("");
 }
@@ -234,28 +257,16 @@ export class SuggestionsPanel {
     const pending = this.pending;
     const editor = this.editor;
     if (!pending || !editor) return;
-    const sync = editor.sync;
-    const synced = sync.syncedVersion;
-    if (synced == null || synced < pending.revision) return; // its changes are on their way
-    const since = (sync.history || []).filter((c) => c.revision > pending.revision).map((c) => c.changes);
-    if (since.length !== synced - pending.revision) {
+    const maps = changesSince(editor, pending.revision);
+    if (maps === null) return; // its changes are on their way
+    if (maps === false) {
       this.pending = null;
       this.scheduleLoad(); // too far behind to map: read again, at a revision close to ours
       return;
     }
-    const state = editor.view.state;
-    const maps = since.concat(sendableUpdates(state).map((u) => u.changes));
     const items = pending.open.map((suggestion) => ({
       suggestion,
-      edits: (suggestion.edits_utf16 || []).map(([from, to, insert]) => {
-        let a = from;
-        let b = to;
-        for (const changes of maps) {
-          a = changes.mapPos(Math.min(a, changes.length), 1);
-          b = Math.max(a, changes.mapPos(Math.min(b, changes.length), -1));
-        }
-        return [a, b, insert];
-      }),
+      edits: (suggestion.edits_utf16 || []).map(([from, to, insert]) => [...mapRange(maps, from, to), insert]),
     }));
     this.pending = null;
     editor.view.dispatch({effects: setSuggestions.of(items)});
