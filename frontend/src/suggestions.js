@@ -135,6 +135,18 @@ export function mapRange(maps, from, to) {
   return [a, b];
 }
 
+/** Whether a change among `maps` (from changesSince) touches [from, to] as mapRange carries it through
+ * them: a change at either edge counts, as on the server, where it makes a suggestion stale. */
+export function touchedSince(maps, from, to) {
+  let a = from;
+  let b = to;
+  for (const changes of maps) {
+    if (changes.touchesRange(Math.min(a, changes.length), Math.min(b, changes.length))) return true;
+    [a, b] = mapRange([changes], a, b);
+  }
+  return false;
+}
+
 export function snippet(text) {
   const chars = [...String(text || "")];
   return chars.length > SNIPPET ? `${chars.slice(0, SNIPPET).join("")}…` : chars.join("");
@@ -268,8 +280,15 @@ export class SuggestionsPanel {
       suggestion,
       edits: (suggestion.edits_utf16 || []).map(([from, to, insert]) => [...mapRange(maps, from, to), insert]),
     }));
+    // A change since the read that touched a suggestion made it stale on the server: read again (once
+    // our own change is there, for one of ours), as the marks do for changes made after they are placed.
+    const received = maps.slice(0, editor.sync.syncedVersion - pending.revision);
+    const edges = pending.open.flatMap((suggestion) => suggestion.edits_utf16 || []);
+    const staleNow = edges.some(([from, to]) => touchedSince(received, from, to));
+    if (!staleNow && edges.some(([from, to]) => touchedSince(maps, from, to))) this.touched = true;
     this.pending = null;
     editor.view.dispatch({effects: setSuggestions.of(items)});
+    if (staleNow) this.scheduleLoad();
   }
 
   // --- the head action and the dialog -------------------------------------------------------
