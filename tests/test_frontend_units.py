@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "tests" / "node"
 
 
-@pytest.mark.parametrize("suite", ["socket.test.mjs", "collab.test.mjs", "anchors.test.mjs"])
+@pytest.mark.parametrize("suite", ["socket.test.mjs", "collab.test.mjs", "anchors.test.mjs", "roomstate.test.mjs"])
 def test_frontend_unit_suite(suite):
     node = shutil.which("node")
     require(bool(node) and (ROOT / "frontend" / "node_modules" / "@codemirror" / "collab").is_dir(),

@@ -9,6 +9,7 @@
 // per channel by seq and rendered in seq order, whatever order they arrive in.
 
 import {bindConnectionIndicator} from "./socket.js";
+import {RoomState} from "./roomstate.js";
 import {Compose, describeError} from "./compose.js";
 import {DocumentPanel} from "./docpanel.js";
 import {MembersDialog} from "./members.js";
@@ -48,48 +49,17 @@ function iconFor(kind) {
   return icon(group ? group.icon : "hash");
 }
 
-class ChannelState {
-  constructor(info) {
-    this.info = info;
-    this.messages = new Map(); // seq -> message
-    this.baseSeq = info.last_seq; // REST history is <= baseSeq; the subscription brings the rest
-    this.oldestSeq = null;
-    this.hasMore = info.last_seq > 0;
-    this.historyLoaded = !info.readable || info.last_seq === 0;
-    this.loading = null;
-    this.unread = info.unread || 0;
-    this.readSeq = info.read_seq || 0;
-    this.sub = null;
-    this.error = null;
-  }
-
-  get name() {
-    return this.info.name;
-  }
-
-  get archived() {
-    return !!this.info.archived;
-  }
-
-  sorted() {
-    return [...this.messages.values()].sort((a, b) => a.seq - b.seq);
-  }
-}
-
 export class RoomPage {
   constructor(config, socket) {
     this.config = config;
     this.socket = socket;
     this.slug = config.story.slug;
     this.me = config.me;
-    this.channels = new Map();
-    this.byId = new Map(); // message id -> message (every channel)
-    this.replies = new Map(); // parent id -> Set of reply ids
-    this.votes = new Map(); // proposal id -> Map username -> vote
-    this.decided = new Set(); // proposal ids a decision closed
-    this.current = null;
+    // Channels, messages, votes, typing, unread counts: roomstate.js. The page draws them.
+    this.state = new RoomState({me: config.me});
+    this.channels = this.state.channels; // name -> ChannelState (the same Map)
+    this.byId = this.state.byId; // message id -> message (the same Map)
     this.thread = null;
-    this.typing = new Map(); // topic -> Map username -> {user, until}
     this.typingSentAt = 0;
     this.typingTopic = null;
     this.newBelow = 0;
@@ -97,6 +67,11 @@ export class RoomPage {
     this.agents = new Map((config.agents || []).map((a) => [a.username, {...a, connections: 0}]));
     this.members = new Map(); // username -> presence entry (room)
     this.presenceKnown = false;
+  }
+
+  /** The channel the reader has open (the state's). */
+  get current() {
+    return this.state.open;
   }
 
   topicOf(name) {
@@ -111,7 +86,7 @@ export class RoomPage {
       document.body.classList.toggle("offline", state !== "open");
       this.offlineHint.hidden = state === "open" || state === "connecting";
     });
-    for (const info of this.config.channels) this.channels.set(info.name, new ChannelState(info));
+    this.state.loadChannels(this.config.channels);
 
     this.feedEl = $("#feed");
     this.listEl = $("#feed-list");
@@ -231,7 +206,7 @@ export class RoomPage {
         if (ch.name === "room") this.onPresence(frame);
         break;
       case "typing":
-        this.onTyping(frame);
+        this.onTyping(ch, frame);
         break;
       case "unsubscribed":
         if (frame.reason) {
@@ -308,20 +283,7 @@ export class RoomPage {
   }
 
   upsertChannel(info) {
-    let ch = this.channels.get(info.name);
-    if (!ch) {
-      const data = {read_seq: 0, unread: 0, readable: true,
-        can_manage: this.config.is_owner || info.created_by === this.me.username, ...info};
-      ch = new ChannelState(data);
-      // A channel born after the page: everything in it is new.
-      ch.info.last_seq = 0;
-      ch.baseSeq = 0;
-      ch.hasMore = false;
-      ch.historyLoaded = true;
-      this.channels.set(info.name, ch);
-    } else {
-      Object.assign(ch.info, {...info, last_seq: Math.max(ch.info.last_seq, info.last_seq || 0)});
-    }
+    const ch = this.state.upsertChannel(info, {isOwner: this.config.is_owner});
     if (ch.info.readable && !ch.archived) this.subscribeChannel(ch);
     this.renderSidebar();
     if (this.current === ch) this.renderHeader();
@@ -329,10 +291,9 @@ export class RoomPage {
   }
 
   removeChannel(name) {
-    const ch = this.channels.get(name);
+    const ch = this.state.removeChannel(name);
     if (!ch) return;
     if (ch.sub) ch.sub.unsubscribe();
-    this.channels.delete(name);
     this.renderSidebar();
     if (this.current === ch) {
       const next = this.channels.get("general") || [...this.channels.values()][0];
@@ -343,45 +304,18 @@ export class RoomPage {
   // --- messages --------------------------------------------------------------------------------
 
   addMessage(ch, m, {live, render = true}) {
-    if (ch.messages.has(m.seq)) return false;
-    ch.messages.set(m.seq, m);
-    this.byId.set(m.id, m);
-    if (m.seq > ch.info.last_seq) ch.info.last_seq = m.seq;
-    if (m.reply_to) {
-      if (!this.replies.has(m.reply_to)) this.replies.set(m.reply_to, new Set());
-      this.replies.get(m.reply_to).add(m.id);
-      updateReplyCount(document, m.reply_to, this.replies.get(m.reply_to).size);
-    }
-    if (m.msg_type === "vote" && m.payload && m.payload.proposal) this.recordVote(m);
-    if (m.msg_type === "decision" && m.payload && typeof m.payload.proposal === "string") {
-      this.decided.add(m.payload.proposal);
-      this.refreshTally(m.payload.proposal);
-    }
-    if (live && m.seq > ch.baseSeq) {
-      const mine = m.sender && m.sender.username === this.me.username;
-      if (!mine && m.seq > ch.readSeq && !(this.current === ch && this.readingHere())) {
-        ch.unread += 1;
-        this.renderUnread(ch);
-      }
-    }
+    const change = this.state.addMessage(ch, m, {live, reading: () => this.readingHere()});
+    if (!change) return false;
+    if (change.replyTo) updateReplyCount(document, change.replyTo, change.replyCount);
+    if (change.tally) this.refreshTally(change.tally);
+    if (change.counted) this.renderUnread(ch);
     if (this.current === ch && render) {
       this.insertCard(m, {live});
       if (live) this.maybeAck();
-      this.clearTypingOf(this.topicOf(ch.name), m.sender && m.sender.username);
+      this.clearTypingOf(ch.name, m.sender && m.sender.username);
     }
     if (this.thread && this.thread.ids.has(m.reply_to) && !this.thread.ids.has(m.id)) this.threadAdd(m);
     return true;
-  }
-
-  recordVote(m) {
-    const id = m.payload.proposal;
-    if (!this.votes.has(id)) this.votes.set(id, new Map());
-    const votes = this.votes.get(id);
-    const previous = votes.get(m.sender.username);
-    if (!previous || previous.created_at <= m.created_at) {
-      votes.set(m.sender.username, {choice: String(m.payload.choice), sender: m.sender, created_at: m.created_at});
-    }
-    this.refreshTally(id);
   }
 
   refreshTally(id) {
@@ -400,11 +334,11 @@ export class RoomPage {
     };
     this._ctx = {
       me: this.me,
-      lookup: (id) => this.byId.get(id),
-      replyCount: (id) => (this.replies.has(id) ? this.replies.get(id).size : 0),
-      votesFor: (id) => this.votes.get(id) || new Map(),
-      canVote: (proposal) => canWriteIn(proposal.channel) && !this.decided.has(proposal.id),
-      decidedIn: (id) => this.decided.has(id),
+      lookup: (id) => this.state.lookup(id),
+      replyCount: (id) => this.state.replyCount(id),
+      votesFor: (id) => this.state.votesFor(id),
+      canVote: (proposal) => canWriteIn(proposal.channel) && !this.state.isDecided(proposal.id),
+      decidedIn: (id) => this.state.isDecided(id),
       canReply: (m) => canWriteIn(m.channel),
       vote: (proposal, choice) => this.publish(proposal.channel, {msg_type: "vote", payload: {proposal: proposal.id, choice}})
         .catch((error) => toast(describeError(error), "error")),
@@ -447,7 +381,7 @@ export class RoomPage {
     const ch = this.channels.get(name);
     if (!ch) return;
     if (this.typingTopic && this.current && this.current !== ch) this.sendTyping(false);
-    this.current = ch;
+    this.state.select(name);
     if (push || replace) {
       const url = new URL(location.href);
       url.searchParams.set("channel", name);
@@ -665,7 +599,7 @@ export class RoomPage {
 
   async loadOlder(ch) {
     if (ch.loading || !ch.hasMore || !ch.info.readable) return ch.loading;
-    const before = ch.oldestSeq != null ? ch.oldestSeq : ch.baseSeq + 1;
+    const before = ch.historyBefore();
     const url = `/api/stories/${this.slug}/channels/${encodeURIComponent(ch.name)}/messages?before=${before}&limit=${PAGE}`;
     ch.loading = (async () => {
       if (this.current === ch) this.renderFeedTop();
@@ -684,9 +618,7 @@ export class RoomPage {
           for (const m of added.sort((a, b) => a.seq - b.seq)) fragment.appendChild(renderMessage(m, this.ctx()));
           this.listEl.insertBefore(fragment, this.listEl.firstChild);
         }
-        ch.oldestSeq = rows.length ? rows[rows.length - 1].seq : (ch.oldestSeq ?? before);
-        ch.hasMore = page.next_before != null;
-        ch.historyLoaded = true;
+        ch.historyPage(rows, page.next_before, before);
         ch.loading = null;
         if (visible) {
           this.renderFeedTop();
@@ -762,7 +694,7 @@ export class RoomPage {
   }
 
   markRead(ch) {
-    ch.unread = 0;
+    this.state.markRead(ch);
     this.renderUnread(ch);
     this.maybeAck();
   }
@@ -771,18 +703,15 @@ export class RoomPage {
   maybeAck() {
     const ch = this.current;
     if (!ch || !ch.info.readable || !this.readingHere()) return;
-    if (ch.unread) {
-      ch.unread = 0;
-      this.renderUnread(ch);
-    }
-    if (ch.info.last_seq <= ch.readSeq || !this.config.role) return;
+    if (this.state.markRead(ch)) this.renderUnread(ch);
+    if (!this.state.ackDue(ch) || !this.config.role) return;
     clearTimeout(this.ackTimer);
     this.ackTimer = setTimeout(() => {
-      const seq = ch.info.last_seq;
-      if (seq <= ch.readSeq) return;
-      ch.readSeq = seq;
+      const seq = this.state.ackDue(ch);
+      if (!seq) return;
+      this.state.acked(ch, seq);
       this.socket.request({type: "ack", topic: this.topicOf(ch.name), seq}).catch(() => {
-        ch.readSeq = Math.min(ch.readSeq, seq - 1);
+        this.state.ackFailed(ch, seq);
       });
     }, 400);
   }
@@ -818,7 +747,7 @@ export class RoomPage {
     }
     if (this.threadToken !== token) return;
     const results = data.results || [];
-    for (const m of results) if (!this.byId.has(m.id)) this.byId.set(m.id, m);
+    for (const m of results) this.state.remember(m);
     const root = results.find((m) => m.id === data.root) || results[0];
     this.thread = {root: data.root, ids: new Set(results.map((m) => m.id)), messages: results, channel: root && root.channel};
     const list = h("div.thread-list");
@@ -890,45 +819,29 @@ export class RoomPage {
     }
   }
 
-  onTyping(frame) {
-    if (!frame.user || frame.user.username === this.me.username) return;
-    if (!this.typing.has(frame.topic)) this.typing.set(frame.topic, new Map());
-    const map = this.typing.get(frame.topic);
-    if (frame.typing) map.set(frame.user.username, {user: frame.user, until: Date.now() + 1000 * (frame.expires_in || 6)});
-    else map.delete(frame.user.username);
+  onTyping(ch, frame) {
+    if (!frame.user || this.state.isMe(frame.user)) return;
+    this.state.setTyping(ch.name, frame.user, !!frame.typing, {expiresIn: frame.expires_in});
     this.renderTyping();
     this.renderPeople();
   }
 
-  clearTypingOf(topic, username) {
-    const map = this.typing.get(topic);
-    if (map && username && map.delete(username)) {
+  clearTypingOf(channel, username) {
+    if (this.state.clearTyping(channel, username)) {
       this.renderTyping();
       this.renderPeople();
     }
   }
 
   expireTyping() {
-    const now = Date.now();
-    let changed = false;
-    for (const map of this.typing.values()) {
-      for (const [name, t] of map) {
-        if (t.until <= now) {
-          map.delete(name);
-          changed = true;
-        }
-      }
-    }
-    if (changed) {
+    if (this.state.expireTyping()) {
       this.renderTyping();
       this.renderPeople();
     }
   }
 
   typingHere() {
-    if (!this.current) return [];
-    const map = this.typing.get(this.topicOf(this.current.name));
-    return map ? [...map.values()].map((t) => t.user) : [];
+    return this.current ? this.state.typingIn(this.current.name) : [];
   }
 
   renderTyping() {
