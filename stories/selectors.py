@@ -39,6 +39,19 @@ def story_export(story: Story):
     yield "outline", outline_json(story)
     from versions.selectors import story_versions_json  # every document's named revisions (versions/)
     yield "versions", story_versions_json(story)
+    from suggestions.models import Suggestion  # every suggestion, decided ones too, as stored
+    from suggestions.services import suggestion_json
+    suggestions = (Suggestion.objects.filter(document__story=story)
+                   .select_related("document__story", "author", "decided_by").order_by("document_id", "pk"))
+    yield "suggestions", (suggestion_json(x) for x in suggestions.iterator(chunk_size=500))
+    from comments.models import CommentThread  # every thread with all its comments, resolved ones too
+    from comments.services import thread_json
+    threads = (CommentThread.objects.filter(document__story=story)
+               .select_related("document__story", "created_by", "resolved_by")
+               .prefetch_related("comments__author").order_by("document_id", "pk"))
+    yield "comments", (thread_json(t) for t in threads.iterator(chunk_size=200))
+    from writers.selectors import crew_json, crew_of  # the writers' room, if the story has one
+    yield "crew", crew_json(story, crew_of(story))
     from bible.selectors import entries, entry_json  # every entry with all its progressions, by name
     yield "bible", (entry_json(e, story_slug=story.slug) for e in entries(story).iterator(chunk_size=500))
     now = timezone.now()
