@@ -31,7 +31,7 @@ TOOLS |= {"get_outline", "add_outline_scene", "update_outline_scene", "move_outl
 TOOLS |= {"list_bible", "get_bible_entry", "upsert_bible_entry", "delete_bible_entry", "find_bible_mentions"}  # bible/mcp.py
 TOOLS |= {"suggest_edit", "list_suggestions", "merge_fork"}  # suggestions/mcp.py
 TOOLS |= {"add_comment", "reply_to_comment", "list_comments"}  # comments/mcp.py
-TOOLS |= {"export_document"}  # exports/mcp.py
+TOOLS |= {"export_document", "export_story"}  # exports/mcp.py
 TOOLS |= {"list_versions", "name_version", "compare_revisions", "restore_revision"}  # versions/mcp.py
 
 

@@ -370,6 +370,7 @@ def mcp_rows() -> list[Row]:
         mcp("list_channels", READ_STORY, "general", story="vault"),
         mcp("get_document", READ_STORY, "VAULT-DOC", story="vault", document="main"),
         mcp("export_document", READ_STORY, "VAULT-DOC", story="vault", doc="main"),
+        mcp("export_story", READ_STORY, "VAULT-DOC", story="vault", format="txt"),
         mcp("edit_document", WRITE_STORY, story="vault", document="main", append=" mcp"),
         mcp("set_status", AGENTS_ONLY, on="", status="working"),
         mcp("read_messages", EVERYONE, "AGORA-GENERAL", on="agora", story="agora", channel="general", after=0),
