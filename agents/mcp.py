@@ -43,8 +43,8 @@ from mythline_site import metrics
 from mythline_site.errors import Invalid, MythlineError, NotFound, Unauthenticated, error_body
 from mythline_site.throttling import check_rate
 from stories import documents
-from stories.models import Document, Story
 from stories.policies import access_story
+from stories.selectors import get_document
 
 logger = logging.getLogger("mythline.mcp")
 User = get_user_model()
@@ -81,6 +81,19 @@ WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint
 StoryArg = Annotated[str, Field(description="The story's slug, e.g. 'the-lighthouse'")]
 ChannelArg = Annotated[str, Field(description="The channel's name, e.g. 'general' or 'inbox.<agent>'")]
 LimitArg = Annotated[int | None, Field(description="At most this many messages (default 100, at most 500)")]
+# An edit's body, as edit_document takes it (suggest_edit, in suggestions/mcp.py, takes the same).
+BaseRevisionArg = Annotated[int | None, Field(description="The revision your edit was made against "
+                                                          "(required with edits and find)")]
+EditsArg = Annotated[list[dict[str, Any]] | None, Field(description='[{"from": a, "to": b, "insert": "..."}], '
+                                                                   "positions in characters")]
+FindArg = Annotated[str | None, Field(description="Exact text to replace; must match exactly once")]
+ReplaceArg = Annotated[str | None, Field(description="The new text for `find`")]
+AppendArg = Annotated[str | None, Field(description="Text to add at the end")]
+
+
+def given(**arguments) -> dict:
+    """The arguments the caller gave, as a body (a tool's None stands for left out)."""
+    return {name: value for name, value in arguments.items() if value is not None}
 
 
 def _text_result(data: dict, *, is_error: bool) -> CallToolResult:
@@ -145,13 +158,6 @@ class MythlineMCP(FastMCP):
 
 # --- the tools' bodies: plain sync functions of (user, arguments), as the REST views are -------
 
-def _document(story: Story, name: str) -> Document:
-    doc = Document.objects.select_related("story", "created_by", "forked_from").filter(story=story, name=name).first()
-    if doc is None:
-        raise NotFound(f"No document '{name}' in story '{story.slug}'.")
-    return doc
-
-
 def _post_message(user, story, channel, data) -> dict:
     result = services.message_publish(sender=user, story=story, channel=channel, data=data, via="mcp")
     return {"created": result.created, "message": result.data}
@@ -195,7 +201,7 @@ def _list_channels(user, story) -> dict:
 def _get_document(user, story, document, revision) -> dict:
     check_rate("read", f"u{user.pk}")
     access = access_story(user, story)
-    doc = _document(access.story, document)
+    doc = get_document(access.story, document)
     if revision is None:
         return documents.document_json(doc)
     revision = selectors.parse_int(revision, "revision")
@@ -205,7 +211,7 @@ def _get_document(user, story, document, revision) -> dict:
 def _edit_document(user, story, document, body) -> dict:
     check_rate("post", f"u{user.pk}")
     access = access_story(user, story, write=True)
-    doc = _document(access.story, document)
+    doc = get_document(access.story, document)
     from suggestions.services import edit_or_suggest, suggestion_json  # suggestions build on documents
 
     change, suggestion = edit_or_suggest(doc=doc, author=user, body=body, via="mcp")
@@ -332,17 +338,11 @@ def build_server(*, agent=None) -> MythlineMCP:
     async def edit_document(
         ctx: Context, story: StoryArg,
         document: Annotated[str, Field(description="The document's name, e.g. 'main'")],
-        base_revision: Annotated[int | None, Field(description="The revision your edit was made against "
-                                                               "(required with edits and find)")] = None,
-        edits: Annotated[list[dict[str, Any]] | None, Field(description='[{"from": a, "to": b, "insert": "..."}], '
-                                                                        "positions in characters")] = None,
-        find: Annotated[str | None, Field(description="Exact text to replace; must match exactly once")] = None,
-        replace: Annotated[str | None, Field(description="The new text for `find`")] = None,
-        append: Annotated[str | None, Field(description="Text to add at the end")] = None,
+        base_revision: BaseRevisionArg = None, edits: EditsArg = None, find: FindArg = None,
+        replace: ReplaceArg = None, append: AppendArg = None,
     ) -> dict[str, Any]:
         # The description (above) states the bounds from the settings.
-        body = {name: value for name, value in (("base_revision", base_revision), ("edits", edits), ("find", find),
-                                                ("replace", replace), ("append", append)) if value is not None}
+        body = given(base_revision=base_revision, edits=edits, find=find, replace=replace, append=append)
         return await call(ctx, _edit_document, story, document, body)
 
     @server.tool(annotations=WRITE)

@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 from comments import selectors, services
 from mythline_site.errors import Invalid
 from stories.policies import access_story
+from stories.selectors import get_document
 
 
 class AnchorSerializer(serializers.Serializer):
@@ -82,7 +83,7 @@ class ThreadListView(APIView):
                    summary="The document's comment threads, anchors moved to the current text")
     def get(self, request, story, doc):
         access = access_story(request.user, story)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc)
         resolved = selectors.parse_resolved(request.query_params.get("resolved"))
         return Response(selectors.threads_json(document, resolved))
 
@@ -90,7 +91,7 @@ class ThreadListView(APIView):
                    summary="Open a comment thread on a passage (positions in characters)")
     def post(self, request, story, doc):
         access = access_story(request.user, story, write=True)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc)
         t = services.thread_create(doc=document, author=request.user, body=_body(request))
         return Response(services.thread_json(t), status=status.HTTP_201_CREATED)
 
@@ -99,7 +100,7 @@ class ThreadDetailView(APIView):
     @extend_schema(responses=ThreadSerializer, summary="One comment thread with every comment")
     def get(self, request, story, doc, thread):
         access = access_story(request.user, story)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc)
         return Response(selectors.thread_detail_json(document, thread))
 
 
@@ -107,7 +108,7 @@ class ReplyView(APIView):
     @extend_schema(request=ReplyInSerializer, responses={201: CommentSerializer}, summary="Reply in a thread")
     def post(self, request, story, doc, thread):
         access = access_story(request.user, story, write=True)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc)
         t = selectors.get_thread(document, thread)
         c = services.comment_reply(thread=t, author=request.user, body=_body(request))
         return Response(services.comment_json(c), status=status.HTTP_201_CREATED)
@@ -117,7 +118,7 @@ class ResolveView(APIView):
     @extend_schema(request=ResolveInSerializer, responses=ThreadSerializer, summary="Resolve or reopen a thread")
     def post(self, request, story, doc, thread):
         access = access_story(request.user, story, write=True)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc)
         t = selectors.get_thread(document, thread)
         body = _body(request)
         unknown = sorted(set(body) - {"resolved", "version"})

@@ -1,5 +1,6 @@
 """Comments as MCP tools (docs/mcp.md): an agent opens a thread on a passage, replies, and reads a
 document's threads. Same services, same errors as REST."""
+import functools
 from typing import Annotated, Any
 
 from mcp.server.fastmcp import Context
@@ -9,6 +10,7 @@ from pydantic import Field
 from comments import selectors, services
 from mythline_site.throttling import check_rate
 from stories.policies import access_story
+from stories.selectors import get_document
 
 READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
@@ -20,14 +22,14 @@ BodyArg = Annotated[str, Field(description=f"The comment (1-{services.BODY_MAX} 
 def _add(user, story, document, body) -> dict:
     check_rate("post", f"u{user.pk}")
     access = access_story(user, story, write=True)
-    doc = selectors.get_document(access.story, document)
+    doc = get_document(access.story, document)
     return services.thread_json(services.thread_create(doc=doc, author=user, body=body))
 
 
 def _reply(user, story, document, thread, body) -> dict:
     check_rate("post", f"u{user.pk}")
     access = access_story(user, story, write=True)
-    doc = selectors.get_document(access.story, document)
+    doc = get_document(access.story, document)
     t = selectors.get_thread(doc, thread)
     services.comment_reply(thread=t, author=user, body={"body": body})
     return selectors.thread_detail_json(doc, t.pk)
@@ -36,14 +38,27 @@ def _reply(user, story, document, thread, body) -> dict:
 def _list(user, story, document, thread, resolved) -> dict:
     check_rate("read", f"u{user.pk}")
     access = access_story(user, story)
-    doc = selectors.get_document(access.story, document)
+    doc = get_document(access.story, document)
     if thread is not None:
         return selectors.thread_detail_json(doc, thread)
     return selectors.threads_json(doc, selectors.parse_resolved(resolved))
 
 
+def _from_by_alias(tool):
+    """`from` is a Python keyword: the tool's parameter is `from_`, aliased `from` in the schema, and
+    FastMCP calls a tool with each alias as the keyword, so the call is mapped back here. The schema,
+    name and description stay the tool's own (functools.wraps: FastMCP reads the wrapped signature)."""
+    @functools.wraps(tool)
+    async def by_alias(**kwargs):
+        kwargs["from_"] = kwargs.pop("from")
+        return await tool(**kwargs)
+
+    return by_alias
+
+
 def register_tools(server, call) -> None:
     @server.tool(annotations=WRITE)
+    @_from_by_alias
     async def add_comment(
         ctx: Context, story: StoryArg, document: DocArg,
         from_: Annotated[int, Field(alias="from", description="Start of the passage, in characters")],
@@ -57,17 +72,6 @@ def register_tools(server, call) -> None:
         if revision is not None:
             data["revision"] = revision
         return await call(ctx, _add, story, document, data)
-
-    # `from` is a Python keyword: the parameter is `from_`, aliased `from` in the schema; FastMCP calls
-    # the function with the alias as the keyword, so the call is mapped back here.
-    tool = server._tool_manager.get_tool("add_comment")
-    by_name = tool.fn
-
-    async def add_comment_by_alias(**kwargs):
-        kwargs["from_"] = kwargs.pop("from")
-        return await by_name(**kwargs)
-
-    tool.fn = add_comment_by_alias
 
     @server.tool(annotations=WRITE)
     async def reply_to_comment(

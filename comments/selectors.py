@@ -3,16 +3,8 @@
 from comments import services
 from comments.models import CommentThread
 from mythline_site.errors import Invalid, NotFound
-from stories.changesets import _Utf16Index
-from stories.models import Document, Story
-
-
-def get_document(story: Story, name) -> Document:
-    doc = Document.objects.select_related("story").filter(story=story, name=name).first() \
-        if isinstance(name, str) else None
-    if doc is None:
-        raise NotFound(f"No document '{name}' in story '{story.slug}'.")
-    return doc
+from stories.changesets import Utf16Index
+from stories.models import Document
 
 
 def _threads(doc: Document):
@@ -49,7 +41,7 @@ def threads_json(doc: Document, resolved: bool | None = None) -> dict:
     for t in rows:
         t.document = doc
     services.refresh(doc, rows)
-    index = _Utf16Index(doc.text)
+    index = Utf16Index(doc.text)
     return {"results": [services.thread_json(t, comments=False, index=index) for t in rows
                         if resolved in (None, t.resolved)],
             "revision": doc.revision}

@@ -12,7 +12,7 @@ from comments.models import QUOTE_MAX, Comment, CommentThread
 from messaging import events
 from mythline_site.errors import Conflict, Forbidden, Invalid
 from mythline_site.parsers import has_nul, has_surrogate
-from stories.changesets import ChangeSet, _Utf16Index, index_to_utf16, map_positions
+from stories.changesets import ChangeSet, Utf16Index, index_to_utf16, map_positions
 from stories.documents import lock_document, text_at
 from stories.models import Document, DocumentChange, Participant
 
@@ -42,14 +42,14 @@ def comment_json(c: Comment) -> dict:
             "body": c.body, "created_at": _iso(c.created_at), "edited_at": _iso(c.edited_at)}
 
 
-def thread_json(t: CommentThread, *, comments: bool = True, index: _Utf16Index | None = None) -> dict:
+def thread_json(t: CommentThread, *, comments: bool = True, index: Utf16Index | None = None) -> dict:
     """A thread as REST, MCP and the `comment.*` events show it. `anchor` counts characters (code
     points) of the document's text at `revision` (null when that is not the current text, which a
     refreshed thread always is); `anchor_utf16` counts UTF-16 code units, as the browser's editor
     does. With `comments`, every comment in order; otherwise the opening one (`first_comment`)."""
     doc = t.document
     if index is None and t.revision == doc.revision:
-        index = _Utf16Index(doc.text)
+        index = Utf16Index(doc.text)
     rows = list(t.comments.all())  # prefetched by the callers
     out = {
         "id": t.pk, "story": doc.story.slug, "document": doc.name,

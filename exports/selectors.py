@@ -6,9 +6,10 @@ import re
 from dataclasses import dataclass
 
 from messaging.selectors import parse_int
-from mythline_site.errors import Invalid, NotFound, one_of
+from mythline_site.errors import Invalid, one_of
 from stories import documents
-from stories.models import Document, Story
+from stories.models import Story
+from stories.selectors import get_document
 from stories.services import MAIN
 
 from exports.formats import CONTENT_TYPES, FORMATS, Manuscript, render
@@ -40,14 +41,6 @@ def safe_filename(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", stem).strip(".-") or "export"
 
 
-def _document(story: Story, name: str, *, text: bool) -> Document:
-    qs = Document.objects.filter(story=story, name=name)
-    doc = (qs if text else qs.defer("text")).first()
-    if doc is None:
-        raise NotFound(f"No document '{name}' in story '{story.slug}'.")
-    return doc
-
-
 def _export(manuscript: Manuscript, fmt: str, filename: str, revision: int) -> Export:
     return Export(content=render(manuscript, fmt), content_type=CONTENT_TYPES[fmt],
                   filename=f"{filename}.{fmt}", format=fmt, revision=revision)
@@ -58,7 +51,7 @@ def document_export(story: Story, name: str, fmt, revision=None) -> Export:
     (0 to the current revision; else `invalid` naming `revision`)."""
     fmt = parse_format(fmt)
     revision = parse_int(revision, "revision")
-    doc = _document(story, name, text=revision is None)
+    doc = get_document(story, name, text=revision is None)
     if revision is None:
         revision, text, stem = doc.revision, doc.text, safe_filename(story.slug, doc.name)
     else:
@@ -71,7 +64,7 @@ def document_export(story: Story, name: str, fmt, revision=None) -> Export:
 def book_export(story: Story, fmt) -> Export:
     """The whole story: its title, its premise, then the current text of `main`."""
     fmt = parse_format(fmt)
-    doc = _document(story, MAIN, text=True)
+    doc = get_document(story, MAIN, text=True)
     manuscript = Manuscript(title=story.title, premise=story.premise, text=doc.text, author=story.owner.shown_name,
                             identifier=f"mythline:{story.slug}:{doc.name}@{doc.revision}")
     return _export(manuscript, fmt, safe_filename(story.slug), doc.revision)

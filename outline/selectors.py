@@ -9,7 +9,7 @@ replaced as a whole) the range is `gone`: collapsed to the place where the text 
 range (a point: where a scene is to be written) moves with the text and is never gone. The
 answer counts characters (code points) of the current text, as document edits do.
 """
-from stories.changesets import ChangeSet, _Utf16Index, map_positions
+from stories.changesets import ChangeSet, Utf16Index, map_positions
 from stories.documents import iso
 from stories.models import DocumentChange, Story
 
@@ -98,7 +98,7 @@ def mapped_ranges(scenes: list[OutlineScene]) -> dict[int, dict]:
                 behind = [s.pk for s in doc_scenes if s.range_revision < revision]
                 for pk, mapped in zip(behind, map_ranges(cs, [positions[pk] for pk in behind]), strict=True):
                     positions[pk] = mapped
-        index = _Utf16Index(doc.text)
+        index = Utf16Index(doc.text)
         for s in doc_scenes:
             start, end, gone = positions[s.pk]
             if doc.revision - s.range_revision >= REANCHOR_AFTER:

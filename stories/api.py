@@ -204,14 +204,6 @@ class DocumentOpsInSerializer(serializers.Serializer):
     client_id = serializers.CharField(required=False)
 
 
-def _document(story: Story, name: str, *, text: bool = True) -> Document:
-    qs = Document.objects.select_related("story", "created_by", "forked_from").filter(story=story, name=name)
-    doc = (qs if text else qs.defer("text")).first()
-    if doc is None:
-        raise NotFound(f"No document '{name}' in story '{story.slug}'.")
-    return doc
-
-
 class DocumentListView(APIView):
     @extend_schema(responses=DocumentSerializer(many=True))
     def get(self, request, story):
@@ -224,7 +216,7 @@ class DocumentListView(APIView):
     def post(self, request, story):
         access = access_story(request.user, story, write=True)
         data = validated(DocumentInSerializer, request)
-        fork_of = _document(access.story, data.pop("fork_of")) if "fork_of" in data else None
+        fork_of = selectors.get_document(access.story, data.pop("fork_of")) if "fork_of" in data else None
         if fork_of is None and "at_revision" in data:
             raise Invalid("'at_revision' goes with 'fork_of'.", details={"at_revision": "needs fork_of"})
         doc = documents.document_create(story=access.story, creator=request.user, fork_of=fork_of, **data)
@@ -238,9 +230,9 @@ class DocumentDetailView(APIView):
         access = access_story(request.user, story)
         revision = request.query_params.get("revision")
         if revision in (None, ""):
-            return Response(documents.document_json(_document(access.story, doc)))
+            return Response(documents.document_json(selectors.get_document(access.story, doc)))
         revision = parse_int(revision, "revision")
-        document = _document(access.story, doc, text=False)  # the current text is not read for an old revision
+        document = selectors.get_document(access.story, doc, text=False)  # the current text is not read for an old revision
         return Response(documents.document_json(document, text=documents.text_at(document, revision),
                                                 revision=revision))
 
@@ -261,7 +253,7 @@ class DocumentOpsView(APIView):
                    summary="The change log after a revision")
     def get(self, request, story, doc):
         access = access_story(request.user, story)
-        document = _document(access.story, doc)
+        document = selectors.get_document(access.story, doc)
         after = parse_int(request.query_params.get("after"), "after", default=0)
         limit = min(parse_int(request.query_params.get("limit"), "limit", minimum=1, default=1000), 1000)
         return Response({"results": documents.changes_after(document, after, limit), "revision": document.revision})
@@ -271,7 +263,7 @@ class DocumentOpsView(APIView):
                    summary="Edit (positions in characters), find/replace, or append")
     def post(self, request, story, doc):
         access = access_story(request.user, story, write=True)
-        document = _document(access.story, doc)
+        document = selectors.get_document(access.story, doc)
         from suggestions.services import edit_or_suggest, suggestion_json  # suggestions build on documents
 
         change, suggestion = edit_or_suggest(doc=document, author=request.user, body=request.data,

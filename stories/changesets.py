@@ -69,7 +69,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class _Utf16Index:
+class Utf16Index:
     """Position conversions for one text, O(log n) each after an O(n) scan for astral characters."""
 
     __slots__ = ("length", "units", "_astral", "_starts")
@@ -104,14 +104,14 @@ def utf16_to_index(text: str, offset: int) -> int:
     """Code-point index of UTF-16 `offset` in `text`. ValueError when out of range or inside a pair."""
     if not _is_int(offset):
         raise TypeError("offset must be an int")
-    return _Utf16Index(text).to_index(offset)
+    return Utf16Index(text).to_index(offset)
 
 
 def index_to_utf16(text: str, index: int) -> int:
     """UTF-16 offset of code-point `index` in `text`. ValueError when out of range."""
     if not _is_int(index):
         raise TypeError("index must be an int")
-    return _Utf16Index(text).to_utf16(index)
+    return Utf16Index(text).to_utf16(index)
 
 
 def normalize_line_breaks(text: str) -> str:
@@ -649,7 +649,7 @@ def edits_from_chars(text: str, edits: Any) -> list[tuple[int, int, str]]:
     """
     if not isinstance(edits, list):
         raise InvalidChangeSet("edits must be a list")
-    index = _Utf16Index(text)
+    index = Utf16Index(text)
     out: list[tuple[int, int, str]] = []
     for n, edit in enumerate(edits):
         if not isinstance(edit, Mapping):

@@ -75,6 +75,22 @@ def _document_export(doc: Document) -> dict:
     return {**document_json(doc), "changes": history}
 
 
+def get_document(story: Story, name, *, text: bool = True) -> Document:
+    """The story's document `name`, or NotFound (also for a name that is not a string). With who
+    created it and what it was forked from, for stories.documents.document_json, in the same query;
+    `doc.story` is `story`. `text=False` leaves the current text unread (an old revision's is built
+    from the log)."""
+    doc = None
+    if isinstance(name, str):
+        qs = Document.objects.select_related("created_by", "forked_from").defer("forked_from__text") \
+            .filter(story=story, name=name)
+        doc = (qs if text else qs.defer("text")).first()
+    if doc is None:
+        raise NotFound(f"No document '{name}' in story '{story.slug}'.")
+    doc.story = story
+    return doc
+
+
 def story_invites(story: Story):
     """Every invite link of the story, live and past, newest first."""
     return Invite.objects.filter(story=story).select_related("created_by").order_by("-created_at", "-id")

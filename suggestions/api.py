@@ -9,11 +9,12 @@ from messaging.api import idempotency_key
 from mythline_site.errors import Invalid, NotFound
 from stories.models import Document
 from stories.policies import access_story
-from suggestions import services
+from stories.selectors import get_document
+from suggestions import selectors, services
 from suggestions.models import Suggestion
 
 User = get_user_model()
-STATUSES = Suggestion.Status.values
+STATUSES = selectors.STATUSES
 
 
 class SuggestionEditSerializer(serializers.Serializer):
@@ -65,13 +66,6 @@ class DecideAllSerializer(serializers.Serializer):
     author = serializers.CharField(required=False, help_text="Only this author's open suggestions")
 
 
-def _document(story, name) -> Document:
-    doc = Document.objects.select_related("story").filter(story=story, name=name).first()
-    if doc is None:
-        raise NotFound(f"No document '{name}' in story '{story.slug}'.")
-    return doc
-
-
 def _suggestion(doc: Document, pk) -> Suggestion:
     s = Suggestion.objects.select_related("author", "decided_by", "document__story").filter(document=doc, pk=pk).first()
     if s is None:
@@ -91,23 +85,14 @@ class SuggestionListView(APIView):
                    summary="The document's suggestions (open ones moved to the current revision)")
     def get(self, request, story, doc):
         access = access_story(request.user, story)
-        document = _document(access.story, doc)
-        wanted = request.query_params.get("status")
-        if wanted is not None and wanted not in STATUSES:
-            raise Invalid(f"status must be one of: {', '.join(STATUSES)}.", details={"status": "invalid"})
-        rows = list(Suggestion.objects.filter(document=document).select_related("author", "decided_by")
-                    .order_by("pk")[:1000])
-        services.refresh(document, rows)
-        for s in rows:
-            s.document = document
-        return Response({"results": [services.suggestion_json(s) for s in rows if wanted in (None, s.status)],
-                         "revision": document.revision})
+        document = get_document(access.story, doc)
+        return Response(selectors.suggestions_json(document, request.query_params.get("status")))
 
     @extend_schema(request=SuggestionInSerializer, responses={201: SuggestionSerializer},
                    summary="Suggest an edit (as a REST edit: edits, find/replace or append; plus a note)")
     def post(self, request, story, doc):
         access = access_story(request.user, story, write=True)
-        document = _document(access.story, doc)
+        document = get_document(access.story, doc)
         s = services.suggestion_create(doc=document, author=request.user, body=_body(request),
                                        idempotency_key=idempotency_key(request))
         return Response(services.suggestion_json(s), status=status.HTTP_201_CREATED)
@@ -117,7 +102,7 @@ class SuggestionDetailView(APIView):
     @extend_schema(responses=SuggestionSerializer, summary="One suggestion")
     def get(self, request, story, doc, suggestion):
         access = access_story(request.user, story)
-        document = _document(access.story, doc)
+        document = get_document(access.story, doc)
         s = _suggestion(document, suggestion)
         services.refresh(document, [s])
         s.document = document
@@ -131,7 +116,7 @@ class SuggestionDecisionView(APIView):
                    summary="A person accepts (a new revision) or rejects (kept in the history) a suggestion")
     def post(self, request, story, doc, suggestion):
         access = access_story(request.user, story, write=True)
-        document = _document(access.story, doc)
+        document = get_document(access.story, doc)
         s = _suggestion(document, suggestion)
         body = _body(request)
         unknown = sorted(set(body) - {"version"})
@@ -156,7 +141,7 @@ class SuggestionDecideAllView(APIView):
                    summary="Accept or reject every open suggestion (of one author)")
     def post(self, request, story, doc):
         access = access_story(request.user, story, write=True)
-        document = _document(access.story, doc)
+        document = get_document(access.story, doc)
         body = _body(request)
         unknown = sorted(set(body) - {"decision", "author"})
         if unknown:
@@ -184,7 +169,7 @@ class ForkMergeView(APIView):
                    summary="Merge a fork back into its parent as suggestions people accept or reject")
     def post(self, request, story, doc):
         access = access_story(request.user, story, write=True)
-        fork = _document(access.story, doc)
+        fork = get_document(access.story, doc)
         body = _body(request)
         unknown = sorted(set(body) - {"note"})
         if unknown:

@@ -6,12 +6,11 @@ from mcp.server.fastmcp import Context
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from mythline_site.errors import Invalid, NotFound
+from agents.mcp import AppendArg, BaseRevisionArg, EditsArg, FindArg, ReplaceArg, given
 from mythline_site.throttling import check_rate
-from stories.models import Document
 from stories.policies import access_story
-from suggestions import services
-from suggestions.models import Suggestion
+from stories.selectors import get_document
+from suggestions import selectors, services
 
 READ = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint=False)
@@ -19,38 +18,23 @@ StoryArg = Annotated[str, Field(description="The story's slug, e.g. 'the-lightho
 DocArg = Annotated[str, Field(description="The document's name, e.g. 'main'")]
 
 
-def _document(story, name) -> Document:
-    doc = Document.objects.select_related("story").filter(story=story, name=name).first()
-    if doc is None:
-        raise NotFound(f"No document '{name}' in story '{story.slug}'.")
-    return doc
-
-
 def _suggest(user, story, document, body) -> dict:
     check_rate("post", f"u{user.pk}")
     access = access_story(user, story, write=True)
-    return services.suggestion_json(services.suggestion_create(doc=_document(access.story, document), author=user,
+    return services.suggestion_json(services.suggestion_create(doc=get_document(access.story, document), author=user,
                                                                body=body))
 
 
 def _list(user, story, document, status) -> dict:
     check_rate("read", f"u{user.pk}")
     access = access_story(user, story)
-    doc = _document(access.story, document)
-    if status is not None and status not in Suggestion.Status.values:
-        raise Invalid(f"status must be one of: {', '.join(Suggestion.Status.values)}.", details={"status": "invalid"})
-    rows = list(Suggestion.objects.filter(document=doc).select_related("author", "decided_by").order_by("pk")[:1000])
-    services.refresh(doc, rows)
-    for s in rows:
-        s.document = doc
-    return {"results": [services.suggestion_json(s) for s in rows if status in (None, s.status)],
-            "revision": doc.revision}
+    return selectors.suggestions_json(get_document(access.story, document), status)
 
 
 def _merge(user, story, document, note) -> dict:
     check_rate("post", f"u{user.pk}")
     access = access_story(user, story, write=True)
-    result = services.fork_merge(fork=_document(access.story, document), by=user, note=note or "")
+    result = services.fork_merge(fork=get_document(access.story, document), by=user, note=note or "")
     return {**result, "suggestions": [services.suggestion_json(s) for s in result["suggestions"]]}
 
 
@@ -69,20 +53,13 @@ def register_tools(server, call) -> None:
     @server.tool(annotations=WRITE)
     async def suggest_edit(
         ctx: Context, story: StoryArg, document: DocArg,
-        base_revision: Annotated[int | None, Field(description="The revision your edit was made against "
-                                                               "(required with edits and find)")] = None,
-        edits: Annotated[list[dict[str, Any]] | None, Field(description='[{"from": a, "to": b, "insert": "..."}], '
-                                                                        "positions in characters")] = None,
-        find: Annotated[str | None, Field(description="Exact text to replace; must match exactly once")] = None,
-        replace: Annotated[str | None, Field(description="The new text for `find`")] = None,
-        append: Annotated[str | None, Field(description="Text to add at the end")] = None,
+        base_revision: BaseRevisionArg = None, edits: EditsArg = None, find: FindArg = None,
+        replace: ReplaceArg = None, append: AppendArg = None,
         note: Annotated[str | None, Field(description="Why (up to 2000 characters), shown with the suggestion")] = None,
     ) -> dict[str, Any]:
         """Suggest an edit to a document instead of making it: the same body as edit_document, plus a
         note. Nothing changes until a person accepts it. Returns the suggestion (status `open`)."""
-        body = {name: value for name, value in (("base_revision", base_revision), ("edits", edits), ("find", find),
-                                                ("replace", replace), ("append", append), ("note", note))
-                if value is not None}
+        body = given(base_revision=base_revision, edits=edits, find=find, replace=replace, append=append, note=note)
         return await call(ctx, _suggest, story, document, body)
 
     @server.tool(annotations=READ)

@@ -8,6 +8,7 @@ from rest_framework.views import APIView
 from mythline_site.api import json_object
 from mythline_site.errors import Invalid
 from mythline_site.pagination import paginate
+from stories.selectors import get_document
 from versions import selectors, services
 from versions.policies import access_versions
 
@@ -83,7 +84,7 @@ class VersionListView(APIView):
                    responses=VersionSerializer(many=True), summary="A document's named versions, newest revision first")
     def get(self, request, story, doc):
         access = access_versions(request.user, story)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc, text=False)
         return paginate(self, request, selectors.versions_of(document),
                         lambda v: selectors.version_json(v, document_name=document.name), ordering=("-revision", "-id"))
 
@@ -94,7 +95,7 @@ class VersionListView(APIView):
         data = json_object(VersionInSerializer, request)  # the service checks the values
         if "name" not in data:
             raise Invalid("A version needs a 'name'.", details={"name": "required"})
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc, text=False)
         version = services.version_create(doc=document, by=request.user, name=data["name"],
                                           revision=data.get("revision"), note=data.get("note", ""))
         return Response(selectors.version_json(version), status=201)
@@ -104,7 +105,7 @@ class VersionDetailView(APIView):
     @extend_schema(responses=VersionSerializer, summary="One named version")
     def get(self, request, story, doc, version):
         access = access_versions(request.user, story)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc, text=False)
         return Response(selectors.version_json(selectors.get_version(document, version)))
 
     @extend_schema(request=VersionPatchSerializer, responses=VersionSerializer,
@@ -112,14 +113,14 @@ class VersionDetailView(APIView):
     def patch(self, request, story, doc, version):
         access = access_versions(request.user, story, write=True)
         data = json_object(VersionPatchSerializer, request)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc, text=False)
         found = selectors.get_version(document, version)
         return Response(selectors.version_json(services.version_update(version=found, by=request.user, **data)))
 
     @extend_schema(responses={204: None}, summary="Delete a version (the revision stays in the log)")
     def delete(self, request, story, doc, version):
         access = access_versions(request.user, story, write=True)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc, text=False)
         services.version_delete(version=selectors.get_version(document, version), by=request.user)
         return Response(status=204)
 
@@ -132,7 +133,7 @@ class CompareView(APIView):
     ], responses=CompareSerializer, summary="A word-level diff of two revisions, or of a fork with its parent")
     def get(self, request, story, doc):
         access = access_versions(request.user, story)
-        document = selectors.get_document(access.story, doc, text=True)
+        document = get_document(access.story, doc)
         return Response(selectors.compare_query(document, request.query_params))
 
 
@@ -147,6 +148,6 @@ class RestoreView(APIView):
     def post(self, request, story, doc):
         access = access_versions(request.user, story, write=True)
         data = json_object(RestoreInSerializer, request)
-        document = selectors.get_document(access.story, doc)
+        document = get_document(access.story, doc, text=False)
         return Response(services.restore(doc=document, by=request.user, revision=data.get("revision"),
                                          version=data.get("version")))

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from mythline_site.errors import Invalid
 from mythline_site.throttling import check_rate
+from stories.selectors import get_document
 from versions import selectors, services
 from versions.policies import access_versions
 
@@ -27,7 +28,7 @@ MAX_LIST = 200
 def _list_versions(user, story, document) -> dict:
     check_rate("read", f"u{user.pk}")
     access = access_versions(user, story)
-    doc = selectors.get_document(access.story, document)
+    doc = get_document(access.story, document, text=False)
     rows = list(selectors.versions_of(doc)[:MAX_LIST])
     return {"results": [selectors.version_json(v, document_name=doc.name) for v in rows],
             "current_revision": doc.revision}
@@ -36,7 +37,7 @@ def _list_versions(user, story, document) -> dict:
 def _name_version(user, story, document, name, revision, note) -> dict:
     check_rate("write", f"u{user.pk}")
     access = access_versions(user, story, write=True)
-    doc = selectors.get_document(access.story, document)
+    doc = get_document(access.story, document, text=False)
     version = services.version_create(doc=doc, by=user, name=name, revision=revision, note=note)
     return selectors.version_json(version)
 
@@ -44,7 +45,7 @@ def _name_version(user, story, document, name, revision, note) -> dict:
 def _compare(user, story, document, from_revision, to_revision, parent) -> dict:
     check_rate("read", f"u{user.pk}")
     access = access_versions(user, story)
-    doc = selectors.get_document(access.story, document, text=True)
+    doc = get_document(access.story, document)
     if parent:
         if from_revision is not None or to_revision is not None:
             raise Invalid("Send either parent=true or from_revision (and to_revision), not both.",
@@ -58,7 +59,7 @@ def _compare(user, story, document, from_revision, to_revision, parent) -> dict:
 def _restore(user, story, document, revision, version) -> dict:
     check_rate("post", f"u{user.pk}")
     access = access_versions(user, story, write=True)
-    doc = selectors.get_document(access.story, document)
+    doc = get_document(access.story, document, text=False)
     return services.restore(doc=doc, by=user, revision=revision, version=version, via="mcp")
 
 

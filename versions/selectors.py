@@ -14,16 +14,6 @@ def version_json(version: DocumentVersion, *, document_name: str | None = None) 
             "created_at": iso(version.created_at)}
 
 
-def get_document(story: Story, name: str, *, text: bool = False) -> Document:
-    """The story's document `name` (404 otherwise); its text is only read when asked for."""
-    qs = Document.objects.filter(story=story, name=name)
-    doc = (qs if text else qs.defer("text")).first()
-    if doc is None:
-        raise NotFound(f"No document '{name}' in story '{story.slug}'.")
-    doc.story = story
-    return doc
-
-
 def versions_of(doc: Document):
     """The document's named revisions, newest revision first."""
     return DocumentVersion.objects.filter(document=doc).select_related("created_by").order_by("-revision", "-id")

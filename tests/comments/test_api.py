@@ -4,8 +4,7 @@ is); who may read, comment and resolve; bad input refused with nothing stored; t
 import pytest
 
 from comments.models import Comment, CommentThread
-from stories.documents import document_edit
-from stories.models import Document
+from tests.annotating import main, ops, two_stories
 from tests.conftest import error_code
 
 pytestmark = pytest.mark.django_db
@@ -17,23 +16,9 @@ def url(story="tale", doc="main", *rest):
     return "/".join([f"/api/stories/{story}/documents/{doc}/comments", *map(str, rest)])
 
 
-def ops(story="tale", doc="main"):
-    return f"/api/stories/{story}/documents/{doc}/ops"
-
-
 @pytest.fixture
 def tale(make_user, make_story, make_agent):
-    owner, editor, viewer, outsider = (make_user(n) for n in ("owner", "ed", "vera", "olga"))
-    public = make_story(owner, slug="tale", editors=[editor], viewers=[viewer])
-    private = make_story(owner, slug="hush", visibility="private", editors=[editor], viewers=[viewer])
-    agent = make_agent("scribe", stories=[public, private])
-    for story in (public, private):
-        document_edit(doc=Document.objects.get(story=story, name="main"), author=owner, body={"append": TEXT})
-    return {"owner": owner, "ed": editor, "vera": viewer, "olga": outsider, "scribe": agent}
-
-
-def main(story="tale"):
-    return Document.objects.get(story__slug=story, name="main")
+    return two_stories(make_user, make_story, make_agent, TEXT)
 
 
 def comment(client, start, end, body="Look here", **extra):

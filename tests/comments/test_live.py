@@ -8,33 +8,16 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from accounts.services import token_issue
-from stories.documents import document_edit
-from stories.models import Document
-from stories.services import participant_add
 from tests.agents.test_mcp import http_session
-from tests.live import LiveServer, frames_until
+from tests.annotating import live_story_tokens
+from tests.live import frames_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 
 @pytest.fixture
 def tale(make_user, make_story, make_agent):
-    owner, viewer = make_user("owner"), make_user("vera")
-    story = make_story(owner, slug="tale", viewers=[viewer])
-    document_edit(doc=Document.objects.get(story=story, name="main"), author=owner,
-                  body={"append": "The lamp 🔥 burned low."})
-    scribe = make_agent("scribe", stories=[story])
-    watcher = make_agent("watcher")
-    participant_add(story=story, user=watcher, role="viewer")
-    return {name: token_issue(user=user) for name, user in
-            (("owner", owner), ("vera", viewer), ("scribe", scribe), ("watcher", watcher))}
-
-
-@pytest.fixture
-def server():
-    with LiveServer() as live:
-        yield live
+    return live_story_tokens(make_user, make_story, make_agent, "The lamp 🔥 burned low.")
 
 
 def test_comment_events_reach_open_sockets(server, tale):

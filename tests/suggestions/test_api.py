@@ -5,8 +5,9 @@ suggestion; who may do what; bad input refused with nothing changed."""
 import pytest
 
 from stories.documents import text_at
-from stories.models import Document, DocumentChange
+from stories.models import DocumentChange
 from suggestions.models import Suggestion
+from tests.annotating import main, ops, two_stories
 from tests.conftest import error_code
 
 pytestmark = pytest.mark.django_db
@@ -16,25 +17,9 @@ def url(story="tale", doc="main", *rest):
     return "/".join([f"/api/stories/{story}/documents/{doc}/suggestions", *map(str, rest)])
 
 
-def ops(story="tale", doc="main"):
-    return f"/api/stories/{story}/documents/{doc}/ops"
-
-
 @pytest.fixture
 def tale(make_user, make_story, make_agent):
-    owner, editor, viewer, outsider = (make_user(n) for n in ("owner", "ed", "vera", "olga"))
-    public = make_story(owner, slug="tale", editors=[editor], viewers=[viewer])
-    private = make_story(owner, slug="hush", visibility="private", editors=[editor], viewers=[viewer])
-    agent = make_agent("scribe", stories=[public, private])
-    for story in (public, private):
-        doc = Document.objects.get(story=story, name="main")
-        from stories.documents import document_edit
-        document_edit(doc=doc, author=owner, body={"append": "The lamp 🔥 burned low. Mara waited."})
-    return {"owner": owner, "ed": editor, "vera": viewer, "olga": outsider, "scribe": agent}
-
-
-def main(story="tale"):
-    return Document.objects.get(story__slug=story, name="main")
+    return two_stories(make_user, make_story, make_agent, "The lamp 🔥 burned low. Mara waited.")
 
 
 def test_an_agent_suggests_and_a_person_accepts(tale, api):

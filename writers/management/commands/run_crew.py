@@ -1,7 +1,7 @@
 """`python manage.py run_crew`: the crew worker. It serves every story that has a writers' room.
 
 It runs beside the server (`make run` starts it). Once a second it reads which stories have a crew
-(writers.selectors.active_crews) and keeps one `agents.crew.runner.Crew` running for each story whose
+(writers.selectors.crews_to_serve) and keeps one `agents.crew.runner.Crew` running for each story whose
 crew is not paused, with the roles that are not paused one by one; a change to a story's crew
 (added, paused, resumed, an agent paused, removed) stops that story's crew and, unless it is paused
 or gone, starts it again as it now is. Each run issues the story's agents fresh tokens (label
@@ -31,8 +31,7 @@ from accounts.services import token_issue
 from agents.crew.runner import CREW_DRAFT, Crew, CrewOptions
 from agents.management.commands.run_agents import wait_for_server
 from audit.services import note
-from writers.models import StoryCrew
-from writers.selectors import active_crews
+from writers.selectors import crews_to_serve
 from writers.services import lease_acquire, lease_release
 
 User = get_user_model()
@@ -48,13 +47,9 @@ def _tokens(row: dict) -> dict[str, str]:
                 for role, username in row["members"].items() if role not in row["paused"]}
 
 
-def _slugs() -> set[str]:
-    return set(StoryCrew.objects.values_list("story__slug", flat=True))
-
-
-def _rows() -> list[dict]:
+def _crews() -> tuple[list[dict], set[str]]:
     close_old_connections()
-    return active_crews()
+    return crews_to_serve()
 
 
 class Command(BaseCommand):
@@ -115,8 +110,8 @@ class Command(BaseCommand):
                         self.report(slug, task)
                 try:
                     leader = await sync_to_async(lease_acquire)(holder=holder)
-                    rows = {row["story"]: row for row in await sync_to_async(_rows)()} if leader else {}
-                    with_crew = await sync_to_async(_slugs)() if leader else set()
+                    active, with_crew = await sync_to_async(_crews)() if leader else ([], set())
+                    rows = {row["story"]: row for row in active}
                 except Exception as exc:  # noqa: BLE001 - the database may be down for a moment
                     logger.warning("crew worker: cannot read the crews (%s: %s)", type(exc).__name__, exc)
                     leader, rows = None, None
