@@ -30,8 +30,9 @@ _MESSAGE_REF = "#/components/messages/"
 
 # --- client frames ----------------------------------------------------------------------------------
 # What a client may send. The server ignores fields it does not know in every frame but `publish`
-# (whose fields are the message's: an unknown one is refused); these schemas are closed so that
-# generated clients send only what means something.
+# (whose fields are the message's) and the suggestion and comment frames (REST bodies refuse unknown
+# fields, so do they): there an unknown one is refused. These schemas are closed so that generated
+# clients send only what means something.
 
 _STR = {"type": "string"}
 _NAT = {"type": "integer", "minimum": 0}
@@ -126,6 +127,37 @@ def client_schemas() -> dict[str, dict]:
                                     "others get `cursor` (at most one per 50 ms, the latest wins).",
                           {"topic": _DOC_TOPIC, "anchor": _NAT},
                           {"head": {**_NAT, "description": "default: anchor"}}),
+        "suggest": _client(
+            "suggest", "Suggest a change to a document you write instead of making it, as REST's POST "
+            ".../suggestions does (same checks, limits and 409s). Answered by `suggestion`; the story topic "
+            "gets `suggestion.created`.",
+            {"topic": _DOC_TOPIC, "revision": {**_NAT, "description": "The revision `changes` were made against"},
+             "changes": _CHANGES},
+            {"note": {"type": "string", "maxLength": 2000}}),
+        "suggestion.decide": _client(
+            "suggestion.decide", "Accept or reject a suggestion (with `id`, answered by `suggestion`) or every "
+            "open one, of `author` if given (answered by `suggestions.decided`); people who write the story only "
+            "(agents: `forbidden`). The story topic gets `suggestion.updated` for each.",
+            {"topic": _DOC_TOPIC, "decision": {"enum": ["accept", "reject"]}},
+            {"id": {**_NAT, "description": "One suggestion"},
+             "version": {**_NAT, "description": "With `id`: the version you read (`conflict` if it changed)"},
+             "author": {"type": "string", "description": "Without `id`: only this user's open suggestions"}}),
+        "comment": _client(
+            "comment", "Open a comment thread on a passage (UTF-16 positions of the text at `revision`, default "
+            "the current one), as REST's POST .../comments does. Answered by `comment.thread`; the story topic "
+            "gets `comment.thread.created`.",
+            {"topic": _DOC_TOPIC, "from": _NAT, "to": _NAT, "body": {"type": "string", "minLength": 1,
+                                                                      "maxLength": 5000}},
+            {"revision": _NAT}),
+        "comment.reply": _client(
+            "comment.reply", "Reply in a comment thread. Answered by `comment`; the story topic gets "
+            "`comment.created`.",
+            {"topic": _DOC_TOPIC, "thread": _NAT, "body": {"type": "string", "minLength": 1, "maxLength": 5000}}),
+        "comment.resolve": _client(
+            "comment.resolve", "Resolve (`resolved: true`) or reopen a comment thread. Answered by "
+            "`comment.thread`; a change is a new version and a `comment.thread.updated` story event.",
+            {"topic": _DOC_TOPIC, "thread": _NAT, "resolved": {"type": "boolean"}},
+            {"version": {**_NAT, "description": "The version you read (`conflict` if it changed)"}}),
     }
 
 
@@ -142,6 +174,16 @@ CLIENT_EXAMPLES = {
                  "changes": [12, [0, "Night fell."], 30], "client_id": "k3v9"},
     "doc.pull": {"type": "doc.pull", "ref": "7", "topic": "doc:the-lighthouse/main", "after": 5},
     "cursor": {"type": "cursor", "topic": "doc:the-lighthouse/main", "anchor": 12, "head": 18},
+    "suggest": {"type": "suggest", "ref": "8", "topic": "doc:the-lighthouse/main", "revision": 7,
+                "changes": [12, [5, "Dusk"], 30], "note": "darker"},
+    "suggestion.decide": {"type": "suggestion.decide", "ref": "9", "topic": "doc:the-lighthouse/main",
+                          "decision": "accept", "id": 14, "version": 1},
+    "comment": {"type": "comment", "ref": "10", "topic": "doc:the-lighthouse/main", "from": 12, "to": 17,
+                "revision": 7, "body": "Too early for dusk?"},
+    "comment.reply": {"type": "comment.reply", "ref": "11", "topic": "doc:the-lighthouse/main", "thread": 3,
+                      "body": "Moved it."},
+    "comment.resolve": {"type": "comment.resolve", "ref": "12", "topic": "doc:the-lighthouse/main", "thread": 3,
+                        "resolved": True, "version": 1},
 }
 
 # What each client frame is answered with (the reply's `ref` is the frame's). `error` answers any.
@@ -156,6 +198,11 @@ CLIENT_REPLIES = {
     "doc.push": [],
     "doc.pull": ["doc.changes"],
     "cursor": [],
+    "suggest": ["suggestion"],
+    "suggestion.decide": ["suggestion", "suggestions.decided"],
+    "comment": ["comment.thread"],
+    "comment.reply": ["comment"],
+    "comment.resolve": ["comment.thread"],
 }
 
 # Server frames that arrive without being asked for (or long after), with what they mean.
@@ -194,6 +241,11 @@ SERVER_DESCRIPTIONS = {
     "doc.state": "After `subscribe` to a document: its text, its revision and its limits.",
     "doc.change": "One change applied to a document, in revision order.",
     "doc.changes": "Answers `doc.pull`: the log after the asked revision.",
+    "suggestion": "Answers `suggest` and `suggestion.decide` with an `id`: the suggestion, as REST shows it.",
+    "suggestions.decided": "Answers `suggestion.decide` without an `id`: the ids decided, oldest first, and those "
+                           "skipped (stale ones, on accept).",
+    "comment.thread": "Answers `comment` and `comment.resolve`: the thread with every comment, as REST shows it.",
+    "comment": "Answers `comment.reply`: the new comment.",
 }
 
 CLOSE_CODES = {

@@ -24,6 +24,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from comments import frames as comment_frames
 from messaging import frames, rights
 from messaging.connections import Connection, get_connections
 from messaging.fanout import Inbox, get_fanout, subscriber_id
@@ -34,6 +35,7 @@ from mythline_site.errors import STORE_DOWN_ERRORS, Invalid, MythlineError, Rate
 from mythline_site.throttling import TokenBucket
 from mythline_site.transport import close_with_protocol_code, pending_bytes
 from presence.services import get_hub
+from suggestions import frames as suggestion_frames
 
 logger = logging.getLogger("mythline.ws")
 
@@ -379,4 +381,4 @@ async def on_ping(conn: RealtimeConsumer, frame, ref):
 
 
 FRAMES = {"subscribe": on_subscribe, "unsubscribe": on_unsubscribe, "heartbeat": on_heartbeat, "ping": on_ping,
-          **channel.FRAMES, **document.FRAMES, **story.FRAMES}
+          **channel.FRAMES, **document.FRAMES, **story.FRAMES, **suggestion_frames.FRAMES, **comment_frames.FRAMES}

@@ -121,6 +121,27 @@ def doc_changes(topic: str, changes: list) -> dict:
     return {"type": "doc.changes", "topic": topic, "changes": changes}
 
 
+def suggestion(topic: str, suggestion: dict) -> dict:
+    """Answers `suggest` and `suggestion.decide` with an `id`: the suggestion as REST shows it."""
+    return {"type": "suggestion", "topic": topic, "suggestion": suggestion}
+
+
+def suggestions_decided(topic: str, *, decision: str, decided: list, skipped: list) -> dict:
+    """Answers `suggestion.decide` without an `id`: the ids decided, and those skipped (stale)."""
+    return {"type": "suggestions.decided", "topic": topic, "decision": decision, "decided": decided,
+            "skipped": skipped}
+
+
+def comment_thread(topic: str, thread: dict) -> dict:
+    """Answers `comment` and `comment.resolve`: the thread with every comment, as REST shows it."""
+    return {"type": "comment.thread", "topic": topic, "thread": thread}
+
+
+def comment(topic: str, comment: dict) -> dict:
+    """Answers `comment.reply`: the new comment."""
+    return {"type": "comment", "topic": topic, "comment": comment}
+
+
 # --- schemas ---------------------------------------------------------------------------------------
 
 ERROR_CODES = ["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "archived",
@@ -133,6 +154,17 @@ _MESSAGE = {"type": "object", "required": ["id", "story", "channel", "seq", "sen
                                            "created_at"],
             "properties": {"id": _STR, "story": _STR, "channel": _STR, "seq": _NAT, "sender": _USER,
                            "msg_type": _STR, "payload": {"type": "object"}}}
+_IDS = {"type": "array", "items": _NAT}
+_SUGGESTION = {"type": "object", "required": ["id", "story", "document", "author", "author_kind", "note", "status",
+                                              "revision", "edits", "edits_utf16", "replaced", "version"],
+               "properties": {"id": _NAT, "status": {"enum": ["open", "accepted", "rejected", "stale"]},
+                              "revision": _NAT, "version": _NAT, "edits_utf16": {"type": "array"}}}
+_COMMENT = {"type": "object", "required": ["id", "thread", "author", "author_kind", "body", "created_at"],
+            "properties": {"id": _NAT, "thread": _NAT, "author": _STR, "body": _STR}}
+_THREAD = {"type": "object", "required": ["id", "story", "document", "anchor", "anchor_utf16", "revision", "orphaned",
+                                          "quote", "created_by", "resolved", "version", "comment_count", "comments"],
+           "properties": {"id": _NAT, "revision": _NAT, "version": _NAT, "resolved": _BOOL,
+                          "comments": {"type": "array", "items": _COMMENT}}}
 _PRESENCE_ENTRY = {"type": "object", "required": ["username", "display_name", "kind"]}
 
 
@@ -169,6 +201,11 @@ SCHEMAS: dict[str, dict] = {
                                         "client_id": _STR, "author": _STR}),
     "doc.changes": _frame("doc.changes", {"topic": _TOPIC, "changes": {"type": "array", "items": {
         "type": "object", "required": ["revision", "changes", "client_id", "author"]}}}),
+    "suggestion": _frame("suggestion", {"topic": _TOPIC, "suggestion": _SUGGESTION}),
+    "suggestions.decided": _frame("suggestions.decided", {"topic": _TOPIC, "decision": {"enum": ["accept", "reject"]},
+                                                          "decided": _IDS, "skipped": _IDS}),
+    "comment.thread": _frame("comment.thread", {"topic": _TOPIC, "thread": _THREAD}),
+    "comment": _frame("comment", {"topic": _TOPIC, "comment": _COMMENT}),
 }
 
 # Story events (`event` frames) by name; `data` of each is described in docs/realtime.md.

@@ -133,6 +133,23 @@ def subscribed_doc(conn, frame) -> DocTopic:
     return sub
 
 
+def only_fields(frame: dict, allowed: set[str]) -> None:
+    """Unknown fields are `invalid`, each named (a typo must not be silently ignored). For the
+    frames of the apps built on the doc topic (suggestions/frames.py, comments/frames.py)."""
+    unknown = sorted(set(frame) - allowed - {"type", "ref", "topic"})
+    if unknown:
+        raise Invalid("The frame has unknown fields.", details={k: "unknown field" for k in unknown})
+
+
+def current_document(sub: DocTopic) -> Document:
+    """The subscribed document as it is now (the topic's copy is as it was at subscribe). Call it
+    on the database thread."""
+    doc = Document.objects.select_related("story").filter(pk=sub.doc.pk).first()
+    if doc is None:
+        raise NotFound("The document no longer exists.")
+    return doc
+
+
 async def on_doc_push(conn, frame, ref):
     sub = subscribed_doc(conn, frame)
     sub.check_write()

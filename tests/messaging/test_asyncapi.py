@@ -351,6 +351,25 @@ def test_frames_of_a_live_session_validate_against_the_document(tale):
                 assert created.status_code == 201, created.text
                 assert (await a.until(typed("event")))["event"] == "channel.created"
 
+                # Suggestions and comments: their answers (their story events come to `a` as well).
+                made = await b.request("x1", type="suggest", topic="doc:tale/main", revision=1,
+                                       changes=[4, [1, "!"]], note="louder")
+                assert made["type"] == "suggestion" and made["suggestion"]["status"] == "open"
+                one = await a.request("x2", type="suggestion.decide", topic="doc:tale/main", decision="reject",
+                                      id=made["suggestion"]["id"], version=made["suggestion"]["version"])
+                assert one["type"] == "suggestion" and one["suggestion"]["status"] == "rejected"
+                every = await a.request("x3", type="suggestion.decide", topic="doc:tale/main", decision="accept")
+                assert every["type"] == "suggestions.decided" and every["decided"] == []
+                thread = await b.request("x4", type="comment", topic="doc:tale/main", revision=1, body="Why?",
+                                         **{"from": 0, "to": 4})
+                assert thread["type"] == "comment.thread" and thread["thread"]["quote"] == "Once"
+                reply = await a.request("x5", type="comment.reply", topic="doc:tale/main",
+                                        thread=thread["thread"]["id"], body="Because.")
+                assert reply["type"] == "comment"
+                resolved = await a.request("x6", type="comment.resolve", topic="doc:tale/main",
+                                           thread=thread["thread"]["id"], resolved=True)
+                assert resolved["type"] == "comment.thread" and resolved["thread"]["resolved"] is True
+
                 # An error: a frame type the server does not know (sent raw: the document has no such frame).
                 await ws_a.send(json.dumps({"type": "nonsense", "ref": "e1"}))
                 error = await a.until(lambda f: f.get("ref") == "e1")

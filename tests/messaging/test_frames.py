@@ -74,6 +74,14 @@ def test_every_frame_matches_the_schema_table(world, make_user):
             await a.until("cursor")
             await a.until("presence.diff")
             await a.request(type="doc.pull", topic="doc:tale/main", after=0)
+            made = await b.request(type="suggest", topic="doc:tale/main", revision=0, changes=[[0, "Hi."]])
+            await a.request(type="suggestion.decide", topic="doc:tale/main", decision="reject",
+                            id=made["suggestion"]["id"])
+            await a.request(type="suggestion.decide", topic="doc:tale/main", decision="reject")
+            thread = await b.request(type="comment", topic="doc:tale/main", body="Here?", **{"from": 0, "to": 0})
+            await a.request(type="comment.reply", topic="doc:tale/main", thread=thread["thread"]["id"], body="Yes.")
+            await a.request(type="comment.resolve", topic="doc:tale/main", thread=thread["thread"]["id"],
+                            resolved=True)
 
             def story_changes():
                 document_edit(doc=story.documents.get(name="main"), author=alice, body={"append": "Once."})

@@ -310,6 +310,14 @@ def ws_rows() -> list[Row]:
         ws("doc.pull", doc, after_subscribe(subscribe[doc], READ_STORY), sees="olga7", after=0),
         ws("doc.push", doc, after_subscribe(subscribe[doc], WRITE_STORY)),
         ws("cursor", doc, after_subscribe(subscribe[doc], WRITE_STORY), anchor=0),
+        # Suggestions and comments over the socket: the REST rules (suggestions/frames.py, comments/frames.py).
+        ws("suggest", doc, after_subscribe(subscribe[doc], WRITE_STORY), note="why"),
+        ws("suggestion.decide", doc, after_subscribe(subscribe[doc], HUMAN_EDITORS), decision="reject"),
+        ws("comment", doc, after_subscribe(subscribe[doc], WRITE_STORY), body="a note", **{"from": 0, "to": 0}),
+        ws("comment.reply", doc, after_subscribe(subscribe[doc], WRITE_STORY), thread="{int:vault.comment}",
+           body="a reply"),
+        ws("comment.resolve", doc, after_subscribe(subscribe[doc], WRITE_STORY), thread="{int:vault.comment}",
+           resolved=True),
         ws("publish", "channel:agora/general", PUBLIC_WRITE, msg_type="text", payload={"text": "published"}),
         ws("typing", "channel:agora/general", PUBLIC_WRITE, typing=True),
         ws("doc.push", "doc:agora/main", PUBLIC_WRITE),
@@ -322,7 +330,8 @@ def ws_rows() -> list[Row]:
 NOT_STORY_FRAMES = {"ping", "heartbeat", "unsubscribe"}
 # What an allowed frame is answered with (typing and cursor: nothing, and no error).
 REPLY = {"subscribe": "subscribed", "publish": "published", "ack": "acked", "doc.pull": "doc.changes",
-         "doc.push": "doc.change"}
+         "doc.push": "doc.change", "suggest": "suggestion", "suggestion.decide": "suggestions.decided",
+         "comment": "comment.thread", "comment.reply": "comment", "comment.resolve": "comment.thread"}
 
 
 def story_event_rows() -> list[Row]:
@@ -654,6 +663,9 @@ async def socket_answers(live, world, actor, rows) -> dict:
                 revision, length = docs.get(frame["topic"], (0, 0))
                 frame.update(revision=revision, client_id=ref,
                              changes=[[0, "X"], length] if length else [[0, "X"]])
+            elif frame["type"] == "suggest":  # a change of the text as this socket last saw it
+                revision, length = docs.get(frame["topic"], (0, 0))
+                frame.update(revision=revision, changes=[[0, "X"], length] if length else [[0, "X"]])
             await sock.send(json.dumps(frame))
             await sock.send(json.dumps({"type": "ping", "ref": sync}))
             got = await frames_until(sock, lambda f, sync=sync: f.get("ref") == sync)
