@@ -1,11 +1,53 @@
 // The story room's state, apart from the page that shows it and the socket that feeds it (issue #16):
 // the channels, each channel's messages (kept by seq, de-duplicated, gaps known), replies per
 // message, votes per proposal, who is typing where (until their notice expires), unread counts
-// (from the read cursors and the channel the reader has open) and the read cursor acks.
-// No DOM, no socket, no fetch: room.js asks what changed and draws it; tests/node/roomstate.test.mjs
-// drives it directly.
+// (from the read cursors and the channel the reader has open), the read cursor acks, who is in the
+// room and the story's agents (presence), and how the sidebar groups the channels.
+// No DOM, no socket, no fetch: room.js asks what changed and its views (feed.js, thread.js,
+// people.js, sidebar.js) draw it; tests/node/roomstate.test.mjs drives it directly.
 
 export const TYPING_DEFAULT_S = 6; // how long a "typing" notice lasts when the frame does not say
+
+/** The sidebar's groups of channels, in order (the icon is a name for ui.js's icon()). */
+export const KIND_GROUPS = [
+  {kind: "public", title: "Channels", icon: "hash"},
+  {kind: "private", title: "Private", icon: "lock"},
+  {kind: "presence", title: "Rooms", icon: "room"},
+  {kind: "inbox", title: "Agent inboxes", icon: "inbox"},
+];
+
+const STATE_RANK = {active: 0, idle: 1, away: 2};
+
+function nameOf(user) {
+  return (user && (user.display_name || user.username)) || "someone";
+}
+
+/** Where a card with `seq` goes among `count` cards in seq order (`seqAt(i)` the i-th card's seq):
+ * after every card with a lower seq. */
+export function insertionIndex(count, seqAt, seq) {
+  let lo = 0;
+  let hi = count;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (seqAt(mid) < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Why the reader may not write in a channel ("" when they may): not a member of a public story
+ * (`join`: they may join it), a viewer, or an archived channel. */
+export function composeBlock({role, visibility, canWrite, archived}) {
+  if (!role && visibility === "public") return {reason: "You are reading this story. Join it to write.", join: true};
+  if (!canWrite) return {reason: "Viewers read along; ask the owner to make you an editor to write.", join: false};
+  if (archived) return {reason: "This channel is archived: it is read-only.", join: false};
+  return {reason: "", join: false};
+}
+
+/** The "new messages below" button's text. */
+export function newBelowLabel(count) {
+  return count === 1 ? "1 new message ↓" : `${count} new messages ↓`;
+}
 
 export class ChannelState {
   constructor(info) {
@@ -67,7 +109,7 @@ export class ChannelState {
 }
 
 export class RoomState {
-  constructor({me = null} = {}) {
+  constructor({me = null, agents = []} = {}) {
     this.me = me;
     this.channels = new Map(); // name -> ChannelState
     this.open = null; // the ChannelState the reader has open
@@ -76,6 +118,9 @@ export class RoomState {
     this.votes = new Map(); // proposal id -> Map username -> {choice, sender, created_at}
     this.decided = new Set(); // proposal ids a decision closed
     this.typing = new Map(); // channel name -> Map username -> {user, until}
+    this.agents = new Map(agents.map((a) => [a.username, {...a, connections: 0}])); // username -> agent
+    this.members = new Map(); // username -> presence entry (room)
+    this.presenceKnown = false;
   }
 
   isMe(user) {
@@ -269,5 +314,96 @@ export class RoomState {
   typingIn(channel) {
     const map = channel ? this.typing.get(channel) : null;
     return map ? [...map.values()].map((t) => t.user) : [];
+  }
+
+  // --- presence and agents ------------------------------------------------------------------------
+
+  /** A presence frame of the room channel (presence.state or presence.diff). Answers whether an
+   * agent's entry changed through a diff's updates (the sidebar shows the agents' status). */
+  applyPresence(frame) {
+    let agentChanged = false;
+    if (frame.type === "presence.state") {
+      this.presenceKnown = true;
+      this.members = new Map((frame.members || []).map((m) => [m.username, m]));
+      for (const a of frame.agents || []) this.agents.set(a.username, {...(this.agents.get(a.username) || {}), ...a});
+    } else {
+      for (const m of frame.joins || []) this.members.set(m.username, m);
+      for (const m of frame.updates || []) {
+        if (m.connections > 0 || this.members.has(m.username)) {
+          if (m.connections === 0) this.members.delete(m.username);
+          else this.members.set(m.username, {...(this.members.get(m.username) || {}), ...m});
+        }
+        if (m.kind === "agent") {
+          agentChanged = this.updateAgent({username: m.username, display_name: m.display_name, ...(m.agent || {}),
+            ...(m.status !== undefined ? {status: m.status, task: m.task, progress: m.progress} : {})}) || agentChanged;
+        }
+      }
+      for (const m of frame.leaves || []) this.members.delete(m.username);
+    }
+    this.countAgentConnections();
+    return agentChanged;
+  }
+
+  countAgentConnections() {
+    for (const a of this.agents.values()) {
+      const live = this.members.get(a.username);
+      a.connections = live ? live.connections || 1 : 0;
+    }
+  }
+
+  /** An agent's status, task or name changed (or a new agent): answers whether there was one to update. */
+  updateAgent(data) {
+    if (!data || !data.username) return false;
+    const current = this.agents.get(data.username) || {username: data.username, kind: "agent", connections: 0};
+    this.agents.set(data.username, {...current, ...data});
+    return true;
+  }
+
+  /** Who the people list shows: the humans in the room (active, idle, away, then by name) and the
+   * agents (by name). */
+  people() {
+    const humans = [...this.members.values()].filter((m) => m.kind !== "agent")
+      .sort((a, b) => (STATE_RANK[a.state] ?? 3) - (STATE_RANK[b.state] ?? 3) || nameOf(a).localeCompare(nameOf(b)));
+    const agents = [...this.agents.values()].sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+    return {humans, agents};
+  }
+
+  /** The agent an inbox channel belongs to (or undefined). */
+  inboxAgent(ch) {
+    return this.agents.get(ch.info.inbox_of || ch.name.replace(/^inbox\./, ""));
+  }
+
+  /** A channel's name as the room shows it: an inbox by its agent's name and @username. */
+  channelLabel(ch) {
+    if (ch.info.kind === "inbox") {
+      const agent = this.inboxAgent(ch);
+      // The username too: two agents may share a display name, never a username.
+      return agent ? `${nameOf(agent)} inbox (@${agent.username})` : ch.name;
+    }
+    return ch.name;
+  }
+
+  // --- the sidebar --------------------------------------------------------------------------------
+
+  /** The sidebar's groups: KIND_GROUPS with their channels not archived, by name; a group with none
+   * is left out, except the public one (it has the "create a channel" button). */
+  channelGroups() {
+    const all = [...this.channels.values()];
+    const out = [];
+    for (const group of KIND_GROUPS) {
+      const channels = all.filter((c) => c.info.kind === group.kind && !c.archived).sort((a, b) => a.name.localeCompare(b.name));
+      if (!channels.length && group.kind !== "public") continue;
+      out.push({...group, channels});
+    }
+    return out;
+  }
+
+  archivedChannels() {
+    return [...this.channels.values()].filter((c) => c.archived);
+  }
+
+  /** Whether a channel's unread badge shows: unread messages in a channel the reader does not have open. */
+  showsUnread(ch) {
+    return ch.unread > 0 && this.open !== ch;
   }
 }

@@ -1,11 +1,13 @@
 // The room's state without a page or a socket (frontend/src/roomstate.js, issue #16): messages kept
 // by seq whatever order they come in and however often, gaps, unread counts from the read cursor and
 // the open channel, the read cursor's acks, votes per proposal and changed votes, typing notices
-// that run out. room.js draws what these answer; tests/browser/ covers the drawing.
+// that run out, who is in the room and the agents, the sidebar's groups, where a card goes in the
+// feed and why the reader may not write. The views (room.js, feed.js, thread.js, people.js,
+// sidebar.js, composebar.js) draw what these answer; tests/browser/ covers the drawing.
 import assert from "node:assert/strict";
 import {test} from "node:test";
 
-import {RoomState} from "../../frontend/src/roomstate.js";
+import {composeBlock, insertionIndex, KIND_GROUPS, newBelowLabel, RoomState} from "../../frontend/src/roomstate.js";
 
 const ME = {username: "ann", display_name: "Ann"};
 const BOB = {username: "bob", display_name: "Bob"};
@@ -248,4 +250,130 @@ test("a message seen in a thread is known by id but still joins its channel when
   assert.equal(general.messages.size, 0);
   assert.ok(state.addMessage(general, {...m}, {live: true}));
   assert.equal(general.messages.size, 1);
+});
+
+// --- presence and agents -----------------------------------------------------------------------------
+
+const AGENT = {username: "scribe", display_name: "Scribe", kind: "agent", status: "idle"};
+
+test("the people list: humans by state then name, agents by name, agent connections from presence", () => {
+  const state = new RoomState({me: ME, agents: [AGENT, {username: "archivist", display_name: "Archivist", kind: "agent"}]});
+  assert.equal(state.presenceKnown, false);
+  assert.deepEqual(state.people().agents.map((a) => [a.username, a.connections]), [["archivist", 0], ["scribe", 0]]);
+
+  const changed = state.applyPresence({type: "presence.state", members: [
+    {username: "zed", display_name: "Zed", kind: "human", state: "active", connections: 1},
+    {username: "bob", display_name: "Bob", kind: "human", state: "away", connections: 1},
+    {username: "ann", display_name: "Ann", kind: "human", state: "idle", connections: 2},
+    {username: "al", display_name: "Al", kind: "human", connections: 1}, // no state: after the known ones
+    {username: "scribe", display_name: "Scribe", kind: "agent", connections: 3},
+  ], agents: [{username: "scribe", status: "working", task: "chapter 2"}]});
+  assert.equal(changed, false, "a full state redraws the sidebar only through its own render");
+  assert.equal(state.presenceKnown, true);
+  const {humans, agents} = state.people();
+  assert.deepEqual(humans.map((m) => m.username), ["zed", "ann", "bob", "al"]);
+  assert.deepEqual(agents.map((a) => [a.username, a.connections, a.status || null]),
+    [["archivist", 0, null], ["scribe", 3, "working"]]);
+  assert.equal(agents[1].display_name, "Scribe", "the agent keeps what the page knew");
+
+  // A diff: a join, a tab closed, one who leaves, an agent's new status.
+  assert.equal(state.applyPresence({type: "presence.diff",
+    joins: [{username: "cat", display_name: "Cat", kind: "human", state: "active", connections: 1}],
+    updates: [{username: "ann", connections: 1}, {username: "scribe", display_name: "Scribe", kind: "agent", connections: 0,
+      status: "idle", task: null, progress: null}],
+    leaves: [{username: "zed"}]}), true);
+  assert.deepEqual(state.people().humans.map((m) => [m.username, m.connections]), [["cat", 1], ["ann", 1], ["bob", 1], ["al", 1]]);
+  const scribe = state.agents.get("scribe");
+  assert.equal(scribe.status, "idle");
+  assert.equal(scribe.task, null);
+  assert.equal(scribe.connections, 0, "its last connection went");
+  assert.equal(state.members.has("scribe"), false);
+
+  // An update for someone not here and with no connection does not add them.
+  state.applyPresence({type: "presence.diff", updates: [{username: "ghost", connections: 0}]});
+  assert.equal(state.members.has("ghost"), false);
+  // An agent's update without a status keeps the status it had.
+  state.applyPresence({type: "presence.diff", updates: [{username: "scribe", kind: "agent", connections: 1}]});
+  assert.equal(state.agents.get("scribe").status, "idle");
+  assert.equal(state.agents.get("scribe").connections, 1);
+});
+
+test("an agent status event updates the agent or adds a new one; one without a username is refused", () => {
+  const state = new RoomState({me: ME, agents: [AGENT]});
+  assert.equal(state.updateAgent({username: "scribe", status: "working", progress: 0.5}), true);
+  assert.deepEqual({...state.agents.get("scribe")}, {...AGENT, connections: 0, status: "working", progress: 0.5});
+  assert.equal(state.updateAgent({username: "new-bot", display_name: "New"}), true);
+  assert.deepEqual(state.agents.get("new-bot"), {username: "new-bot", kind: "agent", connections: 0, display_name: "New"});
+  assert.equal(state.updateAgent({status: "working"}), false);
+  assert.equal(state.updateAgent(null), false);
+  assert.equal(state.agents.size, 2);
+});
+
+test("an inbox is shown by its agent's name and username; other channels by name", () => {
+  const state = new RoomState({me: ME, agents: [AGENT, {username: "twin", display_name: "Scribe", kind: "agent"}]});
+  state.loadChannels([info("general"), info("inbox.scribe", {kind: "inbox"}), info("inbox.twin", {kind: "inbox", inbox_of: "twin"}),
+    info("inbox.gone", {kind: "inbox"})]);
+  assert.equal(state.channelLabel(state.get("general")), "general");
+  assert.equal(state.channelLabel(state.get("inbox.scribe")), "Scribe inbox (@scribe)");
+  assert.equal(state.channelLabel(state.get("inbox.twin")), "Scribe inbox (@twin)", "two agents may share a display name");
+  assert.equal(state.channelLabel(state.get("inbox.gone")), "inbox.gone", "no such agent: the channel's name");
+  assert.equal(state.inboxAgent(state.get("inbox.gone")), undefined);
+  state.updateAgent({username: "gone"});
+  assert.equal(state.channelLabel(state.get("inbox.gone")), "gone inbox (@gone)", "an agent without a display name");
+});
+
+// --- the sidebar and the feed -------------------------------------------------------------------------
+
+test("the sidebar groups channels by kind, by name, archived apart; the public group always shows", () => {
+  const state = room([info("zeta"), info("alpha"), info("old", {archived: true}), info("inbox.scribe", {kind: "inbox"}),
+    info("secret", {kind: "private", archived: true})]);
+  const groups = state.channelGroups();
+  assert.deepEqual(groups.map((g) => [g.kind, g.title, g.icon, g.channels.map((c) => c.name)]),
+    [["public", "Channels", "hash", ["alpha", "zeta"]], ["inbox", "Agent inboxes", "inbox", ["inbox.scribe"]]]);
+  assert.deepEqual(state.archivedChannels().map((c) => c.name), ["old", "secret"]);
+  const empty = room([]);
+  assert.deepEqual(empty.channelGroups().map((g) => [g.kind, g.channels.length]), [["public", 0]]);
+  assert.deepEqual(KIND_GROUPS.map((g) => g.kind), ["public", "private", "presence", "inbox"]);
+});
+
+test("an unread badge shows for unread messages outside the open channel", () => {
+  const state = room();
+  const general = state.get("general");
+  const scene = state.get("scene-1");
+  assert.equal(state.showsUnread(general), false);
+  state.addMessage(general, msg("general", 1), {live: true});
+  assert.equal(state.showsUnread(general), true);
+  state.select("general");
+  assert.equal(state.showsUnread(general), false, "the open channel shows no badge");
+  assert.equal(state.showsUnread(scene), false);
+});
+
+test("a card goes after every card with a lower seq", () => {
+  const at = (seqs, seq) => insertionIndex(seqs.length, (i) => seqs[i], seq);
+  assert.equal(at([], 5), 0);
+  assert.equal(at([1, 2, 3], 4), 3, "the newest: appended");
+  assert.equal(at([2, 3, 4], 1), 0, "the oldest: first");
+  assert.equal(at([1, 3, 5, 7], 4), 2);
+  assert.equal(at([1, 3, 5, 7], 6), 3);
+  for (let n = 0; n < 40; n++) {
+    const seqs = Array.from({length: n}, (_, i) => 2 * i + 1);
+    for (let seq = 0; seq <= 2 * n + 2; seq += 2) assert.equal(at(seqs, seq), seqs.filter((s) => s < seq).length);
+  }
+});
+
+test("the new-messages button counts in words", () => {
+  assert.equal(newBelowLabel(1), "1 new message ↓");
+  assert.equal(newBelowLabel(2), "2 new messages ↓");
+  assert.equal(newBelowLabel(0), "0 new messages ↓");
+});
+
+test("who may write: a reader of a public story may join, a viewer may not write, nobody writes in an archive", () => {
+  assert.deepEqual(composeBlock({role: null, visibility: "public", canWrite: false, archived: false}),
+    {reason: "You are reading this story. Join it to write.", join: true});
+  assert.deepEqual(composeBlock({role: "viewer", visibility: "public", canWrite: false, archived: false}),
+    {reason: "Viewers read along; ask the owner to make you an editor to write.", join: false});
+  assert.deepEqual(composeBlock({role: null, visibility: "private", canWrite: false, archived: false}).join, false);
+  assert.deepEqual(composeBlock({role: "editor", visibility: "public", canWrite: true, archived: true}),
+    {reason: "This channel is archived: it is read-only.", join: false});
+  assert.deepEqual(composeBlock({role: "owner", visibility: "private", canWrite: true, archived: false}), {reason: "", join: false});
 });
