@@ -17,16 +17,17 @@
 // else touches a marked range, or a suggestion changes on the server, the list is read again.
 //
 // Deciding is for people who write the story (its owner and human editors): Accept / Reject each,
-// or all of one author's at once. Everything is built from text nodes; nothing uses innerHTML.
+// or all of one author's at once; each decision is followed by a read that starts after it
+// (PassagePanel in passages.js: the reads, the head button, the dialog). Everything is built from
+// text nodes; nothing uses innerHTML.
 
-import {sendableUpdates} from "@codemirror/collab";
 import {StateEffect, StateField, Transaction} from "@codemirror/state";
 import {Decoration, EditorView, WidgetType} from "@codemirror/view";
-import {describeError} from "./compose.js";
+import {mapRange, PassagePanel, snippet, touchedSince, touchesMarks} from "./passages.js";
 import {api, clear, h} from "./ui.js";
 
-const REFETCH_MS = 150; // coalesces a burst of events and remote changes into one read
-const SNIPPET = 120;
+// Shared with comments.js and the Node tests; they live in passages.js.
+export {changesSince, mapRange, snippet, touchedSince} from "./passages.js";
 
 const setSuggestions = StateEffect.define();
 
@@ -83,14 +84,9 @@ export function suggestionMarks(store) {
       if (tr.docChanged) {
         // A change on a marked range may have made a suggestion stale: ask again (after our own
         // change reached the server, for one made here).
-        if (deco.size) {
-          let touched = false;
-          deco.between(0, tr.startState.doc.length, (from, to) => {
-            if (tr.changes.touchesRange(from, to)) touched = true;
-            return touched ? false : undefined;
-          });
-          if (touched && tr.annotation(Transaction.remote)) store.scheduleLoad();
-          else if (touched) store.touched = true;
+        if (touchesMarks(deco, tr)) {
+          if (tr.annotation(Transaction.remote)) store.scheduleLoad();
+          else store.touched = true;
         }
         deco = deco.map(tr.changes);
       }
@@ -112,74 +108,14 @@ export function suggestionMarks(store) {
   })];
 }
 
-/** The changes to map a position read at server `revision` into `editor`'s text: those received
- * since, then this editor's unconfirmed ones. null while the editor lacks that revision (its changes
- * are on their way), false when too far behind to map (read again). Shared with comments.js. */
-export function changesSince(editor, revision) {
-  const sync = editor.sync;
-  const synced = sync.syncedVersion;
-  if (synced == null || synced < revision) return null;
-  const since = (sync.history || []).filter((c) => c.revision > revision).map((c) => c.changes);
-  if (since.length !== synced - revision) return false;
-  return since.concat(sendableUpdates(editor.view.state).map((u) => u.changes));
-}
-
-/** [from, to] mapped through `maps` (from changesSince): text typed at either edge stays outside. */
-export function mapRange(maps, from, to) {
-  let a = from;
-  let b = to;
-  for (const changes of maps) {
-    a = changes.mapPos(Math.min(a, changes.length), 1);
-    b = Math.max(a, changes.mapPos(Math.min(b, changes.length), -1));
-  }
-  return [a, b];
-}
-
-/** Whether a change among `maps` (from changesSince) touches [from, to] as mapRange carries it through
- * them: a change at either edge counts, as on the server, where it makes a suggestion stale. */
-export function touchedSince(maps, from, to) {
-  let a = from;
-  let b = to;
-  for (const changes of maps) {
-    if (changes.touchesRange(Math.min(a, changes.length), Math.min(b, changes.length))) return true;
-    [a, b] = mapRange([changes], a, b);
-  }
-  return false;
-}
-
-export function snippet(text) {
-  const chars = [...String(text || "")];
-  return chars.length > SNIPPET ? `${chars.slice(0, SNIPPET).join("")}…` : chars.join("");
-}
-
-export class SuggestionsPanel {
+export class SuggestionsPanel extends PassagePanel {
   constructor({slug, canWrite, me}) {
-    this.slug = slug;
-    this.canWrite = canWrite;
-    this.me = me || {};
-    this.editor = null; // {view, sync} of the open document
-    this.name = null;
-    this.list = []; // every suggestion of the open document, oldest first
-    this.pending = null; // {revision, open} read from the server, to be placed in the editor
-    this.loading = null;
-    this.again = false;
-    this.timer = null;
-    this.touched = false; // this editor changed marked text: read again once the change is on the server
-    this.buttons = new Set();
-    this.errorEl = h("p.form-error.small", {id: "suggest-error", role: "alert", hidden: true});
-    this.statusEl = h("p.muted.small", {id: "suggest-count", role: "status"});
+    super({slug, canWrite, me, resource: "suggestions", id: "suggest", label: "Suggestions",
+      buttonTitle: "Suggestions: changes proposed to this document",
+      intro: "Changes proposed to this document, marked in the text: struck through is what goes, " +
+        "underlined what comes. People who write the story accept or reject them; agents only suggest."});
     this.listEl = h("div.suggest-list", {id: "suggest-list"});
-    this.titleEl = h("h2", {id: "suggest-title"}, "Suggestions");
-    this.el = h("dialog.members-dialog.suggest-dialog", {id: "suggest-dialog", "aria-labelledby": "suggest-title"},
-      h("div.dialog-head", null, this.titleEl,
-        h("button.icon-btn", {type: "button", "aria-label": "Close", onclick: () => this.close()}, "×")),
-      h("p.muted.small", null, "Changes proposed to this document, marked in the text: struck through is what goes, " +
-        "underlined what comes. People who write the story accept or reject them; agents only suggest."),
-      this.errorEl, this.statusEl, this.listEl);
-    this.el.addEventListener("close", () => {
-      if (this.opener && document.contains(this.opener)) this.opener.focus();
-    });
-    document.body.appendChild(this.el);
+    this.el.append(this.errorEl, this.statusEl, this.listEl);
   }
 
   /** People who write the story decide; agents never (the server refuses them too). */
@@ -187,95 +123,18 @@ export class SuggestionsPanel {
     return Boolean(this.canWrite) && this.me.kind !== "agent";
   }
 
-  setCanWrite(canWrite) {
-    this.canWrite = canWrite;
-    this.render();
-  }
-
-  base() {
-    return `/api/stories/${encodeURIComponent(this.slug)}/documents/${encodeURIComponent(this.name)}/suggestions`;
-  }
-
-  // --- the document -------------------------------------------------------------------------
-
-  attach(editor, name) {
-    this.editor = editor;
-    this.name = editor ? name : null;
-    this.list = [];
-    this.pending = null;
-    this.touched = false;
-    this.render();
-    if (editor) this.load();
-  }
-
   onEvent(event, data) {
     if (!data || !this.editor || data.document !== this.name) return;
     if (event === "suggestion.created" || event === "suggestion.updated") this.scheduleLoad();
   }
 
-  scheduleLoad() {
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.load();
-    }, REFETCH_MS);
+  received(list, revision) {
+    this.pending = {revision, open: list.filter((s) => s.status === "open")};
   }
 
-  /** Reads the document's suggestions (one read at a time; a read asked for meanwhile follows it). */
-  async load() {
-    if (!this.editor) return;
-    if (this.loading) {
-      this.again = true;
-      return this.loading;
-    }
-    const name = this.name;
-    this.loading = (async () => {
-      try {
-        const reply = await api("GET", this.base());
-        if (name !== this.name || !this.editor) return;
-        this.list = reply.results || [];
-        this.pending = {revision: reply.revision, open: this.list.filter((s) => s.status === "open")};
-        if (this.loadFailed) this.showError(null); // a decision's error stays until the next decision
-        this.loadFailed = false;
-        this.place();
-      } catch (error) {
-        if (name === this.name) {
-          this.loadFailed = true;
-          this.showError(error);
-        }
-      } finally {
-        this.loading = null;
-        this.render();
-      }
-    })();
-    await this.loading;
-    if (this.again) {
-      this.again = false;
-      await this.load();
-    }
-  }
-
-  editorUpdated() {
-    if (this.pending) queueMicrotask(() => this.place());
-    if (this.touched && this.editor && !sendableUpdates(this.editor.view.state).length) {
-      this.touched = false;
-      this.scheduleLoad();
-    }
-  }
-
-  /** Places the list read at `pending.revision` in the editor once it has that revision: mapped
-   * through the changes received since, then through our own unconfirmed ones. */
-  place() {
-    const pending = this.pending;
+  /** The open suggestions read at `pending.revision`, mapped through `maps` (changesSince) into marks. */
+  placeItems(maps, pending) {
     const editor = this.editor;
-    if (!pending || !editor) return;
-    const maps = changesSince(editor, pending.revision);
-    if (maps === null) return; // its changes are on their way
-    if (maps === false) {
-      this.pending = null;
-      this.scheduleLoad(); // too far behind to map: read again, at a revision close to ours
-      return;
-    }
     const items = pending.open.map((suggestion) => ({
       suggestion,
       edits: (suggestion.edits_utf16 || []).map(([from, to, insert]) => [...mapRange(maps, from, to), insert]),
@@ -286,7 +145,6 @@ export class SuggestionsPanel {
     const edges = pending.open.flatMap((suggestion) => suggestion.edits_utf16 || []);
     const staleNow = edges.some(([from, to]) => touchedSince(received, from, to));
     if (!staleNow && edges.some(([from, to]) => touchedSince(maps, from, to))) this.touched = true;
-    this.pending = null;
     editor.view.dispatch({effects: setSuggestions.of(items)});
     if (staleNow) this.scheduleLoad();
   }
@@ -297,40 +155,12 @@ export class SuggestionsPanel {
     return this.list.filter((s) => s.status === "open");
   }
 
-  button() {
-    const button = h("button.btn.ghost.sm", {type: "button", id: "doc-suggestions",
-      title: "Suggestions: changes proposed to this document", onclick: (e) => this.open(e.currentTarget)});
-    for (const b of [...this.buttons]) if (!document.contains(b)) this.buttons.delete(b);
-    this.buttons.add(button);
-    this.renderButton(button);
-    return button;
-  }
-
-  renderButton(button) {
-    const n = this.openOnes().length;
-    button.textContent = `Suggestions (${n})`;
-    button.dataset.count = String(n);
-  }
-
-  async open(opener = document.activeElement) {
-    this.opener = opener;
-    if (!this.el.open) this.el.showModal();
-    this.render();
-    await this.load();
-  }
-
-  close() {
-    if (this.el.open) this.el.close();
-  }
-
-  showError(error) {
-    this.errorEl.textContent = error ? describeError(error) : "";
-    this.errorEl.hidden = !error;
+  count() {
+    return this.openOnes().length;
   }
 
   render() {
-    for (const b of this.buttons) this.renderButton(b);
-    this.titleEl.textContent = this.name ? `Suggestions on ${this.name}` : "Suggestions";
+    super.render();
     if (!this.el.open) return;
     clear(this.listEl);
     const shown = this.list.filter((s) => s.status === "open" || s.status === "stale");
@@ -400,35 +230,19 @@ export class SuggestionsPanel {
     return item;
   }
 
-  async decide(s, decision, button) {
-    if (button) button.disabled = true;
-    try {
-      await api("POST", `${this.base()}/${s.id}/${decision}`, {version: s.version});
-      this.showError(null);
-    } catch (error) {
-      this.showError(error);
-    } finally {
-      if (button) button.disabled = false;
-      await this.load();
-    }
+  decide(s, decision, button) {
+    return this.act(() => api("POST", `${this.base()}/${s.id}/${decision}`, {version: s.version}), button);
   }
 
-  async decideAll(decision, author, button) {
-    if (button) button.disabled = true;
-    try {
+  decideAll(decision, author, button) {
+    return this.act(async () => {
       const reply = await api("POST", `${this.base()}/decide`, {decision, author});
       const skipped = reply.skipped || [];
       if (skipped.length) {
-        this.showError({message: `${skipped.length} of @${author}'s suggestions could not be ${decision}ed ` +
-          `(${skipped.map((id) => `#${id}`).join(", ")}): the text they were about has changed.`});
-      } else {
-        this.showError(null);
+        throw {message: `${skipped.length} of @${author}'s suggestions could not be ${decision}ed ` +
+          `(${skipped.map((id) => `#${id}`).join(", ")}): the text they were about has changed.`};
       }
-    } catch (error) {
-      this.showError(error);
-    } finally {
-      if (button) button.disabled = false;
-      await this.load();
-    }
+      return reply;
+    }, button);
   }
 }

@@ -11,6 +11,7 @@
   their data through `db_call(fn)`, which runs `fn` in a worker thread with no loop.
 """
 import os
+import re
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,8 @@ FRONTEND = ROOT / "frontend"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 VIEWPORT = {"width": 1280, "height": 800}
+ROOM = "/stories/tale/?channel=general"  # the `tale` story's room, with its document `main`
+DOC = "/api/stories/tale/documents/main"
 
 
 def _bundle_is_stale() -> bool:
@@ -200,3 +203,25 @@ def cast(db_call, make_user, tale):
         participant_add(story=tale["story"], user=vera, role=Participant.Role.VIEWER)
         return {**tale, "vera": vera}
     return db_call(build)
+
+
+def editor_text(page):
+    """The open document's text in `page`'s editor."""
+    return page.evaluate("() => window.mythlineEditor.view.state.doc.toString()")
+
+
+@pytest.fixture
+def open_room(open_as):
+    """`open_room(user, text=None, **open_as_kwargs)` -> the `tale` room open as `user`, its editor
+    loaded and synced (or read only), and showing `text` when given."""
+    from playwright.sync_api import expect
+
+    def open_page(user, text=None, **kwargs):
+        page = open_as(user, ROOM, **kwargs)
+        expect(page.locator("#editor .cm-content")).to_be_attached()
+        expect(page.locator("#doc-status")).to_have_attribute("data-status", re.compile("^(synced|readonly)$"))
+        if text is not None:
+            wait_until(lambda: editor_text(page) == text, message="the document's text")
+        return page
+
+    return open_page

@@ -3,29 +3,14 @@
 elsewhere and both editors converge with the server, the marks gone; another person rejects one and
 the text stays as it was, the suggestion kept in the history; a viewer sees the marks but cannot
 decide, and an agent cannot decide over REST either."""
-import re
-
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import wait_until
+from tests.browser.conftest import DOC, editor_text, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live, pytest.mark.browser]
 
-ROOM = "/stories/tale/?channel=general"
-DOC = "/api/stories/tale/documents/main"
 TEXT = "The sea was grey that morning. The ship was old and slow.\n"
-
-
-def editor_text(page):
-    return page.evaluate("() => window.mythlineEditor.view.state.doc.toString()")
-
-
-def open_room(open_as, user, **kwargs):
-    page = open_as(user, ROOM, **kwargs)
-    expect(page.locator("#editor .cm-content")).to_be_attached()
-    expect(page.locator("#doc-status")).to_have_attribute("data-status", re.compile("^(synced|readonly)$"))
-    return page
 
 
 def seed(rest, cast):
@@ -56,10 +41,10 @@ def open_suggestions(page):
 
 
 def test_a_suggestion_is_marked_live_accepted_while_another_types_and_rejected_into_the_history(
-        open_as, rest, cast):
+        open_room, rest, cast):
     agent = seed(rest, cast)
-    alice = open_room(open_as, cast["alice"])
-    bob = open_room(open_as, cast["bob"])
+    alice = open_room(cast["alice"])
+    bob = open_room(cast["bob"])
     for page in (alice, bob):
         wait_until(lambda page=page: editor_text(page) == TEXT, message="the seeded text")
         expect(page.locator("#doc-suggestions")).to_have_text("Suggestions (0)")
@@ -135,9 +120,9 @@ def test_a_suggestion_is_marked_live_accepted_while_another_types_and_rejected_i
     assert not alice.errors and not bob_errors, (alice.errors, bob_errors)
 
 
-def test_all_of_an_author_at_once_and_a_stale_one_is_shown_and_cannot_be_accepted(open_as, rest, cast):
+def test_all_of_an_author_at_once_and_a_stale_one_is_shown_and_cannot_be_accepted(open_room, rest, cast):
     agent = seed(rest, cast)
-    alice = open_room(open_as, cast["alice"])
+    alice = open_room(cast["alice"])
     wait_until(lambda: editor_text(alice) == TEXT, message="the seeded text")
     one = suggest(agent, "sea", "ocean", "")
     two = suggest(agent, "morning", "evening", "Later in the day.")
@@ -170,12 +155,12 @@ def test_all_of_an_author_at_once_and_a_stale_one_is_shown_and_cannot_be_accepte
     assert not alice.errors, alice.errors
 
 
-def test_a_viewer_sees_the_marks_but_cannot_decide_nor_can_an_agent(open_as, rest, cast):
+def test_a_viewer_sees_the_marks_but_cannot_decide_nor_can_an_agent(open_room, rest, cast):
     from tests.browser.test_accessibility import assert_accessible
 
     agent = seed(rest, cast)
     first = suggest(agent, "grey", "silver", "Brighter.")
-    vera = open_room(open_as, cast["vera"])
+    vera = open_room(cast["vera"])
     struck, inserted = marks(vera, first["id"])
     expect(struck).to_have_text("grey")
     expect(inserted).to_have_text("silver")
@@ -195,12 +180,12 @@ def test_a_viewer_sees_the_marks_but_cannot_decide_nor_can_an_agent(open_as, res
     assert rest(cast["alice_token"]).get(f"{DOC}/suggestions/{first['id']}").json()["status"] == "open"
 
     # An editor's view passes axe too (marks and dialog with its buttons), and fits a phone.
-    bob = open_room(open_as, cast["bob"])
+    bob = open_room(cast["bob"])
     expect(marks(bob, first["id"])[0]).to_have_text("grey")
     assert_accessible(bob, "the marked text")
     open_suggestions(bob)
     assert_accessible(bob, "the suggestions dialog with its buttons")
-    phone = open_room(open_as, cast["bob"], viewport={"width": 390, "height": 844})
+    phone = open_room(cast["bob"], viewport={"width": 390, "height": 844})
     phone.locator("#room-tabs").get_by_role("button", name="Text").click()
     expect(marks(phone, first["id"])[0]).to_be_visible()
     dialog = open_suggestions(phone)
