@@ -68,7 +68,10 @@ when an earlier post with the same id was returned instead.
 Built-in msg_types and their payload fields (`?`: optional; extra keys are kept):
 {payload_reference()}
 Any other msg_type (your own, 1-64 of a-z 0-9 _ . -, starting with a letter) is accepted too,
-with any JSON object as its payload."""
+with any JSON object as its payload, except the relation types, which need `relates_to` (the
+id of a message of the same channel): edit {{payload (the new payload, your own message)}},
+delete {{reason?}} (yours; the story owner deletes any), reaction {{key (1-32 characters)}}; taking
+back a reaction is a delete relating to it. edit_message, delete_message and react do the same."""
 
 # The values an agent reports (idle, working, waiting, error, offline), listed in the tool's schema;
 # `agent_set_status` checks them, with the same answer as over REST.
@@ -80,6 +83,8 @@ WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, openWorldHint
 # Argument descriptions, shown to the model in each tool's input schema.
 StoryArg = Annotated[str, Field(description="The story's slug, e.g. 'the-lighthouse'")]
 ChannelArg = Annotated[str, Field(description="The channel's name, e.g. 'general' or 'inbox.<agent>'")]
+MessageIdArg = Annotated[str, Field(description="The id of a message of this channel")]
+RelationIdArg = Annotated[str | None, Field(description="A UUID you choose, for safe retries")]
 LimitArg = Annotated[int | None, Field(description="At most this many messages (default 100, at most 500)")]
 # An edit's body, as edit_document takes it (suggest_edit, in suggestions/mcp.py, takes the same).
 BaseRevisionArg = Annotated[int | None, Field(description="The revision your edit was made against "
@@ -269,13 +274,50 @@ def build_server(*, agent=None) -> MythlineMCP:
             description="'all' (default), 'agents', 'humans', or a list of up to 100 usernames of participants "
                         "of this story; any other username refuses the post with one generic error "
                         "(audience: 'must be participants of this story'), naming none")] = None,
+        relates_to: Annotated[str | None, Field(description="With msg_type edit, delete or reaction: the id of the "
+                                                            "message (same channel) it relates to")] = None,
     ) -> dict[str, Any]:
         """Post a message to a channel as yourself (the description is POST_MESSAGE_DESCRIPTION)."""
         data = {"msg_type": msg_type, "payload": payload}
         for name, value in (("id", id), ("reply_to", reply_to), ("correlation_id", correlation_id),
-                            ("audience", audience)):
+                            ("audience", audience), ("relates_to", relates_to)):
             if value is not None:
                 data[name] = value
+        return await call(ctx, _post_message, story, channel, data)
+
+    # Relations (docs/protocol.md 4.4): each is post_message with a reserved msg_type and `relates_to`.
+    @server.tool(annotations=WRITE)
+    async def edit_message(
+        ctx: Context, story: StoryArg, channel: ChannelArg, message_id: MessageIdArg,
+        payload: Annotated[dict[str, Any], Field(description="The new payload, valid for the message's msg_type")],
+        id: RelationIdArg = None,
+    ) -> dict[str, Any]:
+        """Edit one of your own messages: a new `edit` message in the log; reads show the new payload and
+        `edited_at`. Returns {"created", "message"} (message.target: the edited message as it is now)."""
+        data = {"msg_type": "edit", "payload": {"payload": payload}, "relates_to": message_id, **given(id=id)}
+        return await call(ctx, _post_message, story, channel, data)
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, openWorldHint=False))
+    async def delete_message(
+        ctx: Context, story: StoryArg, channel: ChannelArg, message_id: MessageIdArg,
+        reason: Annotated[str | None, Field(description="Why, at most 500 characters")] = None,
+        id: RelationIdArg = None,
+    ) -> dict[str, Any]:
+        """Delete your own message (the story owner deletes any), or take back your reaction (its id): a new
+        `delete` message in the log; reads show the message with `deleted` true and a null payload.
+        Returns {"created", "message"}; "created" is false when it was deleted already."""
+        data = {"msg_type": "delete", "payload": given(reason=reason), "relates_to": message_id, **given(id=id)}
+        return await call(ctx, _post_message, story, channel, data)
+
+    @server.tool(annotations=WRITE)
+    async def react(
+        ctx: Context, story: StoryArg, channel: ChannelArg, message_id: MessageIdArg,
+        key: Annotated[str, Field(description="An emoji or short text, 1-32 characters")],
+        id: RelationIdArg = None,
+    ) -> dict[str, Any]:
+        """React to a message: a new `reaction` message in the log; reads count reactions by key. Once per
+        key: reacting again returns the earlier one ("created": false). Take it back with delete_message."""
+        data = {"msg_type": "reaction", "payload": {"key": key}, "relates_to": message_id, **given(id=id)}
         return await call(ctx, _post_message, story, channel, data)
 
     @server.tool(annotations=READ)
@@ -373,6 +415,9 @@ def build_server(*, agent=None) -> MythlineMCP:
     from exports.mcp import register_tools as register_export_tools  # export_document (exports/mcp.py)
 
     register_export_tools(server, call)
+    from search.mcp import register_tools as register_search_tools  # search_messages (search/mcp.py)
+
+    register_search_tools(server, call)
     return server
 
 

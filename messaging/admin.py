@@ -334,8 +334,8 @@ class MessageAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     list_per_page = 100
     fields = ("id", "story", "channel_link", "seq", "sender", "sender_kind", "msg_type", "payload_pretty",
-              "reply_to_link", "thread_root_link", "replies_list", "correlation_id", "audience",
-              "recipient_list", "created_at")
+              "reply_to_link", "thread_root_link", "replies_list", "relates_to_link", "relations_list",
+              "correlation_id", "audience", "recipient_list", "created_at")
     readonly_fields = fields
 
     @admin.display(description="channel", ordering="channel__name")
@@ -378,6 +378,24 @@ class MessageAdmin(ReadOnlyAdmin):
             return "-"
         return format_html_join(mark_safe("<br>"), "{}", (
             (admin_link(r, f"#{r.seq} {r.msg_type} by {r.sender.username}"),) for r in replies))
+
+    @admin.display(description="relates to")
+    def relates_to_link(self, message):
+        target = message.relates_to
+        if target is None:
+            return "-"
+        return format_html("{} ({})", admin_link(target, f"#{target.seq} {target.msg_type} ({target.pk})"),
+                           message.rel_type)
+
+    @admin.display(description="edits, deletions, reactions")
+    def relations_list(self, message):
+        """Every version: each edit with its payload, each deletion and reaction, in seq order."""
+        rows = list(message.relations.select_related("sender").order_by("seq")[:200])
+        if not rows:
+            return "-"
+        return format_html_join(mark_safe("<br>"), "{} {}", (
+            (admin_link(r, f"#{r.seq} {r.msg_type} by {r.sender.username} at {r.created_at:%Y-%m-%d %H:%M:%S}"),
+             json.dumps(r.payload, ensure_ascii=False)) for r in rows))
 
     @admin.display(description="recipients")
     def recipient_list(self, message):

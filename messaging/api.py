@@ -10,7 +10,7 @@ from messaging.schemas import BUILT_IN_TYPES
 from messaging.serializers import (MESSAGE_IN, AckInSerializer, AckSerializer, ActivityPageSerializer,
                                    ChannelInSerializer, ChannelPatchSerializer, ChannelSerializer,
                                    InboxRowSerializer, MemberInSerializer, MemberSerializer, MessagePageSerializer,
-                                   MessageSerializer, RouteResultSerializer, channel_json, iso, message_json_full)
+                                   MessageSerializer, RouteResultSerializer, channel_json, iso)
 from mythline_site.api import validated
 from mythline_site.errors import Invalid, NotFound
 from mythline_site.pagination import paginate
@@ -156,7 +156,7 @@ class InboxView(APIView):
 class MessageDetailView(APIView):
     @extend_schema(responses=MessageSerializer)
     def get(self, request, message_id):
-        return Response(message_json_full(selectors.message_for_reader(request.user, message_id)))
+        return Response(selectors.message_detail(request.user, message_id))
 
 
 class ThreadView(APIView):

@@ -67,8 +67,10 @@ def _payload_ref(msg_type: str) -> str:
 
 
 def _payload_conditions() -> list[dict]:
-    """`if msg_type is T then payload matches T's schema`, for every built-in type."""
-    return [{"if": {"required": ["msg_type"], "properties": {"msg_type": {"const": msg_type}}},
+    """`if msg_type is T then payload matches T's schema`, for every built-in type (a deleted
+    message's payload is null in the aggregated view: no schema applies to it)."""
+    return [{"if": {"required": ["msg_type", "payload"], "properties": {"msg_type": {"const": msg_type},
+                                                                        "payload": {"type": "object"}}},
              "then": {"properties": {"payload": {"$ref": _payload_ref(msg_type)}}}}
             for msg_type in payloads.BUILT_IN_TYPES]
 
@@ -282,6 +284,15 @@ def _message_schema() -> dict:
         "correlation_id": {"anyOf": [{"type": "string", "maxLength": 128}, {"type": "null"}]},
         "audience": _audience(),
         "created_at": {"type": "string", "format": "date-time", "description": "ISO 8601, UTC"},
+        "relates_to": {"anyOf": [_UUID, {"type": "null"}],
+                       "description": "For an edit, deletion or reaction: the message (same channel) it relates to"},
+        "rel_type": {"description": "replace (msg_type edit), redact (delete), annotate (reaction), or null"},
+        "edited_at": {"format": "date-time", "description": "Aggregated view: the latest edit's time, or null"},
+        "deleted": {"description": "Aggregated view: deleted (its payload is then null)"},
+        "reactions": {"description": "Aggregated view: reactions by key, in the order first given; `me`: whether "
+                                     "the reader reacted (null in a live frame's `target`)"},
+        "target": {"description": "Only in a relation's post answer and live frame: the related message's "
+                                  "aggregated view after the change"},
     }.items():
         properties[name] = {**copy.deepcopy(extra), **properties.get(name, {})}
     schema["description"] = ("A message of the durable log: seq is per channel, 1, 2, 3... without gaps. "

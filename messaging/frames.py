@@ -153,7 +153,16 @@ _USER = {"type": "object", "required": ["username", "display_name", "kind"], "ad
 _MESSAGE = {"type": "object", "required": ["id", "story", "channel", "seq", "sender", "msg_type", "payload",
                                            "created_at"],
             "properties": {"id": _STR, "story": _STR, "channel": _STR, "seq": _NAT, "sender": _USER,
-                           "msg_type": _STR, "payload": {"type": "object"}}}
+                           "msg_type": _STR, "payload": {"type": ["object", "null"]},
+                           # Relations (docs/protocol.md 4.4) and the aggregated view.
+                           "relates_to": {"type": ["string", "null"]},
+                           "rel_type": {"enum": ["replace", "redact", "annotate", None]},
+                           "edited_at": {"type": ["string", "null"]}, "deleted": _BOOL,
+                           "reactions": {"type": "array", "items": {
+                               "type": "object", "required": ["key", "count", "me"], "additionalProperties": False,
+                               "properties": {"key": _STR, "count": _NAT, "me": {"type": ["boolean", "null"]}}}},
+                           "target": {"type": "object", "required": ["id", "seq", "msg_type", "payload", "deleted",
+                                                                     "reactions"]}}}
 _IDS = {"type": "array", "items": _NAT}
 _SUGGESTION = {"type": "object", "required": ["id", "story", "document", "author", "author_kind", "note", "status",
                                               "revision", "edits", "edits_utf16", "replaced", "version"],

@@ -103,6 +103,14 @@ def _earlier_posts(sender, channel, fields) -> list[tuple]:
     return cache["loops.earlier"]
 
 
+def _bounded_relation(fields) -> bool:
+    """A deletion or a reaction cannot loop: one deletion per message, one reaction per key, user
+    and message (messaging/relations.py). Each one's payload ({} or {"key": "👍"}) is the same for
+    every message it relates to, so comparing payloads would refuse an agent's second thumbs-up.
+    Edits carry a new payload and are compared as any post."""
+    return getattr(fields, "rel_type", None) in ("redact", "annotate")
+
+
 def _seconds_ago(when) -> int:
     return max(0, round((timezone.now() - when).total_seconds()))
 
@@ -110,7 +118,7 @@ def _seconds_ago(when) -> int:
 def duplicate_payload_policy(*, sender, channel, fields, **_):
     """An agent may not post the same msg_type and payload twice within the window."""
     window = settings.MYTHLINE_LOOP_WINDOW_SECONDS
-    if not sender.is_agent or window <= 0:
+    if not sender.is_agent or window <= 0 or _bounded_relation(fields):
         return
     mine = _canonical(fields.payload)
     for message_id, payload, created_at in _earlier_posts(sender, channel, fields):
@@ -129,7 +137,7 @@ def similar_payload_policy(*, sender, channel, fields, **_):
     """An agent may post at most MYTHLINE_LOOP_MAX_SIMILAR - 1 near-identical payloads per window."""
     window, limit = settings.MYTHLINE_LOOP_WINDOW_SECONDS, settings.MYTHLINE_LOOP_MAX_SIMILAR
     if (not sender.is_agent or window <= 0 or limit <= 0
-            or fields.msg_type in settings.MYTHLINE_LOOP_SIMILAR_EXEMPT_TYPES):
+            or fields.msg_type in settings.MYTHLINE_LOOP_SIMILAR_EXEMPT_TYPES or _bounded_relation(fields)):
         return
     mine = payload_fingerprint(fields.payload)
     similar = [(message_id, created_at) for message_id, payload, created_at

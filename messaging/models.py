@@ -101,6 +101,13 @@ class Message(models.Model):
         HUMANS = "humans"
         USERS = "users"  # an explicit list of usernames, kept in MessageRecipient
 
+    class RelType(models.TextChoices):
+        """A relation to an earlier message of the same channel (Matrix m.replace, m.redaction,
+        m.annotation): an edit, a deletion, a reaction. The related message is never rewritten."""
+        REPLACE = "replace"  # msg_type "edit"
+        REDACT = "redact"  # msg_type "delete"
+        ANNOTATE = "annotate"  # msg_type "reaction"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     story = models.ForeignKey("stories.Story", on_delete=models.PROTECT, related_name="messages")
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="messages")
@@ -112,6 +119,10 @@ class Message(models.Model):
     # The root of the reply tree, so a whole thread is one indexed query.
     thread_root = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     correlation_id = models.CharField(max_length=128, null=True, blank=True)
+    # For an edit, deletion or reaction: the message it relates to (same channel), and how.
+    relates_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="relations",
+                                   db_index=False)  # message_relation_idx starts with it
+    rel_type = models.CharField(max_length=10, choices=RelType.choices, null=True, blank=True)
     audience = models.JSONField(default=default_audience)
     audience_kind = models.CharField(max_length=10, choices=Audience.choices, default=Audience.ALL)
     created_at = models.DateTimeField()
@@ -130,6 +141,9 @@ class Message(models.Model):
                                     name="message_idempotency_key_unique"),
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="message_seq_positive"),
             models.CheckConstraint(condition=models.Q(msg_type__regex=MSG_TYPE_RE), name="message_type_format"),
+            models.CheckConstraint(condition=models.Q(relates_to__isnull=True, rel_type__isnull=True)
+                                   | models.Q(relates_to__isnull=False, rel_type__in=["replace", "redact", "annotate"]),
+                                   name="message_relation_valid"),
         ]
         indexes = [
             models.Index(fields=["channel", "msg_type", "seq"], name="message_type_idx"),
@@ -138,6 +152,8 @@ class Message(models.Model):
             models.Index(fields=["created_at"], name="message_time_idx"),
             # A sender's recent messages: loop prevention (messaging/loops.py), the admin's filter.
             models.Index(fields=["sender", "created_at"], name="message_sender_time_idx"),
+            # The relations of a page of messages, by kind: the aggregated view (messaging/relations.py).
+            models.Index(fields=["relates_to", "rel_type", "seq"], name="message_relation_idx"),
         ]
 
     def __str__(self):

@@ -8,6 +8,7 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from messaging.models import Channel, Membership, Message, ReadCursor
+from messaging.relations import views_for
 from messaging.policies import ChannelAccess, audience_q, message_visible_to, readable_channels
 from messaging.serializers import message_json, message_json_full
 from mythline_site.errors import Invalid, NotFound
@@ -58,7 +59,8 @@ def messages_page(access: ChannelAccess, user, *, after=None, before=None, limit
         page["next_after"] = rows[-1].seq if rows else after
     slug, name = channel.story.slug, channel.name
     last_seq = max([channel.last_seq, *(m.seq for m in rows)])
-    return {"results": [message_json(m, story_slug=slug, channel_name=name) for m in rows],
+    views = views_for(rows, user)
+    return {"results": [message_json(m, story_slug=slug, channel_name=name, view=views[m.pk]) for m in rows],
             **page, "last_seq": last_seq}
 
 
@@ -73,6 +75,12 @@ def message_for_reader(user, message_id) -> Message:
     return message
 
 
+def message_detail(user, message_id) -> dict:
+    """One message with its aggregated view (edits, deletion, reactions), for a reader who may read it."""
+    message = message_for_reader(user, message_id)
+    return message_json_full(message, view=views_for([message], user)[message.pk])
+
+
 def thread_for_reader(user, message_id) -> dict:
     """The whole reply tree of a message, from its root, oldest first; unreadable ones left out."""
     message = message_for_reader(user, message_id)
@@ -82,7 +90,9 @@ def thread_for_reader(user, message_id) -> dict:
             .filter(Q(pk=root_id) | Q(thread_root_id=root_id))
             .filter(channel_id__in=channel_ids).filter(reader_q(user))
             .order_by("created_at", "channel_id", "seq"))
-    return {"root": str(root_id), "results": [message_json_full(m) for m in rows]}
+    rows = list(rows)
+    views = views_for(rows, user)
+    return {"root": str(root_id), "results": [message_json_full(m, view=views[m.pk]) for m in rows]}
 
 
 # --- Activity: every readable message across channels ----------------------------------------
@@ -118,7 +128,9 @@ def activity_page(user, *, story: Story | None, after: str | None, limit: int) -
                 .order_by("created_at", "channel_id", "seq")[:limit])
     for m in rows:
         positions[m.channel_id] = max(positions.get(m.channel_id, 0), m.seq)
-    return {"results": [message_json_full(m) for m in rows], "next_after": encode_activity_cursor(positions)}
+    views = views_for(rows, user)
+    return {"results": [message_json_full(m, view=views[m.pk]) for m in rows],
+            "next_after": encode_activity_cursor(positions)}
 
 
 # --- Channels ---------------------------------------------------------------------------------

@@ -21,9 +21,12 @@ def sender_json(user) -> dict:
             "kind": "agent" if user.is_agent else "human"}
 
 
-def message_json(message: Message, *, story_slug: str, channel_name: str, sender=None) -> dict:
+def message_json(message: Message, *, story_slug: str, channel_name: str, sender=None, view=None) -> dict:
+    """The message as stored, plus, with `view` (messaging.relations.views_for), its aggregated
+    view: `edited_at`, `deleted`, `reactions`, and the current `payload` (the latest edit's; null
+    once deleted). Without `view` (the export: the log as stored) the payload is the original."""
     sender = sender or message.sender
-    return {
+    data = {
         "id": str(message.id),
         "story": story_slug,
         "channel": channel_name,
@@ -35,13 +38,20 @@ def message_json(message: Message, *, story_slug: str, channel_name: str, sender
         "correlation_id": message.correlation_id,
         "audience": message.audience,
         "created_at": iso(message.created_at),
+        "relates_to": str(message.relates_to_id) if message.relates_to_id else None,
+        "rel_type": message.rel_type,
     }
+    if view is not None:
+        data["edited_at"], data["deleted"], data["reactions"] = view["edited_at"], view["deleted"], view["reactions"]
+        if "payload" in view:
+            data["payload"] = view["payload"]
+    return data
 
 
-def message_json_full(message: Message) -> dict:
+def message_json_full(message: Message, *, view=None) -> dict:
     """For messages fetched with select_related('story', 'channel', 'sender')."""
     return message_json(message, story_slug=message.story.slug, channel_name=message.channel.name,
-                        sender=message.sender)
+                        sender=message.sender, view=view)
 
 
 def channel_json(channel: Channel, *, story_slug: str | None = None) -> dict:
@@ -68,6 +78,13 @@ class SenderSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=["human", "agent"])
 
 
+class ReactionSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    count = serializers.IntegerField()
+    me = serializers.BooleanField(allow_null=True, help_text="Whether the reader reacted; null in a live "
+                                                             "frame's `target` (sent to everyone)")
+
+
 class MessageSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     story = serializers.CharField()
@@ -75,11 +92,18 @@ class MessageSerializer(serializers.Serializer):
     seq = serializers.IntegerField()
     sender = SenderSerializer()
     msg_type = serializers.CharField()
-    payload = serializers.DictField()
+    payload = serializers.DictField(allow_null=True, help_text="null in the aggregated view of a deleted message")
     reply_to = serializers.UUIDField(allow_null=True)
     correlation_id = serializers.CharField(allow_null=True)
     audience = serializers.JSONField(help_text="'all' | 'agents' | 'humans' | list of usernames")
     created_at = serializers.DateTimeField()
+    relates_to = serializers.UUIDField(allow_null=True, help_text="For an edit, deletion or reaction: the message "
+                                                                  "it relates to (same channel)")
+    rel_type = serializers.ChoiceField(choices=Message.RelType.choices, allow_null=True)
+    edited_at = serializers.DateTimeField(allow_null=True, required=False,
+                                          help_text="Aggregated view (reads, live frames): the latest edit's time")
+    deleted = serializers.BooleanField(required=False, help_text="Aggregated view: deleted (then payload is null)")
+    reactions = ReactionSerializer(many=True, required=False, help_text="Aggregated view: reactions by key")
 
 
 class MessageInSerializer(serializers.Serializer):
@@ -90,6 +114,8 @@ class MessageInSerializer(serializers.Serializer):
     reply_to = serializers.UUIDField(required=False, allow_null=True)
     correlation_id = serializers.CharField(required=False, allow_null=True, max_length=128)
     audience = serializers.JSONField(required=False, help_text="'all' | 'agents' | 'humans' | list of usernames")
+    relates_to = serializers.UUIDField(required=False, allow_null=True,
+                                       help_text="With msg_type edit, delete or reaction: the message it relates to")
 
 
 def _schema_field(base, schema: dict, **kwargs) -> serializers.Field:

@@ -17,21 +17,22 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from messaging import events, rights
+from messaging import events, relations, rights
 from messaging.models import MSG_TYPE_RE, Channel, Membership, Message, MessageRecipient, ReadCursor
 from messaging.policies import ChannelAccess, access_channel, message_policies, message_visible_to
 from messaging.schemas import payload_errors, referenced_message_ids
 from messaging.serializers import channel_json, message_json
 from mythline_site import metrics
-from mythline_site.errors import Archived, Conflict, Invalid, NoRoute, one_of
+from mythline_site.errors import Archived, Conflict, Forbidden, Invalid, NoRoute, NotFound, one_of
 from mythline_site.parsers import has_nul, has_surrogate
 from mythline_site.throttling import check_rate
+from search import services as search
 from stories.models import Participant, Story
 
 User = get_user_model()
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0c1a52-3c1e-4a8e-9d7e-6b5e8c0f4a11")
-MESSAGE_FIELDS = frozenset({"msg_type", "payload", "id", "reply_to", "correlation_id", "audience"})
+MESSAGE_FIELDS = frozenset({"msg_type", "payload", "id", "reply_to", "correlation_id", "audience", "relates_to"})
 AUDIENCE_WORDS = ("all", "agents", "humans")
 MAX_AUDIENCE_USERS = 100
 AUDIENCE_NOT_PARTICIPANTS = "must be participants of this story"
@@ -53,6 +54,9 @@ class CleanMessage:
     audience: object  # "all" | "agents" | "humans" | [usernames]
     audience_kind: str
     recipient_ids: list[int] = field(default_factory=list)
+    # An edit, deletion or reaction (messaging/relations.py): the message it relates to, and how.
+    relates_to: Message | None = None
+    rel_type: str | None = None
     # Scratch space for the message policies: one post may run several that need the same rows
     # (messaging.loops reads the sender's recent messages once for two of them).
     policy_cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -63,7 +67,8 @@ class CleanMessage:
     def same_content(self, message: Message) -> bool:
         return (message.msg_type == self.msg_type and message.payload == self.payload
                 and message.reply_to_id == (self.reply_to.pk if self.reply_to else None)
-                and message.correlation_id == self.correlation_id and message.audience == self.audience)
+                and message.correlation_id == self.correlation_id and message.audience == self.audience
+                and message.relates_to_id == (self.relates_to.pk if self.relates_to else None))
 
 
 @dataclass
@@ -144,8 +149,19 @@ def _storable_text(value: str) -> bool:
     return not has_nul(value) and not has_surrogate(value)
 
 
-def clean_message_input(data, *, sender, story: Story) -> CleanMessage:
-    """Check a message body (REST, WebSocket or MCP); raise Invalid with every bad field named."""
+class RelationRepeat(Exception):
+    """Raised inside the post's transaction: the relation is already there (the same reaction, or a
+    second deletion); the transaction rolls back (its seq too) and the post answers with it."""
+
+    def __init__(self, message: Message):
+        super().__init__(str(message.pk))
+        self.message = message
+
+
+def clean_message_input(data, *, sender, story: Story, channel: Channel | None = None) -> CleanMessage:
+    """Check a message body (REST, WebSocket or MCP); raise Invalid with every bad field named.
+
+    `channel`: where it is posted (None for a route to inboxes, which takes no relation)."""
     if not isinstance(data, dict):
         raise Invalid("The message must be a JSON object.")
     errors = {}
@@ -174,8 +190,25 @@ def clean_message_input(data, *, sender, story: Story) -> CleanMessage:
             elif b"\\u0000" in encoded and has_nul(payload):
                 errors["payload"] = "must not contain the NUL character (\\u0000)"
         if "msg_type" not in errors:
-            errors.update(payload_errors(msg_type, payload))
+            if msg_type in relations.RELATION_TYPES:
+                errors.update(relations.relation_payload_errors(msg_type, payload))
+            else:
+                errors.update(payload_errors(msg_type, payload))
     message_id = _parse_uuid(data.get("id"), "id", errors)
+    relates_to_id = _parse_uuid(data.get("relates_to"), "relates_to", errors)
+    is_relation = msg_type in relations.RELATION_TYPES
+    if is_relation and relates_to_id is None and "relates_to" not in errors:
+        errors["relates_to"] = f"is required for msg_type '{msg_type}': the id of the message it relates to"
+    elif relates_to_id is not None and not is_relation:
+        errors["relates_to"] = "is only for msg_type " + ", ".join(f"'{t}'" for t in relations.RELATION_TYPES)
+    if is_relation:
+        # A relation takes its target's audience and is no reply: it belongs to the target.
+        if data.get("audience") is not None:
+            errors["audience"] = "is the audience of the message it relates to: leave it out"
+        if data.get("reply_to") is not None:
+            errors["reply_to"] = "an edit, deletion or reaction is no reply: leave it out"
+        if channel is None and relates_to_id is not None:
+            errors["relates_to"] = "post an edit, deletion or reaction to the channel of its message"
     reply_to_id = _parse_uuid(data.get("reply_to"), "reply_to", errors)
     correlation_id = data.get("correlation_id")
     if correlation_id is not None and (not isinstance(correlation_id, str) or len(correlation_id) > 128
@@ -227,9 +260,65 @@ def clean_message_input(data, *, sender, story: Story) -> CleanMessage:
         recipient_ids = [by_name[u] for u in usernames if u in by_name]
     if errors:
         raise Invalid("The message is invalid.", details=errors)
-    return CleanMessage(msg_type=msg_type, payload=payload, encoded_payload=encoded, id=message_id,
-                        reply_to=reply_to, correlation_id=correlation_id, audience=audience,
-                        audience_kind=audience_kind, recipient_ids=recipient_ids)
+    clean = CleanMessage(msg_type=msg_type, payload=payload, encoded_payload=encoded, id=message_id,
+                         reply_to=reply_to, correlation_id=correlation_id, audience=audience,
+                         audience_kind=audience_kind, recipient_ids=recipient_ids)
+    if is_relation:
+        _clean_relation(clean, relates_to_id, sender=sender, channel=channel)
+    return clean
+
+
+def _clean_relation(clean: CleanMessage, target_id: uuid.UUID, *, sender, channel: Channel) -> None:
+    """The rules that depend on the target alone (the ones that depend on its other relations are
+    checked under the channel's lock: `_check_relation_state`). Sets the relation fields and the
+    target's audience on `clean`."""
+    target = Message.objects.select_related("sender").filter(pk=target_id, channel=channel).first()
+    if target is None or not message_visible_to(target, sender):
+        # Another channel's message, or one the sender may not read: as for any unreadable message.
+        raise NotFound("No such message in this channel.", details={"relates_to": "no such message in this channel"})
+    msg_type = clean.msg_type
+    if target.rel_type is not None and not (msg_type == "delete" and target.rel_type == Message.RelType.ANNOTATE):
+        raise Invalid("Only a reaction can be taken back (deleted); no other edit, deletion or reaction relates "
+                      "to a relation.", details={"relates_to": "is an edit, deletion or reaction"})
+    is_own = target.sender_id == sender.pk
+    if msg_type == "edit":
+        if not is_own:
+            raise Forbidden("You may edit only your own messages.", details={"relates_to": "not your message"})
+        new = clean.payload["payload"]
+        errors = {f"payload.{name}": text for name, text in payload_errors(target.msg_type, new).items()}
+        refs = referenced_message_ids(target.msg_type, new)
+        if refs:
+            found = {str(m.pk) for m in Message.objects.filter(story_id=channel.story_id, pk__in=list(refs.values()))
+                     if message_visible_to(m, sender)}
+            for name, ref in refs.items():
+                if str(uuid.UUID(ref)) not in found:
+                    errors[f"payload.{name}"] = "no such message in this story"
+        if errors:
+            raise Invalid("The edit's new payload is invalid.", details=errors)
+    elif msg_type == "delete" and not is_own and channel.story.owner_id != sender.pk:
+        raise Forbidden("You may delete only your own messages (the story owner may delete any).",
+                        details={"relates_to": "not your message"})
+    clean.relates_to, clean.rel_type = target, relations.RELATION_TYPES[msg_type]
+    clean.audience, clean.audience_kind = target.audience, target.audience_kind
+    if target.audience_kind == Message.Audience.USERS:
+        clean.recipient_ids = list(target.recipients.values_list("user_id", flat=True))
+
+
+def _check_relation_state(clean: CleanMessage, sender) -> None:
+    """Under the channel's row lock (after the seq is taken): what the target's other relations
+    allow. Raises Invalid, or RelationRepeat with the relation already stored."""
+    target = clean.relates_to
+    deletion = relations.deletion_of(target)
+    if clean.msg_type == "delete":
+        if deletion is not None:
+            raise RelationRepeat(deletion)  # deleted already: the deletion is the answer
+        return
+    if deletion is not None:
+        raise Invalid("That message was deleted.", details={"relates_to": "was deleted"})
+    if clean.msg_type == "reaction":
+        existing = relations.reaction_of(target, sender, clean.payload["key"])
+        if existing is not None:
+            raise RelationRepeat(existing)  # one reaction per key, user and message
 
 
 def _existing_or_conflict(message_id: uuid.UUID, *, channel: Channel, sender, clean: CleanMessage):
@@ -278,22 +367,39 @@ def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID
     seq = _next_seq(channel, timezone.now())
     if seq is None:
         raise Archived(f"Channel '{channel.name}' is archived and read-only.")
+    if clean.relates_to is not None:
+        _check_relation_state(clean, sender)
     message = Message(
         id=message_id, story_id=channel.story_id, channel=channel, seq=seq, sender=sender,
         msg_type=clean.msg_type, payload=clean.payload, reply_to=clean.reply_to,
         thread_root_id=(clean.reply_to.thread_root_id or clean.reply_to.pk) if clean.reply_to else None,
         correlation_id=clean.correlation_id, audience=clean.audience, audience_kind=clean.audience_kind,
-        created_at=timezone.now(), idempotency_key=key,
+        created_at=timezone.now(), idempotency_key=key, relates_to=clean.relates_to, rel_type=clean.rel_type,
     )
     message.save(force_insert=True)
+    search.index_posted(message)  # in this transaction: found as soon as it is committed
     if clean.recipient_ids:
         MessageRecipient.objects.bulk_create(MessageRecipient(message=message, user_id=uid) for uid in clean.recipient_ids)
     channel.last_seq = seq
-    data = message_json(message, story_slug=channel.story.slug, channel_name=channel.name, sender=sender)
+    data = posted_json(message, channel=channel, sender=sender, fresh=True)
     topic = f"channel:{channel.story.slug}/{channel.name}"
     events.publish_on_commit(channel.group_name, events.message_created_event(
         message, events.dumps(data), topic, clean.recipient_ids))
     return message, data
+
+
+def posted_json(message: Message, *, channel: Channel, sender=None, fresh: bool = False) -> dict:
+    """A posted message as the post answers it and its live frame carries: with its aggregated view
+    (`fresh`: nothing relates to it yet) and, for a relation, `target`: the aggregated view of the
+    message it relates to, as it is now (`me` null: the frame goes to every reader)."""
+    slug, name = channel.story.slug, channel.name
+    view = relations.fresh_view() if fresh else relations.views_for([message], sender or message.sender)[message.pk]
+    data = message_json(message, story_slug=slug, channel_name=name, sender=sender, view=view)
+    if message.relates_to_id is not None:
+        target = Message.objects.select_related("sender").get(pk=message.relates_to_id)
+        data["target"] = message_json(target, story_slug=slug, channel_name=name,
+                                      view=relations.views_for([target])[target.pk])
+    return data
 
 
 def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | None = None) -> PostResult:
@@ -304,7 +410,7 @@ def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | 
     column, unique per sender: the message itself gets a random id).
     """
     channel = access.channel
-    clean = clean_message_input(data, sender=sender, story=channel.story)
+    clean = clean_message_input(data, sender=sender, story=channel.story, channel=channel)
     key = idempotency_key if clean.id is None else None  # with both, the body's id wins
 
     def repeat() -> Message | None:
@@ -317,8 +423,7 @@ def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | 
 
     existing = repeat()
     if existing is not None:
-        return PostResult(existing, False, message_json(existing, story_slug=channel.story.slug,
-                                                        channel_name=channel.name, sender=existing.sender))
+        return PostResult(existing, False, posted_json(existing, channel=channel, sender=existing.sender))
     for policy in message_policies():
         policy(sender=sender, channel=channel, fields=clean, encoded_payload=clean.encoded_payload)
     now = timezone.now()
@@ -327,13 +432,15 @@ def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | 
     try:
         with transaction.atomic():
             message, data = _insert(channel, sender, clean, clean.id or uuid.uuid4(), key=key)
+    except RelationRepeat as repeated:
+        # The same reaction again, or a second deletion: nothing stored, the earlier one answers.
+        return PostResult(repeated.message, False, posted_json(repeated.message, channel=channel))
     except IntegrityError:
         # A concurrent post with the same id or key won the race; answer as for any repeat.
         existing = repeat()
         if existing is None:
             raise
-        return PostResult(existing, False, message_json(existing, story_slug=channel.story.slug,
-                                                        channel_name=channel.name, sender=existing.sender))
+        return PostResult(existing, False, posted_json(existing, channel=channel, sender=existing.sender))
     return PostResult(message, True, data)
 
 
@@ -395,8 +502,8 @@ def message_route(*, sender, story: Story, data, idempotency_key: str | None = N
                 else:
                     existing = None
                 if existing is not None:
-                    results.append(PostResult(existing, False, message_json(
-                        existing, story_slug=story.slug, channel_name=inbox.name, sender=existing.sender)))
+                    results.append(PostResult(existing, False, posted_json(existing, channel=inbox,
+                                                                           sender=existing.sender)))
                     continue
                 # Every copy passes the policies before any is stored; `clean.copy_ids` tells them
                 # that the copies of this route (stored now or by an earlier repeat) are one post.

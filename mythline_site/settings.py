@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "comments",  # comment threads anchored to passages of a document (docs/protocol.md, "Comments")
     "writers",  # a story's writers' room: the crew that serves it (docs/crew.md)
     "versions",  # named revisions of a document, compare and restore (docs/versions.md)
+    "search",  # full-text search over the messages a user may read (docs/protocol.md, "Search")
     "mythline_site",  # its management commands: `serve` (docs/deploy.md)
 ]
 

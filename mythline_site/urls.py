@@ -17,6 +17,7 @@ from mythline_site.health import healthz
 from mythline_site.metrics import metrics_view
 from outline import api as outline_api
 from presence.api import StoryPresenceView
+from search.api import SearchView
 from stories import api as stories_api
 from stories import views as story_views
 from suggestions import api as suggestions_api
@@ -86,6 +87,7 @@ api_urls = [
     path("api/messages/<str:message_id>", messaging_api.MessageDetailView.as_view(), name="message-detail"),
     path("api/messages/<str:message_id>/thread", messaging_api.ThreadView.as_view(), name="message-thread"),
     path("api/activity", messaging_api.ActivityView.as_view(), name="activity"),
+    path("api/search", SearchView.as_view(), name="search"),
     path("api/agents/me/status", AgentStatusView.as_view(), name="agent-status"),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -431,6 +431,20 @@ def _check_export(story):
     return check
 
 
+def _search_texts(page):
+    return [r["message"]["payload"].get("text") for r in page["results"]]
+
+
+def _check_search(story, channel):
+    """GET /api/search: the channel's first message is found; every result is in the story (and channel)."""
+    marker = f"{PREFIX[story]}-{FIRST_MESSAGE[channel]}"
+
+    def check(body, caller, world):
+        assert marker in _search_texts(body)
+        assert {(r["story"], r["channel"]) for r in body["results"]} == {(SLUGS[story], CHANNELS[channel])}
+    return check
+
+
 def _check_message(name):
     def check(body, caller, world):
         assert body["id"] == world.ids[name]
@@ -456,6 +470,9 @@ def build_cases() -> list[Case]:
              check=lambda b, c, w: any(r["story"] == "open-tale" for r in b["results"]) is (c != "outsider")),
         Case("GET /api/activity", "GET", "/api/activity", cells(200),
              check=lambda b, c, w: ("OPEN-GENERAL-ROOT" in _texts(b)) is (c != "outsider")),
+        # Search without ?story= covers the stories the caller takes part in, as the activity does.
+        Case("GET /api/search", "GET", "/api/search?q=open&limit=100", cells(200),
+             check=lambda b, c, w: ("OPEN-GENERAL-ROOT" in _search_texts(b)) is (c != "outsider")),
         Case("PUT /api/agents/me/status", "PUT", "/api/agents/me/status", cells(403, agent=200),
              body={"status": "working", "task": "drafting", "progress": 0.5},
              check=lambda b, c, w: (b["username"], b["status"], b["progress"]) == ("ada", "working", 0.5)),
@@ -465,6 +482,8 @@ def build_cases() -> list[Case]:
         cases += [
             Case(f"GET /api/activity?story={slug}", "GET", f"/api/activity?story={slug}", STORY_READ[s],
                  check=lambda b, c, w, s=s: f"{PREFIX[s]}-GENERAL-ROOT" in _texts(b)),
+            Case(f"GET /api/search?story={slug}", "GET", f"/api/search?q={PREFIX[s].lower()}&story={slug}&limit=100",
+                 STORY_READ[s], check=lambda b, c, w, s=s: f"{PREFIX[s]}-GENERAL-ROOT" in _search_texts(b)),
             Case(f"GET {base}", "GET", base, STORY_READ[s], check=_check_story(s)),
             Case(f"PATCH {base}", "PATCH", base, STORY_OWNER[s], body={"title": "Renamed"},
                  check=lambda b, c, w: b["title"] == "Renamed"),
@@ -642,6 +661,9 @@ def build_cases() -> list[Case]:
                      check=_check_sse(s, ch)),
                 Case(f"POST {cbase}/ack", "POST", f"{cbase}/ack", READ[key], body={"seq": 1},
                      check=lambda b, c, w: b["read_seq"] == 1),
+                Case(f"GET /api/search?story={slug}&channel={name}", "GET",
+                     f"/api/search?q={PREFIX[s].lower()}&story={slug}&channel={name}&limit=100", READ[key],
+                     check=_check_search(s, ch)),
             ]
             message = f"{s}.{ch}"
             cases += [
@@ -728,11 +750,14 @@ def probe_requests(world):
     """Every read path (and route) a caller could use to learn of something."""
     reqs = [("GET", "/api/stories", None), ("GET", "/api/inbox", None), ("GET", "/api/activity", None),
             ("GET", "/api/activity?limit=4", None)]
+    reqs += [("GET", f"/api/search?q={q}&limit=100", None) for q in ("open", "hush", "secret", "inbox", "cabal")]
     for slug in SLUGS.values():
         base = f"/api/stories/{slug}"
         reqs += [("GET", base, None), ("GET", f"{base}/participants", None),
                  ("GET", f"{base}/presence", None), ("GET", f"{base}/channels", None),
                  ("GET", f"{base}/export", None), ("GET", f"/api/activity?story={slug}", None),
+                 ("GET", f"/api/search?q=secret&story={slug}&limit=100", None),
+                 ("GET", f"/api/search?q=inbox&story={slug}&limit=100", None),
                  ("GET", f"{base}/documents", None), ("GET", f"{base}/documents/main", None),
                  ("GET", f"{base}/documents/main?revision=1", None),
                  ("GET", f"{base}/documents/main/ops", None), ("GET", f"{base}/outline", None),
@@ -909,6 +934,8 @@ def test_audience(world, caller):
     assert _audience_seen(activity["results"]) == expected
     everywhere = client.get("/api/activity?limit=500").json()  # only stories the caller takes part in
     assert _audience_seen(everywhere["results"]) == (set() if caller == "outsider" else expected)
+    found = client.get("/api/search?q=aud&story=open-tale&limit=100").json()  # search: the same rule
+    assert _audience_seen([r["message"] for r in found["results"]]) == expected
 
     # The SSE replay shows the same messages as the REST read, in the same order.
     sse = sse_head(client.get(f"{general}/events?after=0"), 1 + len(page["results"]))

@@ -22,6 +22,7 @@ from messaging import frames, services
 from messaging.fanout import group_send
 from messaging.models import Channel, Message, MessageRecipient
 from messaging.policies import ChannelAccess, access_channel
+from messaging.relations import views_for
 from messaging.serializers import message_json, sender_json
 from messaging.topics import Topic, integer, parse_topic
 from mythline_site import metrics
@@ -74,13 +75,12 @@ class ChannelFeed:
         return user.pk in recipient_ids
 
     def _frames_from_rows(self, rows, recipients, prefix) -> list[tuple[int, str]]:
-        out = []
         slug, name = self.channel.story.slug, self.channel.name
-        for m in rows:
-            if self.wants(msg_type=m.msg_type, audience_kind=m.audience_kind, sender_id=m.sender_id,
-                          recipient_ids=recipients.get(m.pk, ())):
-                out.append((m.seq, prefix + frames.dumps(message_json(m, story_slug=slug, channel_name=name)) + "}"))
-        return out
+        wanted = [m for m in rows if self.wants(msg_type=m.msg_type, audience_kind=m.audience_kind,
+                                                sender_id=m.sender_id, recipient_ids=recipients.get(m.pk, ()))]
+        views = views_for(wanted, self.user)  # each message as it is now: its edits, deletion, reactions
+        return [(m.seq, prefix + frames.dumps(message_json(m, story_slug=slug, channel_name=name, view=views[m.pk]))
+                 + "}") for m in wanted]
 
     # --- database (sync; call through database_sync_to_async) ------------------------------------
     def fetch_range(self, after: int, upto: int | None, prefix: str, limit: int = REPLAY_PAGE):

@@ -33,6 +33,8 @@ TOOLS |= {"suggest_edit", "list_suggestions", "merge_fork"}  # suggestions/mcp.p
 TOOLS |= {"add_comment", "reply_to_comment", "list_comments"}  # comments/mcp.py
 TOOLS |= {"export_document", "export_story"}  # exports/mcp.py
 TOOLS |= {"list_versions", "name_version", "compare_revisions", "restore_revision"}  # versions/mcp.py
+TOOLS |= {"search_messages"}  # search/mcp.py
+TOOLS |= {"edit_message", "delete_message", "react"}  # relations, agents/mcp.py
 
 
 @pytest.fixture
@@ -145,6 +147,29 @@ async def exercise_every_tool(session, alice_token: str, base: str | None):
     assert [m["id"] for m in activity["results"]] == [reply["id"]]
     channels = await ok(session, "list_channels", story="tale")
     assert {"general", "room", "inbox.scribe"} <= {c["name"] for c in channels["results"]}
+
+    # Relations: each edit, reaction and deletion is a new entry of the log (docs/protocol.md 4.4).
+    fixed = await ok(session, "edit_message", story="tale", channel="general", message_id=first_id,
+                     payload={"text": "The lamp went out."})
+    assert fixed["created"] is True and fixed["message"]["rel_type"] == "replace"
+    assert fixed["message"]["target"]["payload"] == {"text": "The lamp went out."}
+    nod = await ok(session, "react", story="tale", channel="general", message_id=reply["id"], key="👍")
+    assert nod["created"] is True and nod["message"]["target"]["reactions"][0]["count"] == 1
+    again = await ok(session, "react", story="tale", channel="general", message_id=reply["id"], key="👍")
+    assert again["created"] is False and again["message"]["id"] == nod["message"]["id"]
+    await ok(session, "delete_message", story="tale", channel="general", message_id=nod["message"]["id"])
+    gone = await ok(session, "delete_message", story="tale", channel="general", message_id=reply["id"], reason="cut")
+    assert gone["message"]["target"]["deleted"] is True and gone["message"]["target"]["payload"] is None
+    via_post = await ok(session, "post_message", story="tale", channel="general", msg_type="reaction",
+                        payload={"key": "ok"}, relates_to=first_id)
+    assert via_post["message"]["relates_to"] == first_id and via_post["message"]["rel_type"] == "annotate"
+    page = await ok(session, "read_messages", story="tale", channel="general", after=2)
+    assert [m["msg_type"] for m in page["results"]] == ["edit", "reaction", "delete", "delete", "reaction"]
+    now = (await ok(session, "read_messages", story="tale", channel="general", limit=2))["results"]
+    assert now[0]["payload"] == {"text": "The lamp went out."} and now[0]["edited_at"] is not None
+    assert now[0]["reactions"] == [{"key": "ok", "count": 1, "me": True}] and now[1]["deleted"] is True
+    unknown = await error(session, "react", story="tale", channel="general", message_id=str(uuid.uuid4()), key="x")
+    assert unknown["code"] == "not_found" and "relates_to" in unknown["details"]
 
     # get_document / edit_document: append, edits against a revision, find/replace, a conflict
     doc = await ok(session, "get_document", story="tale")

@@ -148,6 +148,12 @@ def rest_rows() -> list[Row]:
         rest("GET", "/api/activity", EVERYONE, story=""),
         rest("PUT", "/api/agents/me/status", AGENTS_ONLY, {"status": "working"}, story=""),
         rest("GET", "/api/activity?story=vault", READ_STORY, sees="VAULT-GENERAL"),
+        # Search: what the caller reads and nothing else (every answer is checked for leaks).
+        rest("GET", "/api/search?q=vault", EVERYONE, story=""),
+        rest("GET", "/api/search?q=vault&story=vault", READ_STORY, sees="VAULT-GENERAL"),
+        rest("GET", "/api/search?q=vault&story=vault&channel=cabal", READ_CABAL, sees="VAULT-CABAL"),
+        rest("GET", f"/api/search?q=vault&story=vault&channel={INBOX}", READ_INBOX, sees="VAULT-INBOX-ADA"),
+        rest("GET", "/api/search?q=agora&story=agora", EVERYONE, sees="AGORA-GENERAL", story="agora"),
         rest("GET", v, READ_STORY, sees="VAULT-TITLE"),
         rest("PATCH", v, OWNER_ONLY, {"title": "Renamed"}),
         rest("POST", f"{v}/join", READ_STORY, status=200),  # already in: 200, the role unchanged
@@ -373,9 +379,28 @@ def mcp_rows() -> list[Row]:
     for channel, rule in REPLY_TO.items():
         rows.append(mcp("post_message", rule, story="vault", channel="general", msg_type="text",
                         payload={"text": "re"}, reply_to=f"{{vault.{channel}}}"))
+    # Relations (edits, deletions, reactions): post rights in the channel, and the target readable
+    # (an inbox's message is not known to an editor who may post there: 404 as for any unreadable one).
+    # Editing is the author's (olga7's) only; deleting too, or the story owner's: olga7 again.
+    rows += [
+        mcp("react", WRITE_STORY, story="vault", channel="general", message_id="{vault.general}", key="👍"),
+        mcp("react", READ_CABAL, story="vault", channel="cabal", message_id="{vault.cabal}", key="👍"),
+        mcp("react", who(ok="owner agent", forbidden="viewer", not_found="editor agent2 outsider"),
+            story="vault", channel=INBOX, message_id=f"{{vault.{INBOX}}}", key="👍"),
+        mcp("edit_message", OWNER_ONLY, story="vault", channel="general", message_id="{vault.general}",
+            payload={"text": "VAULT-GENERAL (edited)"}),
+        mcp("delete_message", OWNER_ONLY, story="vault", channel="general", message_id="{vault.doomed}"),
+        mcp("edit_message", who(ok="editor", forbidden="owner agent2", not_found="viewer outsider agent"),
+            story="vault", channel="cabal", message_id="{vault.cabal}", payload={"text": "VAULT-CABAL (edited)"}),
+    ]
     rows += [
         mcp("get_all_activity", READ_STORY, "VAULT-GENERAL", story="vault"),
         mcp("get_all_activity", EVERYONE, on=""),
+        mcp("search_messages", EVERYONE, on="", q="vault"),
+        mcp("search_messages", READ_STORY, "VAULT-GENERAL", story="vault", q="vault"),
+        mcp("search_messages", READ_CABAL, "VAULT-CABAL", story="vault", channel="cabal", q="vault"),
+        mcp("search_messages", READ_INBOX, "VAULT-INBOX-ADA", story="vault", channel=INBOX, q="vault"),
+        mcp("search_messages", EVERYONE, "AGORA-GENERAL", on="agora", story="agora", q="agora"),
         mcp("list_channels", READ_STORY, "general", story="vault"),
         mcp("get_document", READ_STORY, "VAULT-DOC", story="vault", document="main"),
         mcp("export_document", READ_STORY, "VAULT-DOC", story="vault", doc="main"),
@@ -540,6 +565,8 @@ def _build_world() -> World:
         ids[f"{slug}.progression"] = str(progression_add(entry=entry, by=olga, from_scene=2, description="later").pk)
         ids[f"{slug}.version"] = str(version_create(doc=Document.objects.get(story=story, name="main"), by=olga,
                                                     name=f"{p}-VERSION", revision=1).pk)
+    # A message the story owner deletes in the table (delete_message), so no other row loses its text.
+    ids["vault.doomed"] = post("vault", olga, "general", "VAULT-DOOMED")
     invite, raw = invite_create(story=stories["vault"], by=olga, role="editor")
     ids["vault.invite"], ids["vault.invite-token"] = str(invite.pk), raw
     return World(ids=ids, tokens={actor: token_issue(user=user) for actor, user in people.items()})
