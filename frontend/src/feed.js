@@ -129,7 +129,7 @@ export class FeedView {
       this.topEl.append(h("div.feed-empty", null, h("p.muted", null, `This channel cannot be shown: ${ch.error}`)));
       return;
     }
-    for (const m of ch.sorted()) this.listEl.appendChild(renderMessage(m, this.room.ctx()));
+    for (const m of ch.sorted()) if (!m.relates_to) this.listEl.appendChild(renderMessage(m, this.room.ctx()));
     this.renderTop();
     this.scrollToBottom(false);
     if (!ch.historyLoaded) this.loadOlder(ch);
@@ -190,7 +190,9 @@ export class FeedView {
         if (visible && added.length) {
           // All older than anything on screen (history goes down from baseSeq; live is above it).
           const fragment = document.createDocumentFragment();
-          for (const m of added.sort((a, b) => a.seq - b.seq)) fragment.appendChild(renderMessage(m, this.room.ctx()));
+          for (const m of added.sort((a, b) => a.seq - b.seq)) {
+            if (!m.relates_to) fragment.appendChild(renderMessage(m, this.room.ctx()));
+          }
           this.listEl.insertBefore(fragment, this.listEl.firstChild);
         }
         ch.historyPage(rows, page.next_before, before);
@@ -218,6 +220,16 @@ export class FeedView {
   fillViewport(ch) {
     if (this.current === ch && ch.hasMore && !ch.loading && this.feedEl.scrollHeight <= this.feedEl.clientHeight + NEAR_TOP_PX) {
       this.loadOlder(ch);
+    }
+  }
+
+  /** A message changed (edited, deleted, reacted to): its card drawn again where it is. */
+  redraw(id) {
+    const m = this.state.lookup(id);
+    if (!m) return;
+    for (const card of document.querySelectorAll(`.msg[data-id="${CSS.escape(id)}"]`)) {
+      card.replaceWith(renderMessage(m, this.room.ctx(), {compact: card.closest("#thread") != null,
+        root: card.classList.contains("thread-root")}));
     }
   }
 

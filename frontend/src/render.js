@@ -282,7 +282,9 @@ export function renderMessage(message, ctx, {compact = false, root = false} = {}
         `→ ${Array.isArray(message.audience) ? message.audience.join(", ") : message.audience}`)
       : null,
     h("time.msg-time", {datetime: message.created_at, title: `${message.created_at} · #${message.seq}`},
-      clock(message.created_at)));
+      clock(message.created_at)),
+    message.edited_at && !message.deleted
+      ? h("span.msg-edited", {title: `Edited ${message.edited_at}`}, "(edited)") : null);
   const main = h("div.msg-main", null, head);
   if (message.reply_to && !compact) {
     const parent = ctx.lookup(message.reply_to);
@@ -293,7 +295,10 @@ export function renderMessage(message, ctx, {compact = false, root = false} = {}
       }}, h("span.reply-arrow", {"aria-hidden": "true"}, "↪"),
     parent ? [h("b", null, nameWithHandle(parent.sender)), " ", snippet(parent, 80)] : "in reply to an earlier message"));
   }
-  const body = h("div.msg-body", null, bodyFor(message, ctx));
+  // A deleted message keeps its place in the log; what it said is gone from the room (the audit
+  // trail keeps it). An edited one shows its latest text (docs/protocol.md 4.1).
+  const body = h("div.msg-body", null, message.deleted
+    ? h("p.msg-deleted", null, "This message was deleted.") : bodyFor(message, ctx));
   main.appendChild(body);
   const receipt = message.payload ? basedOnLine(message.payload.based_on, ctx) : null;
   if (textLength(message) > LONG_MESSAGE_CHARS) {
@@ -340,6 +345,12 @@ export function renderMessage(message, ctx, {compact = false, root = false} = {}
     }
   }
   foot.appendChild(actions);
+  const reactions = !message.deleted && Array.isArray(message.reactions) ? message.reactions : [];
+  if (reactions.length) {
+    main.appendChild(h("ul.reactions", {"aria-label": "Reactions"}, reactions.map((r) =>
+      h(`li.reaction${r.me ? ".mine" : ""}`, {title: `${r.count} reacted with ${r.key}${r.me ? ", you too" : ""}`},
+        h("span.reaction-key", null, String(r.key)), h("span.reaction-count", null, String(r.count))))));
+  }
   main.appendChild(foot);
   card.appendChild(h("div.msg-avatar", null, avatar(sender)));
   card.appendChild(main);

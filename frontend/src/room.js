@@ -209,6 +209,10 @@ export class RoomPage {
   addMessage(ch, m, {live, render = true}) {
     const change = this.state.addMessage(ch, m, {live, reading: () => this.readingHere()});
     if (!change) return false;
+    if (change.updated) {
+      for (const id of change.updated) this.feed.redraw(id);
+      return true;
+    }
     if (change.replyTo) updateReplyCount(document, change.replyTo, change.replyCount);
     if (change.tally) this.refreshTally(change.tally);
     if (change.counted) this.sidebar.renderUnread(ch);

@@ -201,12 +201,71 @@ export class RoomState {
       this.decided.add(m.payload.proposal);
       change.tally = m.payload.proposal;
     }
+    if (m.relates_to) {
+      // An edit, deletion or reaction (docs/protocol.md 4.1): no card of its own, it changes another.
+      change.updated = this.applyRelation(m);
+      return change;
+    }
     if (live && m.seq > ch.baseSeq && !this.isMe(m.sender) && m.seq > ch.readSeq &&
         !(this.open === ch && (typeof reading === "function" ? reading() : reading))) {
       ch.unread += 1;
       change.counted = true;
     }
     return change;
+  }
+
+  /** Applies a relation (edit, deletion, reaction, or a reaction taken back) to the messages it
+   * changes, as the server aggregates them: the frame's `target` when it has one (live frames),
+   * else worked out here (replay). Returns the ids of the messages whose cards must be drawn again. */
+  applyRelation(m) {
+    const target = this.byId.get(m.relates_to);
+    if (!target) return [];
+    const mine = this.isMe(m.sender);
+    if (m.rel_type === "redact" && target.rel_type === "annotate") {
+      // A reaction taken back: the reaction is deleted, its message counts one less.
+      target.deleted = true;
+      const original = this.byId.get(target.relates_to);
+      if (!original || (m.target && m.target.id === original.id && this.takeView(original, m.target, m, mine))) {
+        return original ? [original.id] : [];
+      }
+      const key = target.payload && target.payload.key;
+      original.reactions = (original.reactions || []).flatMap((r) => r.key !== key ? [r]
+        : r.count > 1 ? [{...r, count: r.count - 1, me: this.isMe(target.sender) ? false : r.me}] : []);
+      return [original.id];
+    }
+    if (m.target && m.target.id === target.id) {
+      this.takeView(target, m.target, m, mine);
+      return [target.id];
+    }
+    if (m.rel_type === "replace" && m.payload && m.payload.payload) {
+      target.payload = m.payload.payload;
+      target.edited_at = m.created_at;
+    } else if (m.rel_type === "redact") {
+      target.deleted = true;
+      target.payload = null;
+    } else if (m.rel_type === "annotate" && m.payload && typeof m.payload.key === "string") {
+      const reactions = target.reactions || [];
+      const found = reactions.find((r) => r.key === m.payload.key);
+      target.reactions = found
+        ? reactions.map((r) => r === found ? {...r, count: r.count + 1, me: r.me || mine} : r)
+        : [...reactions, {key: m.payload.key, count: 1, me: mine}];
+    } else {
+      return [];
+    }
+    return [target.id];
+  }
+
+  /** Takes the server's view of `target` (a live frame's); `me` there is null (one frame for every
+   * reader), so whether I reacted is kept from before, or set by this relation if it is mine. */
+  takeView(target, view, m, mine) {
+    const before = new Map((target.reactions || []).map((r) => [r.key, r.me]));
+    const changed = m.rel_type === "annotate" && m.payload ? m.payload.key : null;
+    target.payload = view.payload;
+    target.edited_at = view.edited_at;
+    target.deleted = view.deleted;
+    target.reactions = (view.reactions || []).map((r) => ({...r,
+      me: r.me != null ? r.me : (mine && r.key === changed) || Boolean(before.get(r.key))}));
+    return true;
   }
 
   /** A message seen elsewhere (a thread): known by id, not added to its channel. */

@@ -377,3 +377,46 @@ test("who may write: a reader of a public story may join, a viewer may not write
     {reason: "This channel is archived: it is read-only.", join: false});
   assert.deepEqual(composeBlock({role: "owner", visibility: "private", canWrite: true, archived: false}), {reason: "", join: false});
 });
+
+test("edits, deletions and reactions change the message they relate to, live (target) and replayed (worked out)", () => {
+  const state = room();
+  const ch = state.get("general");
+  const line = msg("general", 1, {reactions: []});
+  state.addMessage(ch, line, {live: true});
+  const rel = (seq, sender, msg_type, rel_type, payload, extra = {}) =>
+    msg("general", seq, {sender, msg_type, rel_type, relates_to: line.id, payload, ...extra});
+
+  // Replayed (no target): worked out here. A relation is no unread message and has no card.
+  const edit = rel(2, BOB, "edit", "replace", {payload: {text: "fixed"}});
+  const change = state.addMessage(ch, edit, {live: true});
+  assert.deepEqual(change.updated, [line.id]);
+  assert.equal(ch.unread, 1); // the line only
+  assert.equal(line.payload.text, "fixed");
+  assert.equal(line.edited_at, edit.created_at);
+  state.addMessage(ch, rel(3, ME, "reaction", "annotate", {key: "👍"}), {live: true});
+  const bobs = rel(4, BOB, "reaction", "annotate", {key: "👍"});
+  state.addMessage(ch, bobs, {live: true});
+  assert.deepEqual(line.reactions, [{key: "👍", count: 2, me: true}]);
+  assert.equal(state.addMessage(ch, bobs, {live: true}), null); // a repeat changes nothing
+
+  // Bob takes his back: the reaction is deleted, the line counts one less, and I still reacted.
+  state.addMessage(ch, msg("general", 5, {sender: BOB, msg_type: "delete", rel_type: "redact", relates_to: bobs.id, payload: {}}));
+  assert.equal(bobs.deleted, true);
+  assert.deepEqual(line.reactions, [{key: "👍", count: 1, me: true}]);
+
+  // Live (with target): the server's view is taken, `me` (null there) kept from before or set by mine.
+  state.addMessage(ch, rel(6, CAT, "reaction", "annotate", {key: "🔥"}, {target: {id: line.id, payload: {text: "fixed"},
+    edited_at: edit.created_at, deleted: false, reactions: [{key: "👍", count: 1, me: null}, {key: "🔥", count: 1, me: null}]}}), {live: true});
+  assert.deepEqual(line.reactions, [{key: "👍", count: 1, me: true}, {key: "🔥", count: 1, me: false}]);
+
+  // Deleted: no text, for everyone; the log keeps it (the message stays, with its seq).
+  state.addMessage(ch, rel(7, BOB, "delete", "redact", {}), {live: true});
+  assert.equal(line.deleted, true);
+  assert.equal(line.payload, null);
+  assert.deepEqual(ch.sorted().map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(ch.gaps(), []);
+
+  // A relation to a message not loaded (older history) changes nothing here.
+  assert.deepEqual(state.addMessage(ch, msg("general", 8, {msg_type: "reaction", rel_type: "annotate", relates_to: "elsewhere",
+    payload: {key: "👍"}})).updated, []);
+});
