@@ -196,7 +196,7 @@ def clean_message_input(data, *, sender, story: Story, channel: Channel | None =
                 errors.update(payload_errors(msg_type, payload))
     message_id = _parse_uuid(data.get("id"), "id", errors)
     relates_to_id = _parse_uuid(data.get("relates_to"), "relates_to", errors)
-    is_relation = msg_type in relations.RELATION_TYPES
+    is_relation = isinstance(msg_type, str) and msg_type in relations.RELATION_TYPES
     if is_relation and relates_to_id is None and "relates_to" not in errors:
         errors["relates_to"] = f"is required for msg_type '{msg_type}': the id of the message it relates to"
     elif relates_to_id is not None and not is_relation:
