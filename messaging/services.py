@@ -237,18 +237,7 @@ def clean_message_input(data, *, sender, story: Story, channel: Channel | None =
         reply_to = Message.objects.filter(pk=reply_to_id, story=story).first()
         if reply_to is None or not message_visible_to(reply_to, sender):
             errors["reply_to"] = "no such message in this story"
-    refs = referenced_message_ids(msg_type, payload)
-    if refs:
-        # Like reply_to, a reference must be readable by the sender: otherwise the answer would
-        # tell them whether a message in a channel they cannot read exists.
-        found = {str(m.pk): m.msg_type for m in Message.objects.filter(story=story, pk__in=list(refs.values()))
-                 if message_visible_to(m, sender)}
-        for name, ref in refs.items():
-            ref = str(uuid.UUID(ref))
-            if ref not in found:
-                errors[name] = "no such message in this story"
-            elif name == "payload.proposal" and found[ref] != "proposal":
-                errors[name] = "must be the id of a 'proposal' message"
+    errors.update(_reference_errors(msg_type, payload, story_id=story.pk, sender=sender))
     recipient_ids = []
     if usernames:
         # Resolved among the story's participants only, with one answer for "no such user" and
@@ -268,6 +257,25 @@ def clean_message_input(data, *, sender, story: Story, channel: Channel | None =
     return clean
 
 
+def _reference_errors(msg_type: str, payload, *, story_id: int, sender) -> dict[str, str]:
+    """The message ids a payload of `msg_type` names (a vote's proposal...), each checked: like
+    reply_to, a reference must be readable by the sender (otherwise the answer would tell them
+    whether a message in a channel they cannot read exists), and a proposal must be one."""
+    refs = referenced_message_ids(msg_type, payload)
+    if not refs:
+        return {}
+    found = {str(m.pk): m.msg_type for m in Message.objects.filter(story_id=story_id, pk__in=list(refs.values()))
+             if message_visible_to(m, sender)}
+    errors = {}
+    for name, ref in refs.items():
+        ref = str(uuid.UUID(ref))
+        if ref not in found:
+            errors[name] = "no such message in this story"
+        elif name == "payload.proposal" and found[ref] != "proposal":
+            errors[name] = "must be the id of a 'proposal' message"
+    return errors
+
+
 def _clean_relation(clean: CleanMessage, target_id: uuid.UUID, *, sender, channel: Channel) -> None:
     """The rules that depend on the target alone (the ones that depend on its other relations are
     checked under the channel's lock: `_check_relation_state`). Sets the relation fields and the
@@ -285,14 +293,10 @@ def _clean_relation(clean: CleanMessage, target_id: uuid.UUID, *, sender, channe
         if not is_own:
             raise Forbidden("You may edit only your own messages.", details={"relates_to": "not your message"})
         new = clean.payload["payload"]
-        errors = {f"payload.{name}": text for name, text in payload_errors(target.msg_type, new).items()}
-        refs = referenced_message_ids(target.msg_type, new)
-        if refs:
-            found = {str(m.pk) for m in Message.objects.filter(story_id=channel.story_id, pk__in=list(refs.values()))
-                     if message_visible_to(m, sender)}
-            for name, ref in refs.items():
-                if str(uuid.UUID(ref)) not in found:
-                    errors[f"payload.{name}"] = "no such message in this story"
+        errors = payload_errors(target.msg_type, new)
+        if not errors:  # as for a post: the ids it names are checked once its shape is right
+            errors = _reference_errors(target.msg_type, new, story_id=channel.story_id, sender=sender)
+        errors = {f"payload.{name}": text for name, text in errors.items()}
         if errors:
             raise Invalid("The edit's new payload is invalid.", details=errors)
     elif msg_type == "delete" and not is_own and channel.story.owner_id != sender.pk:

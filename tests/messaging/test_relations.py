@@ -190,6 +190,24 @@ def test_refusals_store_nothing_and_name_the_field(room):
     assert count_messages() == before + 3  # the reaction, the edit, the deletion; no refused one
 
 
+def test_an_edit_checks_the_ids_its_new_payload_names_as_a_post_does(room):
+    """A vote edited to another proposal: it must be a proposal, and one the editor may read."""
+    proposal = post(room["bob"], {"msg_type": "proposal", "payload": {"text": "Cut the lamp scene?"}})
+    line = say(room["bob"], "Not a proposal.")
+    secret = post(room["bob"], {"msg_type": "proposal", "payload": {"text": "Backstage plan"}}, channel="backstage")
+    vote = post(room["carol"], {"msg_type": "vote", "payload": {"proposal": proposal["id"], "choice": "yes"}})
+    before = count_messages()
+    for target, error in ((line["id"], "must be the id of a 'proposal' message"),
+                          (secret["id"], "no such message in this story"),  # carol may not read backstage
+                          (str(uuid.uuid4()), "no such message in this story")):
+        r = edit(room["carol"], vote["id"], {"proposal": target, "choice": "yes"})
+        assert r.status_code == 400, r.content
+        assert r.json()["error"]["details"] == {"payload.payload.proposal": error}
+    assert count_messages() == before
+    other = post(room["bob"], {"msg_type": "proposal", "payload": {"text": "Keep it?"}})
+    assert edit(room["carol"], vote["id"], {"proposal": other["id"], "choice": "no"}).status_code == 201
+
+
 def test_a_relation_takes_its_targets_audience(room):
     humans_only = post(room["bob"], {"msg_type": "text", "payload": {"text": "for people"}, "audience": "humans"})
     like = react(room["carol"], humans_only["id"], "👍").json()
