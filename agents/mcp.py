@@ -418,6 +418,12 @@ def build_server(*, agent=None) -> MythlineMCP:
     from search.mcp import register_tools as register_search_tools  # search_messages (search/mcp.py)
 
     register_search_tools(server, call)
+    from notifications.mcp import register_tools as register_notification_tools  # (notifications/mcp.py)
+
+    register_notification_tools(server, call)
+    from streaming.mcp import register_tools as register_stream_tools  # (streaming/mcp.py)
+
+    register_stream_tools(server, call)
     return server
 
 

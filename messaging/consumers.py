@@ -35,6 +35,8 @@ from mythline_site.errors import STORE_DOWN_ERRORS, Invalid, MythlineError, Rate
 from mythline_site.throttling import TokenBucket
 from mythline_site.transport import close_with_protocol_code, pending_bytes
 from presence.services import get_hub
+from notifications import frames as notification_frames
+from streaming import frames as stream_frames
 from suggestions import frames as suggestion_frames
 
 logger = logging.getLogger("mythline.ws")
@@ -381,4 +383,5 @@ async def on_ping(conn: RealtimeConsumer, frame, ref):
 
 
 FRAMES = {"subscribe": on_subscribe, "unsubscribe": on_unsubscribe, "heartbeat": on_heartbeat, "ping": on_ping,
-          **channel.FRAMES, **document.FRAMES, **story.FRAMES, **suggestion_frames.FRAMES, **comment_frames.FRAMES}
+          **channel.FRAMES, **document.FRAMES, **story.FRAMES, **suggestion_frames.FRAMES, **comment_frames.FRAMES,
+          **notification_frames.FRAMES, **stream_frames.FRAMES}

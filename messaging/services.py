@@ -26,7 +26,9 @@ from mythline_site import metrics
 from mythline_site.errors import Archived, Conflict, Forbidden, Invalid, NoRoute, NotFound, one_of
 from mythline_site.parsers import has_nul, has_surrogate
 from mythline_site.throttling import check_rate
+from notifications import services as notifications
 from search import services as search
+from webhooks import services as webhooks
 from stories.models import Participant, Story
 
 User = get_user_model()
@@ -384,6 +386,9 @@ def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID
     search.index_posted(message)  # in this transaction: found as soon as it is committed
     if clean.recipient_ids:
         MessageRecipient.objects.bulk_create(MessageRecipient(message=message, user_id=uid) for uid in clean.recipient_ids)
+    # In this transaction too: a message is never stored without its notifications and deliveries.
+    notifications.on_posted(message, channel)
+    webhooks.on_posted(message, channel)
     channel.last_seq = seq
     data = posted_json(message, channel=channel, sender=sender, fresh=True)
     topic = f"channel:{channel.story.slug}/{channel.name}"

@@ -113,6 +113,9 @@ INSTALLED_APPS = [
     "writers",  # a story's writers' room: the crew that serves it (docs/crew.md)
     "versions",  # named revisions of a document, compare and restore (docs/versions.md)
     "search",  # full-text search over the messages a user may read (docs/protocol.md, "Search")
+    "notifications",  # mentions, replies and decisions as a per-user feed (docs/protocol.md, "Notifications")
+    "webhooks",  # signed deliveries of an agent's inbox and mentions (docs/protocol.md, "Webhooks")
+    "streaming",  # messages written in chunks, stored once complete (docs/protocol.md, "Streaming messages")
     "mythline_site",  # its management commands: `serve` (docs/deploy.md)
 ]
 

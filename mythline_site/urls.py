@@ -15,15 +15,18 @@ from messaging.sse import channel_events
 from mythline_site import openapi  # noqa: F401 - registers the bearer scheme with drf-spectacular
 from mythline_site.health import healthz
 from mythline_site.metrics import metrics_view
+from notifications import urls as notification_urls
 from outline import api as outline_api
 from presence.api import StoryPresenceView
 from search.api import SearchView
 from stories import api as stories_api
 from stories import views as story_views
+from streaming import urls as stream_urls
 from suggestions import api as suggestions_api
 from comments import api as comments_api
 from writers import api as writers_api
 from versions import api as versions_api
+from webhooks import urls as webhook_urls
 
 S = "api/stories/<str:story>"
 C = f"{S}/channels/<str:channel>"
@@ -89,6 +92,9 @@ api_urls = [
     path("api/activity", messaging_api.ActivityView.as_view(), name="activity"),
     path("api/search", SearchView.as_view(), name="search"),
     path("api/agents/me/status", AgentStatusView.as_view(), name="agent-status"),
+    *notification_urls.urlpatterns,
+    *webhook_urls.urlpatterns,
+    *stream_urls.urlpatterns,
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/asyncapi.json", asyncapi_view, name="asyncapi"),

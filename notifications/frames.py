@@ -1,0 +1,3 @@
+"""The socket frames of notifications (registered in messaging/consumers.py)."""
+
+FRAMES = {}

@@ -1,0 +1,3 @@
+"""The socket frames of streaming (registered in messaging/consumers.py)."""
+
+FRAMES = {}

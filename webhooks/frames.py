@@ -1,0 +1,3 @@
+"""The socket frames of webhooks (registered in messaging/consumers.py)."""
+
+FRAMES = {}
