@@ -21,6 +21,7 @@ from django.db import connection
 from django.db.models.expressions import RawSQL
 from django.utils.dateparse import parse_datetime
 
+from messaging import relations
 from messaging.models import Message
 from messaging.policies import access_channel, readable_channels
 from messaging.selectors import parse_int, reader_q
@@ -203,12 +204,13 @@ def search_messages(user, params: SearchParams) -> dict:
     ids = [Message._meta.pk.to_python(message_id) for message_id, _, _ in rows]
     messages = Message.objects.select_related("story", "channel", "sender").in_bulk(ids)
     highlights = _highlights(params, [row_id for _, _, row_id in rows])
+    views = relations.views_for(list(messages.values()), user)  # as every read shows them: edited, reactions
     results = []
     for (_, rank, row_id), pk in zip(rows, ids):
         message = messages.get(pk)
         if message is None:  # deleted between the two queries
             continue
-        results.append({"message": message_json_full(message), "story": message.story.slug,
+        results.append({"message": message_json_full(message, view=views[pk]), "story": message.story.slug,
                         "channel": message.channel.name, "rank": round(float(rank), 6),
                         "highlight": highlight_html(highlights.get(row_id, ""))})
     return {"results": results, "next_offset": params.offset + params.limit if more else None}

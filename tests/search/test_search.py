@@ -270,9 +270,14 @@ def test_edits_and_deletions_in_the_log_change_what_search_finds(tale, api):
          relates_to=str(message.pk))
     assert [r["message"]["id"] for r in search(client, q="lighthouse")["results"]] == [str(message.pk)]
     assert search(client, q="tpyo")["results"] == []
-    assert [r["message"]["id"] for r in search(client, q="fixed")["results"]] == [str(message.pk)]
+    [found] = search(client, q="fixed")["results"]
+    # A result is the message as every read shows it: its current payload, marked edited.
+    assert found["message"]["id"] == str(message.pk)
+    assert found["message"]["payload"] == {"text": "a fixed lighthouse"} and found["message"]["edited_at"]
     post(alice, "tale", "general", msg_type="reaction", payload={"key": "lighthouse"}, relates_to=str(message.pk))
-    assert [r["message"]["id"] for r in search(client, q="lighthouse")["results"]] == [str(message.pk)]
+    [found] = search(client, q="lighthouse")["results"]
+    assert found["message"]["id"] == str(message.pk)
+    assert found["message"]["reactions"] == [{"key": "lighthouse", "count": 1, "me": True}]
     post(alice, "tale", "general", msg_type="delete", payload={}, relates_to=str(message.pk))
     assert search(client, q="lighthouse")["results"] == []
     assert search(client, q="fixed")["results"] == []
