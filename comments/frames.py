@@ -14,7 +14,7 @@ from django.conf import settings
 from comments import selectors, services
 from messaging import frames
 from messaging.topics import integer
-from messaging.topics.document import current_document, only_fields, subscribed_doc
+from messaging.topics.document import current_document, only_fields, socket_char, subscribed_doc
 from mythline_site.errors import Invalid
 from mythline_site.throttling import check_rate
 from stories.changesets import Utf16Index
@@ -35,17 +35,7 @@ def to_chars(doc: Document, revision: int, start: int, end: int) -> tuple[int, i
     if revision > doc.revision or doc.revision - revision > settings.MYTHLINE_DOC_MAX_LAG:
         return start, end
     index = Utf16Index(text_at(doc, revision))
-    out = []
-    for name, value in (("from", start), ("to", end)):
-        if value > index.units:
-            raise Invalid(f"'{name}' is past the end of the text ({index.units} UTF-16 units at revision "
-                          f"{revision}).", details={name: f"at most {index.units}"})
-        try:
-            out.append(index.to_index(value))
-        except ValueError:
-            raise Invalid(f"'{name}' falls inside a character (a surrogate pair).",
-                          details={name: "splits a surrogate pair"}) from None
-    return out[0], out[1]
+    return socket_char(index, start, "from"), socket_char(index, end, "to")
 
 
 async def on_comment(conn, frame, ref):

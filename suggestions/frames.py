@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 
 from messaging import frames
 from messaging.topics import integer
-from messaging.topics.document import current_document, only_fields, subscribed_doc
+from messaging.topics.document import current_document, only_fields, socket_char, subscribed_doc
 from mythline_site.errors import Invalid, NotFound, PayloadTooLarge
 from mythline_site.throttling import check_rate
 from stories.changesets import ChangeSet, InvalidChangeSet, Utf16Index, utf16_len
@@ -41,11 +41,8 @@ def rest_edits(doc: Document, revision: int, changes) -> list[dict]:
         raise Invalid(f"Bad change set: {exc}", details={"changes": str(exc)}) from None
     index, edits = Utf16Index(text), []
     for start, end, _, _, insert in cs.iter_changes(individual=True):
-        try:
-            edits.append({"from": index.to_index(start), "to": index.to_index(end), "insert": insert})
-        except ValueError:
-            raise Invalid("A change starts or ends inside a character (a surrogate pair).",
-                          details={"changes": "splits a surrogate pair"}) from None
+        edits.append({"from": socket_char(index, start, "changes", "A change"),
+                      "to": socket_char(index, end, "changes", "A change"), "insert": insert})
     if not edits:
         raise Invalid("The suggestion changes nothing.", details={"changes": "empty"})
     return edits

@@ -19,6 +19,7 @@ from mythline_site import metrics
 from mythline_site.errors import Conflict, Forbidden, Invalid, MythlineError, NotFound
 from mythline_site.throttling import check_rate
 from stories.documents import changes_after, committed_revision, document_push, document_push_known_stale, note_committed
+from stories.changesets import Utf16Index
 from stories.models import Document
 from stories.policies import StoryAccess, access_story
 
@@ -139,6 +140,20 @@ def only_fields(frame: dict, allowed: set[str]) -> None:
     unknown = sorted(set(frame) - allowed - {"type", "ref", "topic"})
     if unknown:
         raise Invalid("The frame has unknown fields.", details={k: "unknown field" for k in unknown})
+
+
+def socket_char(index: Utf16Index, offset: int, field: str, what: str | None = None) -> int:
+    """A socket position (UTF-16 code units, as `doc.push` counts) as the character index REST
+    counts, in the text `index` was built from. `invalid` naming `field` when it is past the end or
+    falls inside a surrogate pair (`what` words the second case, "'<field>'" by default)."""
+    if offset > index.units:
+        raise Invalid(f"'{field}' is past the end of the text ({index.units} UTF-16 units).",
+                      details={field: f"at most {index.units}"})
+    try:
+        return index.to_index(offset)
+    except ValueError:
+        raise Invalid(f"{what or repr(field)} falls inside a character (a surrogate pair).",
+                      details={field: "splits a surrogate pair"}) from None
 
 
 def current_document(sub: DocTopic) -> Document:
