@@ -7,7 +7,9 @@ from accounts.services import token_issue
 from stories.documents import document_edit
 from stories.models import Document
 from stories.services import participant_add
+from stories.changesets import index_to_utf16
 from tests.live import LiveServer
+from tests.messaging.test_consumers import Client
 
 
 def main(story="tale") -> Document:
@@ -50,3 +52,57 @@ def server():
     """A real server (Daphne) on the test database; the test must be django_db(transaction=True)."""
     with LiveServer() as live:
         yield live
+
+
+# The socket frames on a document (tests/suggestions/test_frames.py, tests/comments/test_frames.py).
+FRAMES_TEXT = "🌊 The lamp burned low."
+FRAMES_TOPIC = "doc:tale/main"
+
+
+def frames_world(make_user, make_story, make_agent) -> dict:
+    """`tale` (public): alice owns it, bob edits, vera views, the agent `narrator` edits; `vault`
+    (private) is olga's. `main` of tale holds FRAMES_TEXT at revision 1."""
+    alice, bob, vera, olga = (make_user(n) for n in ("alice", "bob", "vera", "olga"))
+    story = make_story(alice, slug="tale", editors=[bob], viewers=[vera])
+    make_story(olga, slug="vault", visibility="private")
+    narrator = make_agent("narrator", stories=[story])
+    doc = Document.objects.get(story=story, name="main")
+    document_edit(doc=doc, author=alice, body={"append": FRAMES_TEXT})
+    for user in (alice, bob, vera, olga, narrator):
+        user.test_token = token_issue(user=user)
+    return {"story": story, "doc": doc, "alice": alice, "bob": bob, "vera": vera, "olga": olga,
+            "narrator": narrator}
+
+
+def units(text: str, sub: str) -> tuple[int, int]:
+    """Where `sub` is in `text`, in UTF-16 units."""
+    at = text.index(sub)
+    return index_to_utf16(text, at), index_to_utf16(text, at + len(sub))
+
+
+def replace(text: str, sub: str, by: str) -> list:
+    """A CodeMirror change set (JSON) replacing `sub` in `text` with `by`."""
+    start, end = units(text, sub)
+    total = index_to_utf16(text, len(text))
+    return [start, [end - start, by], total - end]
+
+
+async def opened(user, *topics):
+    client = Client(user)
+    await client.__aenter__()
+    assert (await client.recv())["type"] == "welcome"
+    for topic in topics:
+        reply = await client.request(type="subscribe", topic=topic)
+        assert reply["type"] == "subscribed", reply
+    return client
+
+
+async def events(client, name, count=1):
+    """The next `count` story events called `name`, then no other such event (exactly once)."""
+    got = []
+    while len(got) < count:
+        frame = await client.until("event")
+        if frame["event"] == name:
+            got.append(frame)
+    await client.nothing()
+    return got

@@ -10,14 +10,14 @@ from django.db import close_old_connections
 
 from comments.models import Comment, CommentThread
 from stories.documents import document_edit
-from tests.suggestions.test_frames import TEXT, TOPIC, build_world, events, opened, units
+from tests.annotating import FRAMES_TEXT as TEXT, FRAMES_TOPIC as TOPIC, events, frames_world, opened, units
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def world(make_user, make_story, make_agent):
-    return build_world(make_user, make_story, make_agent)
+    return frames_world(make_user, make_story, make_agent)
 
 
 @pytest.fixture(autouse=True)

@@ -8,18 +8,15 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import close_old_connections
 
-from accounts.services import token_issue
-from stories.changesets import index_to_utf16
 from stories.documents import document_edit
 from stories.models import Document
 from suggestions import services
 from suggestions.models import Suggestion
-from tests.messaging.test_consumers import Client
+from tests.annotating import FRAMES_TEXT, FRAMES_TOPIC, events, frames_world, opened, replace, units
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TEXT = "🌊 The lamp burned low."
-TOPIC = "doc:tale/main"
+TEXT, TOPIC = FRAMES_TEXT, FRAMES_TOPIC
 
 
 @pytest.fixture(autouse=True)
@@ -30,56 +27,7 @@ def _close_connections():
 
 @pytest.fixture
 def world(make_user, make_story, make_agent):
-    return build_world(make_user, make_story, make_agent)
-
-
-def build_world(make_user, make_story, make_agent) -> dict:
-    """`tale` (public): alice owns it, bob edits, vera views, the agent `narrator` edits; `vault`
-    (private) is olga's. `main` of tale holds TEXT at revision 1. (Shared with tests/comments.)"""
-    alice, bob, vera, olga = (make_user(n) for n in ("alice", "bob", "vera", "olga"))
-    story = make_story(alice, slug="tale", editors=[bob], viewers=[vera])
-    make_story(olga, slug="vault", visibility="private")
-    narrator = make_agent("narrator", stories=[story])
-    doc = Document.objects.get(story=story, name="main")
-    document_edit(doc=doc, author=alice, body={"append": TEXT})
-    for user in (alice, bob, vera, olga, narrator):
-        user.test_token = token_issue(user=user)
-    return {"story": story, "doc": doc, "alice": alice, "bob": bob, "vera": vera, "olga": olga,
-            "narrator": narrator}
-
-
-def units(text: str, sub: str) -> tuple[int, int]:
-    """Where `sub` is in `text`, in UTF-16 units."""
-    at = text.index(sub)
-    return index_to_utf16(text, at), index_to_utf16(text, at + len(sub))
-
-
-def replace(text: str, sub: str, by: str) -> list:
-    """A CodeMirror change set (JSON) replacing `sub` in `text` with `by`."""
-    start, end = units(text, sub)
-    total = index_to_utf16(text, len(text))
-    return [start, [end - start, by], total - end]
-
-
-async def opened(user, *topics):
-    client = Client(user)
-    await client.__aenter__()
-    assert (await client.recv())["type"] == "welcome"
-    for topic in topics:
-        reply = await client.request(type="subscribe", topic=topic)
-        assert reply["type"] == "subscribed", reply
-    return client
-
-
-async def events(client, name, count=1):
-    """The next `count` story events called `name`, then no other such event (exactly once)."""
-    got = []
-    while len(got) < count:
-        frame = await client.until("event")
-        if frame["event"] == name:
-            got.append(frame)
-    await client.nothing()
-    return got
+    return frames_world(make_user, make_story, make_agent)
 
 
 def count():
