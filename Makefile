@@ -72,11 +72,14 @@ run: demo frontend
 	@$(BIN)/python manage.py issue_token narrator --label "make run" --replace 2>/dev/null | tail -n 1
 	@echo "  The crew worker serves every story with a writers' room, the demo's included, once the server"
 	@echo "  is up: add the crew to your own story from its room (make run CREW=0: without the worker)."
+	@echo "  The webhook worker sends the agents' webhooks (docs/protocol.md, \"Webhooks\")."
 	@echo ""
-	@if [ "$(CREW)" != "0" ]; then \
+	@$(BIN)/python manage.py run_webhooks & hooks=$$!; crew=; \
+	if [ "$(CREW)" != "0" ]; then \
 	  $(BIN)/python manage.py run_crew --url http://$(HOST):$(PORT) --wait 120 & \
-	  crew=$$!; trap 'kill $$crew 2>/dev/null; wait $$crew 2>/dev/null' EXIT INT TERM; \
+	  crew=$$!; \
 	fi; \
+	trap 'kill $$hooks $$crew 2>/dev/null; wait $$hooks $$crew 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # Production on this machine (docs/deploy.md): migrations checked, static collected, uvicorn

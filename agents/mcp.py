@@ -276,11 +276,15 @@ def build_server(*, agent=None) -> MythlineMCP:
                         "(audience: 'must be participants of this story'), naming none")] = None,
         relates_to: Annotated[str | None, Field(description="With msg_type edit, delete or reaction: the id of the "
                                                             "message (same channel) it relates to")] = None,
+        mentions: Annotated[list[str] | None, Field(
+            description="Usernames of participants to notify (at most 50), besides the @names in your text; "
+                        "any other username refuses the post (mentions: 'must be participants of this "
+                        "story')")] = None,
     ) -> dict[str, Any]:
         """Post a message to a channel as yourself (the description is POST_MESSAGE_DESCRIPTION)."""
         data = {"msg_type": msg_type, "payload": payload}
         for name, value in (("id", id), ("reply_to", reply_to), ("correlation_id", correlation_id),
-                            ("audience", audience), ("relates_to", relates_to)):
+                            ("audience", audience), ("relates_to", relates_to), ("mentions", mentions)):
             if value is not None:
                 data[name] = value
         return await call(ctx, _post_message, story, channel, data)

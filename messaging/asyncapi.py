@@ -37,8 +37,10 @@ _MESSAGE_REF = "#/components/messages/"
 _STR = {"type": "string"}
 _NAT = {"type": "integer", "minimum": 0}
 _REF = {"type": "string", "description": "Any string; every reply to this frame echoes it."}
-_ANY_TOPIC = {"type": "string", "pattern": r"^(channel:[^/]+/[^/]+|story:[^/]+|doc:[^/]+/[^/]+)$",
-              "description": "channel:<story>/<channel>, story:<story> or doc:<story>/<doc>"}
+_ANY_TOPIC = {"type": "string",
+              "pattern": r"^(channel:[^/]+/[^/]+|story:[^/]+|doc:[^/]+/[^/]+|notifications:[^/]+)$",
+              "description": "channel:<story>/<channel>, story:<story>, doc:<story>/<doc> or "
+                             "notifications:<your username>"}
 _CHANNEL_TOPIC = {"type": "string", "pattern": r"^channel:[^/]+/[^/]+$", "description": "channel:<story>/<channel>"}
 _DOC_TOPIC = {"type": "string", "pattern": r"^doc:[^/]+/[^/]+$", "description": "doc:<story>/<doc>"}
 # The canonical spelling, as the server writes ids (it also reads other spellings of a UUID).
@@ -105,7 +107,10 @@ def client_schemas() -> dict[str, dict]:
                                             "the original (created: false)"},
              "reply_to": {"anyOf": [_UUID, {"type": "null"}]},
              "correlation_id": {"anyOf": [{"type": "string", "maxLength": 128}, {"type": "null"}]},
-             "audience": {"anyOf": [_audience(), {"type": "null"}]}},
+             "audience": {"anyOf": [_audience(), {"type": "null"}]},
+             "mentions": {"anyOf": [{"type": "array", "maxItems": 50, "items": {"type": "string", "minLength": 1}},
+                                    {"type": "null"}],
+                          "description": "Usernames of participants to notify, besides the @names of the text"}},
             allOf=_payload_conditions()),
         "typing": _client("typing", "Say you are typing (repeat while typing) or stopped, on a channel topic you "
                                     "are subscribed to and may post in. No answer; others get `typing`.",
@@ -160,6 +165,34 @@ def client_schemas() -> dict[str, dict]:
             "`comment.thread`; a change is a new version and a `comment.thread.updated` story event.",
             {"topic": _DOC_TOPIC, "thread": _NAT, "resolved": {"type": "boolean"}},
             {"version": {**_NAT, "description": "The version you read (`conflict` if it changed)"}}),
+        # Streaming messages (streaming/frames.py): unknown fields are refused, as REST refuses them.
+        "stream.open": _client(
+            "stream.open", "Open a streaming message in a channel you may post in, as REST's POST .../streams "
+            "does (the checks of a post; one unit of the post budget). Answered by `stream.opened`; the channel "
+            "topic gets `stream.started`.",
+            {"topic": _CHANNEL_TOPIC, "msg_type": {"type": "string", "pattern": MSG_TYPE_RE}},
+            {"payload": {"type": "object", "description": "The payload without the streamed field"},
+             "field": {"type": "string", "default": "text", "description": "The payload field the text goes to: "
+                                                                           "a text field of a built-in type"},
+             "id": {**_UUID, "description": "The final message's id; an open repeated with it answers the same "
+                                            "stream (created: false)"},
+             "reply_to": {"anyOf": [_UUID, {"type": "null"}]},
+             "correlation_id": {"anyOf": [{"type": "string", "maxLength": 128}, {"type": "null"}]},
+             "audience": {"anyOf": [_audience(), {"type": "null"}]}}),
+        "stream.append": _client(
+            "stream.append", "Append text to your open stream (one unit of the post budget). Answered by "
+            "`stream.appended` with the new length; the channel topic gets `stream.chunk`.",
+            {"id": _UUID, "text": {"type": "string", "minLength": 1}},
+            {"offset": {**_NAT, "description": "The text's length before this chunk (characters): a retried chunk "
+                                               "is ignored, a gap or overlap is `conflict` with the `length`"}}),
+        "stream.complete": _client(
+            "stream.complete", "Store your stream as one message with the stream's id (every check of a post). "
+            "Answered by `published` (created: false when completed already); the topic gets `stream.ended` "
+            "then the `message`.",
+            {"id": _UUID}, {"payload": {"type": "object", "description": "Replaces the payload's other fields"}}),
+        "stream.cancel": _client(
+            "stream.cancel", "Cancel a stream (its opener, the channel's owner or the story owner); again: "
+            "no-op. Answered by `stream.cancelled`; the topic gets `stream.ended`.", {"id": _UUID}),
     }
 
 
@@ -186,6 +219,12 @@ CLIENT_EXAMPLES = {
                       "body": "Moved it."},
     "comment.resolve": {"type": "comment.resolve", "ref": "12", "topic": "doc:the-lighthouse/main", "thread": 3,
                         "resolved": True, "version": 1},
+    "stream.open": {"type": "stream.open", "ref": "13", "topic": "channel:the-lighthouse/general",
+                    "msg_type": "narration", "id": "9f2c1e4a-3b5d-4c6e-8f70-1a2b3c4d5e6f"},
+    "stream.append": {"type": "stream.append", "ref": "14", "id": "9f2c1e4a-3b5d-4c6e-8f70-1a2b3c4d5e6f",
+                      "text": "The lamp ", "offset": 0},
+    "stream.complete": {"type": "stream.complete", "ref": "15", "id": "9f2c1e4a-3b5d-4c6e-8f70-1a2b3c4d5e6f"},
+    "stream.cancel": {"type": "stream.cancel", "ref": "16", "id": "9f2c1e4a-3b5d-4c6e-8f70-1a2b3c4d5e6f"},
 }
 
 # What each client frame is answered with (the reply's `ref` is the frame's). `error` answers any.
@@ -205,6 +244,10 @@ CLIENT_REPLIES = {
     "comment": ["comment.thread"],
     "comment.reply": ["comment"],
     "comment.resolve": ["comment.thread"],
+    "stream.open": ["stream.opened"],
+    "stream.append": ["stream.appended"],
+    "stream.complete": ["published"],
+    "stream.cancel": ["stream.cancelled"],
 }
 
 # Server frames that arrive without being asked for (or long after), with what they mean.
@@ -220,12 +263,18 @@ SERVER_PUSHES = {
     "doc.change": "A change applied to a subscribed document (yours too: match your `client_id`).",
     "unsubscribed": "With `reason: access_revoked`: you lost read access to the topic; nothing more comes on it.",
     "error": "Also unasked: `rate_limited` for a frame over the socket's frame rate, or before close 4429.",
+    "notification": "A new notification of yours on `notifications:<you>`, with your unread count after it.",
+    "notifications.read": "Notifications of yours marked read (by any of your clients), with the unread count.",
+    "stream.started": "A stream opened on a subscribed channel topic; after a subscribe, one per stream still "
+                      "open, with its text so far.",
+    "stream.chunk": "Text appended to a stream; `offset` is the text's length before it (drop what you have).",
+    "stream.ended": "A stream completed (`seq`: its message, whose `message` frame follows) or cancelled.",
 }
 
 SERVER_DESCRIPTIONS = {
     "welcome": "The first frame of an accepted socket.",
-    "subscribed": "Answers `subscribe`: `last_seq` for a channel topic, `revision` for a document, nothing "
-                  "more for a story topic.",
+    "subscribed": "Answers `subscribe`: `last_seq` for a channel topic, `revision` for a document, `unread` "
+                  "for your notifications topic, nothing more for a story topic.",
     "unsubscribed": "Answers `unsubscribe`; or, with `reason: access_revoked`, the server closed the topic.",
     "published": "Answers `publish`: the stored message's id and seq; `created: false` for a repeat.",
     "acked": "Answers `ack`: your read cursor of the channel, which never moves back.",
@@ -248,6 +297,15 @@ SERVER_DESCRIPTIONS = {
                            "skipped (stale ones, on accept).",
     "comment.thread": "Answers `comment` and `comment.resolve`: the thread with every comment, as REST shows it.",
     "comment": "Answers `comment.reply`: the new comment.",
+    "notification": "A new notification (as GET /api/notifications shows it) and the unread count after it.",
+    "notifications.read": "Notifications marked read: their `ids`, or \"all\"; and the unread count after.",
+    "stream.started": "A streaming message: its sender, msg_type, payload (without the streamed field), field, "
+                      "and the text so far.",
+    "stream.chunk": "The next text of a stream, at `offset` (characters).",
+    "stream.ended": "A stream's end: completed (with its message's `seq`) or cancelled.",
+    "stream.opened": "Answers `stream.open`: the stream's id (the final message's).",
+    "stream.appended": "Answers `stream.append`: the text's length after it.",
+    "stream.cancelled": "Answers `stream.cancel`.",
 }
 
 CLOSE_CODES = {
@@ -415,7 +473,7 @@ def asyncapi_document() -> dict:
                 "description": (
                     "One socket per client carries many topics: `channel:<story>/<channel>` (messages, typing, "
                     "presence on presence channels), `story:<story>` (story events), `doc:<story>/<doc>` "
-                    "(co-editing, cursors). Frames are JSON text objects with a `type`; a client frame may "
+                    "(co-editing, cursors), `notifications:<your username>` (your notifications). Frames are JSON text objects with a `type`; a client frame may "
                     "carry a string `ref`, echoed by every reply to it. A refused frame gets `error` and the "
                     "socket stays open. Close codes: see x-close-codes."),
                 "servers": [{"$ref": "#/servers/ws"}],
@@ -450,7 +508,10 @@ def asyncapi_document() -> dict:
                     "(with `?after=N` or `Last-Event-ID: N`), then live messages; a `: keep-alive` comment "
                     f"every {settings.MYTHLINE_SSE_KEEPALIVE_SECONDS:g} s. Errors before the stream starts are "
                     "JSON with the REST codes (401, 404, 429 with Retry-After...). The stream ends when the "
-                    "caller loses read access or its token is revoked; reconnect with Last-Event-ID."),
+                    "caller loses read access or its token is revoked; reconnect with Last-Event-ID. Streaming "
+                    "messages come as events `stream.started` (also one per open stream after the replay), "
+                    "`stream.chunk` and `stream.ended`, without an `id:` line; their data is the socket frame "
+                    "of that name without `type` and `topic`."),
                 "servers": [{"$ref": "#/servers/http"}],
                 "parameters": {"story": {"description": "The story's slug"},
                                "channel": {"description": "The channel's name"}},

@@ -29,7 +29,7 @@ from messaging import frames, rights
 from messaging.connections import Connection, get_connections
 from messaging.fanout import Inbox, get_fanout, subscriber_id
 from messaging.serializers import sender_json
-from messaging.topics import Topic, channel, document, parse_topic, story
+from messaging.topics import Topic, channel, document, notifications, parse_topic, story
 from mythline_site import metrics
 from mythline_site.errors import STORE_DOWN_ERRORS, Invalid, MythlineError, RateLimited, Unavailable
 from mythline_site.throttling import TokenBucket
@@ -49,7 +49,8 @@ CLOSE_TOO_LARGE = 1009
 CLOSE_SERVER_ERROR = 1011
 PRESENCE_STATES = ("active", "idle", "away")
 
-TOPIC_KINDS = {"channel": channel.subscribe, "story": story.subscribe, "doc": document.subscribe}
+TOPIC_KINDS = {"channel": channel.subscribe, "story": story.subscribe, "doc": document.subscribe,
+               "notifications": notifications.subscribe}
 
 
 def parse_frame(raw) -> dict:
@@ -349,13 +350,15 @@ async def on_subscribe(conn: RealtimeConsumer, frame, ref):
         raise RateLimited(f"A socket holds at most {cap} subscriptions; unsubscribe from one first.",
                           retry_after=1, details={"limit": cap})
     # Hear the story's rights changes before checking access: a change committed during the
-    # check is then seen after it.
-    await conn.registry.join_story(conn.record, story_slug)
+    # check is then seen after it. (`notifications:<username>` is no story's topic: no story to hear.)
+    story_scope = story_slug if kind != "notifications" else ""
+    if story_scope:
+        await conn.registry.join_story(conn.record, story_scope)
     try:
         await TOPIC_KINDS[kind](conn, frame, ref, topic, story_slug, name)
     except BaseException:
-        if topic not in conn.subs:
-            await conn.registry.leave_story(conn.record, story_slug)
+        if topic not in conn.subs and story_scope:
+            await conn.registry.leave_story(conn.record, story_scope)
         raise
 
 

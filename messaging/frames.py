@@ -29,6 +29,10 @@ def doc_topic(story_slug: str, doc_name: str) -> str:
     return f"doc:{story_slug}/{doc_name}"
 
 
+def notifications_topic(username: str) -> str:
+    return f"notifications:{username}"
+
+
 # --- frames ----------------------------------------------------------------------------------------
 # Replies carry the client frame's `ref` (added by the socket); pushed frames have none.
 
@@ -142,12 +146,44 @@ def comment(topic: str, comment: dict) -> dict:
     return {"type": "comment", "topic": topic, "comment": comment}
 
 
+# Streaming messages (streaming/; docs/protocol.md, "Streaming messages").
+def stream_started(topic: str, stream: dict) -> dict:
+    """A stream opened (live), or, after a subscribe's replay, one still open: `text` so far."""
+    return {"type": "stream.started", "topic": topic, "stream": stream}
+
+
+def stream_chunk(topic: str, stream_id: str, offset: int, text: str) -> dict:
+    """`offset`: the length of the stream's text before this chunk (in characters)."""
+    return {"type": "stream.chunk", "topic": topic, "id": stream_id, "offset": offset, "text": text}
+
+
+def stream_ended(topic: str, stream_id: str, status: str, seq: int | None = None) -> dict:
+    """Completed (`seq`: the stored message's; its `message` frame follows) or cancelled."""
+    frame = {"type": "stream.ended", "topic": topic, "id": stream_id, "status": status}
+    if seq is not None:
+        frame["seq"] = seq
+    return frame
+
+
+def stream_opened(topic: str, stream_id: str, created: bool) -> dict:
+    return {"type": "stream.opened", "topic": topic, "id": stream_id, "created": created}
+
+
+def stream_appended(topic: str, stream_id: str, length: int) -> dict:
+    return {"type": "stream.appended", "topic": topic, "id": stream_id, "length": length}
+
+
+def stream_cancelled(topic: str, stream_id: str) -> dict:
+    return {"type": "stream.cancelled", "topic": topic, "id": stream_id}
+
+
 # --- schemas ---------------------------------------------------------------------------------------
 
 ERROR_CODES = ["invalid", "unauthenticated", "forbidden", "not_found", "conflict", "archived",
                "payload_too_large", "rate_limited", "loop_detected", "no_route", "unavailable"]
 _STR, _INT, _NAT, _BOOL = {"type": "string"}, {"type": "integer"}, {"type": "integer", "minimum": 0}, {"type": "boolean"}
-_TOPIC = {"type": "string", "pattern": r"^(channel:[^/]+/[^/]+|story:[^/]+|doc:[^/]+/[^/]+)$"}
+_TOPIC = {"type": "string",
+          "pattern": r"^(channel:[^/]+/[^/]+|story:[^/]+|doc:[^/]+/[^/]+|notifications:[^/]+)$"}
 _USER = {"type": "object", "required": ["username", "display_name", "kind"], "additionalProperties": False,
          "properties": {"username": _STR, "display_name": _STR, "kind": {"enum": ["human", "agent"]}}}
 _MESSAGE = {"type": "object", "required": ["id", "story", "channel", "seq", "sender", "msg_type", "payload",
@@ -157,6 +193,7 @@ _MESSAGE = {"type": "object", "required": ["id", "story", "channel", "seq", "sen
                            # Relations (docs/protocol.md 4.4) and the aggregated view.
                            "relates_to": {"type": ["string", "null"]},
                            "rel_type": {"enum": ["replace", "redact", "annotate", None]},
+                           "mentions": {"type": "array", "items": _STR},
                            "edited_at": {"type": ["string", "null"]}, "deleted": _BOOL,
                            "reactions": {"type": "array", "items": {
                                "type": "object", "required": ["key", "count", "me"], "additionalProperties": False,
@@ -175,6 +212,10 @@ _THREAD = {"type": "object", "required": ["id", "story", "document", "anchor", "
            "properties": {"id": _NAT, "revision": _NAT, "version": _NAT, "resolved": _BOOL,
                           "comments": {"type": "array", "items": _COMMENT}}}
 _PRESENCE_ENTRY = {"type": "object", "required": ["username", "display_name", "kind"]}
+_STREAM = {"type": "object", "required": ["id", "story", "channel", "sender", "msg_type", "payload", "field", "text",
+                                          "status", "started_at"],
+           "properties": {"id": _STR, "sender": _USER, "msg_type": _STR, "payload": {"type": "object"},
+                          "field": _STR, "text": _STR, "status": {"enum": ["open", "completed", "cancelled"]}}}
 
 
 def _frame(type_: str, required: dict, optional: dict | None = None, *, closed: bool = True) -> dict:
@@ -187,7 +228,7 @@ def _frame(type_: str, required: dict, optional: dict | None = None, *, closed: 
 
 SCHEMAS: dict[str, dict] = {
     "welcome": _frame("welcome", {"user": _USER, "heartbeat_seconds": {"type": "number"}, "max_frame_bytes": _INT}),
-    "subscribed": _frame("subscribed", {"topic": _TOPIC}, {"last_seq": _NAT, "revision": _NAT}),
+    "subscribed": _frame("subscribed", {"topic": _TOPIC}, {"last_seq": _NAT, "revision": _NAT, "unread": _NAT}),
     "unsubscribed": _frame("unsubscribed", {"topic": _TOPIC}, {"reason": {"enum": ["access_revoked"]}}),
     "published": _frame("published", {"topic": _TOPIC, "id": _STR, "seq": _NAT, "created": _BOOL}),
     "acked": _frame("acked", {"topic": _TOPIC, "seq": _NAT}),
@@ -215,6 +256,13 @@ SCHEMAS: dict[str, dict] = {
                                                           "decided": _IDS, "skipped": _IDS}),
     "comment.thread": _frame("comment.thread", {"topic": _TOPIC, "thread": _THREAD}),
     "comment": _frame("comment", {"topic": _TOPIC, "comment": _COMMENT}),
+    "stream.started": _frame("stream.started", {"topic": _TOPIC, "stream": _STREAM}),
+    "stream.chunk": _frame("stream.chunk", {"topic": _TOPIC, "id": _STR, "offset": _NAT, "text": _STR}),
+    "stream.ended": _frame("stream.ended", {"topic": _TOPIC, "id": _STR, "status": {"enum": ["completed", "cancelled"]}},
+                           {"seq": _NAT}),
+    "stream.opened": _frame("stream.opened", {"topic": _TOPIC, "id": _STR, "created": _BOOL}),
+    "stream.appended": _frame("stream.appended", {"topic": _TOPIC, "id": _STR, "length": _NAT}),
+    "stream.cancelled": _frame("stream.cancelled", {"topic": _TOPIC, "id": _STR}),
 }
 
 # Story events (`event` frames) by name; `data` of each is described in docs/realtime.md.
@@ -233,3 +281,25 @@ STORY_EVENTS += ["comment.thread.created", "comment.created", "comment.thread.up
 STORY_EVENTS += ["crew.updated"]
 # Named versions of a document (versions/services.py; docs/protocol.md, "Versions").
 STORY_EVENTS += ["document.version.created", "document.version.updated", "document.version.deleted"]
+
+# Notifications (notifications/frames.py; docs/protocol.md, "Notifications").
+_NOTIFICATION = {"type": "object", "required": ["id", "kind", "story", "channel", "message_id", "actor", "excerpt",
+                                                "created_at", "read_at"], "additionalProperties": False,
+                 "properties": {"id": _NAT, "kind": {"enum": ["mention", "reply", "decision", "webhook.disabled"]},
+                                "story": {"type": ["string", "null"]}, "channel": {"type": ["string", "null"]},
+                                "message_id": {"type": ["string", "null"]},
+                                "actor": {"anyOf": [_USER, {"type": "null"}]}, "excerpt": _STR,
+                                "created_at": _STR, "read_at": {"type": ["string", "null"]}}}
+SCHEMAS["notification"] = _frame("notification", {"topic": _TOPIC, "notification": _NOTIFICATION, "unread": _NAT})
+SCHEMAS["notifications.read"] = _frame("notifications.read", {
+    "topic": _TOPIC, "ids": {"anyOf": [{"type": "array", "items": _NAT}, {"const": "all"}]}, "unread": _NAT})
+
+
+def notification(topic: str, notification: dict, unread: int) -> dict:
+    """A new notification on `notifications:<username>`, with the user's unread count after it."""
+    return {"type": "notification", "topic": topic, "notification": notification, "unread": unread}
+
+
+def notifications_read(topic: str, ids, unread: int) -> dict:
+    """Notifications marked read (`ids`, or "all"), by any of the user's clients; the unread count after."""
+    return {"type": "notifications.read", "topic": topic, "ids": ids, "unread": unread}

@@ -131,6 +131,10 @@ class Message(models.Model):
     # no client-chosen `id`, can occupy. Null for posts without a key (and for those stored before
     # migration 0003, whose ids were derived from the key: see messaging.services.legacy_key_id).
     idempotency_key = models.CharField(max_length=512, null=True, blank=True, editable=False)
+    # The usernames the message mentions (its explicit `mentions` list and the `@username`s of its
+    # text that name participants: notifications/mentions.py). Null for none (and for messages
+    # stored before migration 0005).
+    mentions = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["channel_id", "seq"]

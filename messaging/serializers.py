@@ -40,6 +40,7 @@ def message_json(message: Message, *, story_slug: str, channel_name: str, sender
         "created_at": iso(message.created_at),
         "relates_to": str(message.relates_to_id) if message.relates_to_id else None,
         "rel_type": message.rel_type,
+        "mentions": message.mentions or [],
     }
     if view is not None:
         data["edited_at"], data["deleted"], data["reactions"] = view["edited_at"], view["deleted"], view["reactions"]
@@ -100,6 +101,8 @@ class MessageSerializer(serializers.Serializer):
     relates_to = serializers.UUIDField(allow_null=True, help_text="For an edit, deletion or reaction: the message "
                                                                   "it relates to (same channel)")
     rel_type = serializers.ChoiceField(choices=Message.RelType.choices, allow_null=True)
+    mentions = serializers.ListField(child=serializers.CharField(), help_text="The usernames it mentions: its "
+                                     "`mentions` list and the participants its text @names (as posted)")
     edited_at = serializers.DateTimeField(allow_null=True, required=False,
                                           help_text="Aggregated view (reads, live frames): the latest edit's time")
     deleted = serializers.BooleanField(required=False, help_text="Aggregated view: deleted (then payload is null)")
@@ -116,6 +119,9 @@ class MessageInSerializer(serializers.Serializer):
     audience = serializers.JSONField(required=False, help_text="'all' | 'agents' | 'humans' | list of usernames")
     relates_to = serializers.UUIDField(required=False, allow_null=True,
                                        help_text="With msg_type edit, delete or reaction: the message it relates to")
+    mentions = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True, max_length=50,
+                                     help_text="Usernames of participants to notify (at most 50), besides the "
+                                               "@names of the text")
 
 
 def _schema_field(base, schema: dict, **kwargs) -> serializers.Field:

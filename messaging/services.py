@@ -26,15 +26,18 @@ from mythline_site import metrics
 from mythline_site.errors import Archived, Conflict, Forbidden, Invalid, NoRoute, NotFound, one_of
 from mythline_site.parsers import has_nul, has_surrogate
 from mythline_site.throttling import check_rate
+from notifications import mentions
 from notifications import services as notifications
 from search import services as search
 from webhooks import services as webhooks
+from streaming.models import Stream
 from stories.models import Participant, Story
 
 User = get_user_model()
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f0c1a52-3c1e-4a8e-9d7e-6b5e8c0f4a11")
-MESSAGE_FIELDS = frozenset({"msg_type", "payload", "id", "reply_to", "correlation_id", "audience", "relates_to"})
+MESSAGE_FIELDS = frozenset({"msg_type", "payload", "id", "reply_to", "correlation_id", "audience", "relates_to",
+                            "mentions"})
 AUDIENCE_WORDS = ("all", "agents", "humans")
 MAX_AUDIENCE_USERS = 100
 AUDIENCE_NOT_PARTICIPANTS = "must be participants of this story"
@@ -65,6 +68,9 @@ class CleanMessage:
     # The ids of every copy of this one post (a route stores a copy per inbox): policies do not
     # count those as earlier posts.
     copy_ids: frozenset = frozenset()
+    # The usernames it mentions: its `mentions` list and the participants its text @names
+    # (notifications/mentions.py), stored as Message.mentions.
+    mentions: list[str] = field(default_factory=list)
 
     def same_content(self, message: Message) -> bool:
         return (message.msg_type == self.msg_type and message.payload == self.payload
@@ -174,6 +180,8 @@ def clean_message_input(data, *, sender, story: Story, channel: Channel | None =
     # fullmatch: with `match`, `$` also matches before a trailing newline ("text\n").
     if not isinstance(msg_type, str) or not _msg_type_re.fullmatch(msg_type):
         errors["msg_type"] = "is required: 1-64 of a-z 0-9 _ . - starting with a letter"
+    elif msg_type == mentions.MENTION_COPY_TYPE:
+        errors["msg_type"] = "'mention' is reserved for the server's copies of mentions in agents' inboxes"
     payload = data.get("payload")
     encoded = b""
     if not isinstance(payload, dict):
@@ -230,6 +238,16 @@ def clean_message_input(data, *, sender, story: Story, channel: Channel | None =
         audience, audience_kind = usernames, Message.Audience.USERS
     else:
         errors["audience"] = "must be 'all', 'agents', 'humans' or a non-empty list of usernames"
+    named = data.get("mentions")
+    if named is None:
+        named = []
+    elif not isinstance(named, list) or not all(isinstance(u, str) and u and len(u) <= 150 and _storable_text(u)
+                                                for u in named):
+        errors["mentions"] = "must be a list of usernames"
+    elif len(set(named)) > mentions.MAX_MENTIONS:
+        errors["mentions"] = f"may list at most {mentions.MAX_MENTIONS} usernames"
+    elif named and msg_type in ("delete", "reaction"):
+        errors["mentions"] = "a deletion or reaction mentions no one: leave it out"
     if errors:
         raise Invalid("The message is invalid.", details=errors)
 
@@ -249,11 +267,16 @@ def clean_message_input(data, *, sender, story: Story, channel: Channel | None =
         if any(u not in by_name for u in usernames):
             errors["audience"] = AUDIENCE_NOT_PARTICIPANTS
         recipient_ids = [by_name[u] for u in usernames if u in by_name]
+    # As for the audience: one answer for "no such user" and "not a participant".
+    mentioned, unknown = mentions.resolve(story.pk, explicit=list(dict.fromkeys(named)), msg_type=msg_type,
+                                          payload=payload)
+    if unknown:
+        errors["mentions"] = mentions.NOT_PARTICIPANTS
     if errors:
         raise Invalid("The message is invalid.", details=errors)
     clean = CleanMessage(msg_type=msg_type, payload=payload, encoded_payload=encoded, id=message_id,
                          reply_to=reply_to, correlation_id=correlation_id, audience=audience,
-                         audience_kind=audience_kind, recipient_ids=recipient_ids)
+                         audience_kind=audience_kind, recipient_ids=recipient_ids, mentions=mentioned)
     if is_relation:
         _clean_relation(clean, relates_to_id, sender=sender, channel=channel)
     return clean
@@ -381,6 +404,7 @@ def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID
         thread_root_id=(clean.reply_to.thread_root_id or clean.reply_to.pk) if clean.reply_to else None,
         correlation_id=clean.correlation_id, audience=clean.audience, audience_kind=clean.audience_kind,
         created_at=timezone.now(), idempotency_key=key, relates_to=clean.relates_to, rel_type=clean.rel_type,
+        mentions=clean.mentions or None,
     )
     message.save(force_insert=True)
     search.index_posted(message)  # in this transaction: found as soon as it is committed
@@ -433,6 +457,9 @@ def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | 
     existing = repeat()
     if existing is not None:
         return PostResult(existing, False, posted_json(existing, channel=channel, sender=existing.sender))
+    if clean.id is not None and Stream.objects.filter(pk=clean.id).exclude(sender_id=sender.pk).exists():
+        # A stream's id is its final message's (streaming/): readers see it live, and must not take it.
+        raise Conflict(ID_TAKEN, details={"id": "already taken"})
     for policy in message_policies():
         policy(sender=sender, channel=channel, fields=clean, encoded_payload=clean.encoded_payload)
     now = timezone.now()

@@ -4,7 +4,8 @@ Replay from the database, then live, each message as `id: <seq>` / `event: messa
 `data: <message JSON>`, with a comment line every MYTHLINE_SSE_KEEPALIVE_SECONDS. The stream is
 driven by the same channel feed as the socket's channel topic (messaging/topics/channel.py), which
 fills any gap the channel layer leaves. Without `after` or `Last-Event-ID`, the stream starts live
-from the channel's current last_seq.
+from the channel's current last_seq. Streaming messages (streaming/live.py) come as `stream.*`
+events without an `id:` line, so Last-Event-ID keeps counting messages only.
 
 A stream counts against the user's `MYTHLINE_MAX_SSE_PER_USER` (429 past it), and one that
 replays (`after`) costs a read. Rights changes reach it like a socket (messaging/rights.py): a
@@ -29,6 +30,7 @@ from messaging.topics.channel import check_replay_rate, open_channel_feed
 from mythline_site import metrics
 from mythline_site.errors import STORE_DOWN_ERRORS, MythlineError, Unauthenticated, Unavailable, error_response
 from presence.services import Room, connection_meta, get_hub
+from streaming import live as streams
 
 logger = logging.getLogger("mythline.sse")
 
@@ -112,6 +114,10 @@ async def channel_events(request, story, channel):
                 for chunk in out:
                     yield chunk
                 out.clear()
+            # The open streams with their text so far, as `stream.started` events (streaming/live.py).
+            started, snapshot = await database_sync_to_async(streams.snapshot)(feed)
+            for frame in started:
+                yield streams.sse_started(frame)
             refreshed = time.monotonic()
             while True:
                 timeout = wait
@@ -141,6 +147,10 @@ async def channel_events(request, story, channel):
                     if (rights.in_scope(event, story_id=feed.channel.story_id, channel_id=feed.channel.pk)
                             and not await database_sync_to_async(feed.recheck)()):
                         return  # may no longer read the channel: the stream ends
+                    continue
+                if kind == "stream.event":  # no `id:` line: Last-Event-ID counts messages only
+                    if event.get("topic") == feed.topic and snapshot.admits(event) and streams.wants(feed, event):
+                        yield streams.sse_event(event["event"], event["sse"])
                     continue
                 if kind != "message.created" or event.get("topic") != feed.topic:
                     continue

@@ -32,8 +32,11 @@ logger = logging.getLogger("mythline.housekeeping")
 def sweep_once() -> int:
     from messaging.services import archive_idle_channels
 
+    from streaming.services import cancel_idle_streams
+
     close_old_connections()
     try:
+        cancel_idle_streams()  # streams without an append for MYTHLINE_STREAM_IDLE_SECONDS
         return len(archive_idle_channels())
     finally:
         close_old_connections()

@@ -389,6 +389,33 @@ MYTHLINE_DOC_MAX_SUGGESTIONS = int(os.environ.get("MYTHLINE_DOC_MAX_SUGGESTIONS"
 # Comments on a passage (docs/protocol.md, "Comments"): threads per document, comments per thread.
 MYTHLINE_DOC_MAX_COMMENT_THREADS = int(os.environ.get("MYTHLINE_DOC_MAX_COMMENT_THREADS", 500))
 MYTHLINE_COMMENT_MAX_PER_THREAD = int(os.environ.get("MYTHLINE_COMMENT_MAX_PER_THREAD", 200))
+# Webhooks (docs/protocol.md, "Webhooks"; sent by `manage.py run_webhooks`). An attempt's timeout;
+# the delay before retry n is BACKOFF * 2**(n-1) (at most MAX_BACKOFF) +-JITTER of it; a delivery is
+# dead after MAX_ATTEMPTS; a webhook is disabled after DISABLE_AFTER_FAILURES failed attempts in a
+# row, once the first of them is DISABLE_AFTER_SECONDS old. http:// URLs only with ALLOW_INSECURE
+# (default: DEBUG); hosts that resolve to private, loopback, link-local or reserved addresses only
+# with ALLOW_PRIVATE (never in production: that is a server-side request forgery hole).
+MYTHLINE_WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("MYTHLINE_WEBHOOK_TIMEOUT_SECONDS", 5))
+MYTHLINE_WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("MYTHLINE_WEBHOOK_MAX_ATTEMPTS", 10))
+MYTHLINE_WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("MYTHLINE_WEBHOOK_BACKOFF_SECONDS", 10))
+MYTHLINE_WEBHOOK_MAX_BACKOFF_SECONDS = float(os.environ.get("MYTHLINE_WEBHOOK_MAX_BACKOFF_SECONDS", 3600))
+MYTHLINE_WEBHOOK_JITTER = float(os.environ.get("MYTHLINE_WEBHOOK_JITTER", 0.2))
+MYTHLINE_WEBHOOK_DISABLE_AFTER_FAILURES = int(os.environ.get("MYTHLINE_WEBHOOK_DISABLE_AFTER_FAILURES", 20))
+MYTHLINE_WEBHOOK_DISABLE_AFTER_SECONDS = float(os.environ.get("MYTHLINE_WEBHOOK_DISABLE_AFTER_SECONDS", 3600))
+MYTHLINE_WEBHOOK_POLL_SECONDS = float(os.environ.get("MYTHLINE_WEBHOOK_POLL_SECONDS", 1))
+MYTHLINE_WEBHOOK_BATCH = int(os.environ.get("MYTHLINE_WEBHOOK_BATCH", 50))
+MYTHLINE_WEBHOOK_CONCURRENCY = int(os.environ.get("MYTHLINE_WEBHOOK_CONCURRENCY", 8))
+MYTHLINE_WEBHOOK_MAX_RESPONSE_BYTES = int(os.environ.get("MYTHLINE_WEBHOOK_MAX_RESPONSE_BYTES", 4096))
+MYTHLINE_WEBHOOK_ALLOW_INSECURE = env_bool("MYTHLINE_WEBHOOK_ALLOW_INSECURE", DEBUG)
+MYTHLINE_WEBHOOK_ALLOW_PRIVATE = env_bool("MYTHLINE_WEBHOOK_ALLOW_PRIVATE", False)
+# Delivered and dead deliveries are kept this many days in the log (pruned by the worker; 0: forever).
+MYTHLINE_WEBHOOK_KEEP_DAYS = float(os.environ.get("MYTHLINE_WEBHOOK_KEEP_DAYS", 7))
+# The CA certificates receivers' TLS certificates are checked against (a PEM file; default: certifi's).
+MYTHLINE_WEBHOOK_CA_BUNDLE = os.environ.get("MYTHLINE_WEBHOOK_CA_BUNDLE", "").strip()
+# Streaming messages (docs/protocol.md, "Streaming messages"): a stream without an append for this
+# long is cancelled; open streams per sender.
+MYTHLINE_STREAM_IDLE_SECONDS = float(os.environ.get("MYTHLINE_STREAM_IDLE_SECONDS", 300))
+MYTHLINE_STREAM_MAX_OPEN = int(os.environ.get("MYTHLINE_STREAM_MAX_OPEN", 5))
 MYTHLINE_RATE_KEY_PREFIX = "rl"  # cache keys of the rate limiter
 MYTHLINE_ARCHIVE_SWEEP_SECONDS = float(os.environ.get("MYTHLINE_ARCHIVE_SWEEP_SECONDS", 30))
 # Each server process moves long-lived objects out of the garbage collector's full scans this

@@ -48,6 +48,7 @@ from outline.services import scene_create
 from versions.services import version_create
 from suggestions.services import suggestion_create
 from comments.services import thread_create
+from streaming.services import stream_append, stream_start
 from stories.documents import document_edit
 from stories.models import Document, Participant
 from stories.services import invite_create, participant_add, story_create
@@ -157,6 +158,12 @@ def _build_world() -> World:
         # One named version of `main` (revision 1): `{pub.version}`.
         world.ids[f"{key}.version"] = str(version_create(doc=Document.objects.get(story=story, name="main"), by=olga,
                                                          name=f"{p}-VERSION", revision=1).pk)
+        # One open stream with text: `{pub.stream}` eddie's in general, `{priv.stream}` carl's in cabal.
+        opener, where = (users["editor"], "general") if key == "pub" else (carl, "cabal")
+        stream, _ = stream_start(sender=opener, access=access_channel(opener, story.slug, where, for_write=True),
+                                 data={"msg_type": "narration"})
+        stream_append(user=opener, stream_id=stream.pk, text=f"{p}-STREAM")
+        world.ids[f"{key}.stream"] = str(stream.pk)
 
     # Audience-restricted replies to the public story's root, in `general` (outsiders read it).
     pub_root = world.ids["pub.general"]
@@ -473,9 +480,24 @@ def build_cases() -> list[Case]:
         # Search without ?story= covers the stories the caller takes part in, as the activity does.
         Case("GET /api/search", "GET", "/api/search?q=open&limit=100", cells(200),
              check=lambda b, c, w: ("OPEN-GENERAL-ROOT" in _search_texts(b)) is (c != "outsider")),
+        # Notifications: the caller's own, whoever they are (their excerpts are probed for leaks below).
+        Case("GET /api/notifications", "GET", "/api/notifications", cells(200),
+             check=lambda b, c, w: set(b) == {"results", "unread", "next"}),
+        Case("POST /api/notifications/read", "POST", "/api/notifications/read", cells(200), body={"all": True},
+             check=lambda b, c, w: b == {"unread": 0}),
         Case("PUT /api/agents/me/status", "PUT", "/api/agents/me/status", cells(403, agent=200),
              body={"status": "working", "task": "drafting", "progress": 0.5},
              check=lambda b, c, w: (b["username"], b["status"], b["progress"]) == ("ada", "working", 0.5)),
+        # Webhooks: agents only, each its own (the world's agent has none yet: 404 until it PUTs one;
+        # a public IP literal, so registering needs no DNS; tests/webhooks covers the rest).
+        Case("GET /api/agents/me/webhook", "GET", "/api/agents/me/webhook", cells(403, agent=404)),
+        Case("PUT /api/agents/me/webhook", "PUT", "/api/agents/me/webhook", cells(403, agent=201),
+             body={"url": "https://93.184.216.34/hook"},
+             check=lambda b, c, w: b["secret"].startswith("whsec_") and b["status"] == "active"),
+        Case("DELETE /api/agents/me/webhook", "DELETE", "/api/agents/me/webhook", cells(403, agent=204)),
+        Case("POST /api/agents/me/webhook/rotate", "POST", "/api/agents/me/webhook/rotate", cells(403, agent=404)),
+        Case("GET /api/agents/me/webhook/deliveries", "GET", "/api/agents/me/webhook/deliveries",
+             cells(403, agent=404)),
     ]
     for s, slug in SLUGS.items():
         base = f"/api/stories/{slug}"
@@ -664,6 +686,13 @@ def build_cases() -> list[Case]:
                 Case(f"GET /api/search?story={slug}&channel={name}", "GET",
                      f"/api/search?q={PREFIX[s].lower()}&story={slug}&channel={name}&limit=100", READ[key],
                      check=_check_search(s, ch)),
+                # Streams (streaming/): readers list the open ones, posters open one.
+                Case(f"GET {cbase}/streams", "GET", f"{cbase}/streams", READ[key],
+                     check=lambda b, c, w, ch=ch, s=s: [x["text"] for x in b["results"]]
+                     == ([f"{PREFIX[s]}-STREAM"] if STREAM_CHANNEL[s] == ch else [])),
+                Case(f"POST {cbase}/streams", "POST", f"{cbase}/streams", POST_MESSAGE[key],
+                     body={"msg_type": "narration"},
+                     check=lambda b, c, w: (b["status"], b["sender"]["username"]) == ("open", USERNAMES[c])),
             ]
             message = f"{s}.{ch}"
             cases += [
@@ -672,7 +701,41 @@ def build_cases() -> list[Case]:
                 Case(f"GET /api/messages/<{message}>/thread", "GET", f"/api/messages/{{{message}}}/thread",
                      as_message_read(READ[key]), check=_check_thread(message)),
             ]
+        # The world's open stream: only its opener writes it; channel managers (and the story owner)
+        # cancel it; who may not read its channel does not know it (404).
+        stream = f"/api/streams/{{{s}.stream}}"
+        for action, ok in (("append", 200), ("complete", 201), ("cancel", 200)):
+            expect = STREAM_WRITE[s](ok, cancel=action == "cancel")
+            body = {"text": " more"} if action == "append" else None
+            cases.append(Case(f"POST /api/streams/<{s}.stream>/{action}", "POST", f"{stream}/{action}", expect,
+                              body=body, check=_check_stream(s, action)))
     return cases
+
+
+STREAM_CHANNEL = {"pub": "general", "priv": "cabal"}
+
+
+def _stream_write_pub(ok, cancel=False):  # eddie's, in the public story's general
+    return cells(403, editor=ok, **({"owner": ok} if cancel else {}))
+
+
+def _stream_write_priv(ok, cancel=False):  # carl's, in the private story's cabal (mia a member)
+    return cells(404, member=403, chowner=ok, owner=ok if cancel else 403)
+
+
+STREAM_WRITE = {"pub": _stream_write_pub, "priv": _stream_write_priv}
+
+
+def _check_stream(story, action):
+    def check(body, caller, world):
+        sid = world.ids[f"{story}.stream"]
+        if action == "append":
+            assert body == {"id": sid, "length": len(f"{PREFIX[story]}-STREAM more")}
+        elif action == "complete":
+            assert (body["id"], body["payload"]) == (sid, {"text": f"{PREFIX[story]}-STREAM"})
+        else:
+            assert body == {"id": sid, "status": "cancelled"}
+    return check
 
 
 CASES = build_cases()
@@ -697,7 +760,8 @@ def test_every_api_route_is_in_the_matrix():
                           .replace("<int:suggestion>", "{pub.suggestion}")
                           .replace("<int:thread>", "{pub.comment}")
                           .replace("<str:entry>", "{pub.entry}").replace("<int:progression>", "{pub.progression}")
-                          .replace("<int:version>", "{pub.version}"))
+                          .replace("<int:version>", "{pub.version}")
+                          .replace("<str:stream_id>", "{pub.stream}"))
         if concrete not in covered:
             missing.append(route)
     assert missing == []
@@ -749,7 +813,7 @@ PROBED_THREADS = [f"{s}.{name}" for s in SLUGS for name in ("general", "inbox", 
 def probe_requests(world):
     """Every read path (and route) a caller could use to learn of something."""
     reqs = [("GET", "/api/stories", None), ("GET", "/api/inbox", None), ("GET", "/api/activity", None),
-            ("GET", "/api/activity?limit=4", None)]
+            ("GET", "/api/activity?limit=4", None), ("GET", "/api/notifications", None)]
     reqs += [("GET", f"/api/search?q={q}&limit=100", None) for q in ("open", "hush", "secret", "inbox", "cabal")]
     for slug in SLUGS.values():
         base = f"/api/stories/{slug}"

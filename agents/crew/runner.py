@@ -568,7 +568,7 @@ class Showrunner(CrewAgent):
         found = _SCENE_CORRELATION.fullmatch(m.correlation_id or "")
         if found:
             self.highest = max(self.highest, int(found.group(1)))
-        p = m.payload
+        p = m.payload or {}  # None: a deleted message (the SDK's Message.payload)
         k = p.get("scene") if isinstance(p.get("scene"), int) and not isinstance(p.get("scene"), bool) else None
         v = p.get("version", 1) if isinstance(p.get("version"), int) else 1
         me = m.sender_name == self.username
@@ -1030,7 +1030,7 @@ class DialogueWriter(CrewAgent):
         lines, revised = {}, set()
         page = await self.client.read_messages(self.story, GENERAL, before=None, after=max(0, plan.seq - 1), limit=500)
         for message in page.results:
-            q = message.payload
+            q = message.payload or {}  # None: deleted
             if message.msg_type != "dialogue" or q.get("plan") != plan.id:
                 continue
             if q.get("revision_of"):
@@ -1167,7 +1167,7 @@ class Continuity(CrewAgent):
             return
         page = await self.client.read_messages(self.story, GENERAL, after=max(0, plan.seq - 1), limit=500,
                                                types=["narration"])
-        text = " ".join(x.text for x in page.results if x.payload.get("plan") == plan.id).casefold()
+        text = " ".join(x.text for x in page.results if (x.payload or {}).get("plan") == plan.id).casefold()
         asked = [*focus.characters, *([focus.motif] if focus.motif else [])]
         missing = [a for a in asked if _key_word(a) not in text]
         who = focus.by or "the room"

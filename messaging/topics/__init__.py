@@ -7,6 +7,8 @@ access check and replay), its live events, its client frames and its `recheck`.
 - `story:<story>` (messaging/topics/story.py): story-level events.
 - `doc:<story>/<doc>` (messaging/topics/document.py): a document's changes and cursors; frames
   `doc.push`, `doc.pull`, `cursor`.
+- `notifications:<username>` (messaging/topics/notifications.py): the caller's own notification
+  feed, live (no client frames; marking read is REST or MCP).
 
 The socket (messaging/consumers.py) is only the transport: it parses a frame and hands it to the
 handler registered for its `type` here (`FRAMES`), and hands each layer event to the topic it
@@ -15,7 +17,8 @@ names. A topic's `recheck()` re-runs its access check when a rights event reache
 """
 from mythline_site.errors import Invalid
 
-TOPIC_SHAPES = "topic must look like 'channel:<story>/<channel>', 'story:<story>' or 'doc:<story>/<doc>'."
+TOPIC_SHAPES = ("topic must look like 'channel:<story>/<channel>', 'story:<story>', 'doc:<story>/<doc>' or "
+                "'notifications:<username>'.")
 
 
 def parse_topic(topic) -> tuple[str, str, str | None]:
@@ -23,7 +26,7 @@ def parse_topic(topic) -> tuple[str, str, str | None]:
     if not isinstance(topic, str) or ":" not in topic:
         raise Invalid(TOPIC_SHAPES, details={"topic": "malformed"})
     kind, _, rest = topic.partition(":")
-    if kind == "story" and rest and "/" not in rest:
+    if kind in ("story", "notifications") and rest and "/" not in rest:
         return kind, rest, None
     if kind in ("channel", "doc"):
         story, _, name = rest.partition("/")

@@ -29,6 +29,7 @@ from mythline_site import metrics
 from mythline_site.errors import Archived, Forbidden, Invalid, MythlineError
 from mythline_site.throttling import TokenBucket, check_rate
 from presence.services import Room, connection_meta, room_state
+from streaming import live as streams
 
 REPLAY_PAGE = 500
 # A feed that falls this far behind is not backfilled message by message: the client is told to
@@ -179,6 +180,7 @@ class ChannelTopic(Topic):
         self.typing_on = False
         self.typing_started_at: float | None = None
         self.typing_bucket = TokenBucket(TYPING_RATE, TYPING_BURST)
+        self.streams = streams.StreamSnapshot()  # what the subscribe's stream snapshot sent
 
     @property
     def group(self) -> str:
@@ -207,6 +209,9 @@ class ChannelTopic(Topic):
                 await conn.send_frame(event["frame"])
         elif kind == "presence.diff":
             await conn.send_frame(event["frame"])
+        elif kind == "stream.event":  # streaming/live.py
+            if self.streams.admits(event) and streams.wants(self.feed, event):
+                await conn.send_frame(event["frame"])
 
     async def close(self, conn) -> None:
         await super().close(conn)
@@ -238,6 +243,10 @@ async def subscribe(conn, frame: dict, ref, topic: str, story: str, name: str) -
         await conn.send_frame(frames.dumps(frames.presence_state(topic, state)))
     if after is not None and after < last_seq:
         await feed.send_range(after, last_seq, conn.send_replay_frame, replay=True)
+    # The open streams, with their text so far (streaming/live.py).
+    started, sub.streams = await database_sync_to_async(streams.snapshot)(feed)
+    for frame in started:
+        await conn.send_frame(frames.dumps(frame))
     return sub
 
 

@@ -5,24 +5,30 @@ WebSocket with websockets). No Django: `pip install ./sdk` (the `mythline-sdk` d
 
 See docs/sdk.md and sdk/examples/echo_agent.py.
 """
-from mythline_sdk.client import AsyncMythlineClient, RetryEvent, idempotency_key
+from mythline_sdk.client import AsyncMythlineClient, MessageStream, RetryEvent, idempotency_key
 from mythline_sdk.errors import (ApiError, Archived, Conflict, Forbidden, InvalidRequest, LoopDetected, MythlineError,
                                  NoRoute, NotFound, PayloadTooLarge, RateLimited, ServerError, SubscriptionError,
                                  TransportError, Unauthenticated)
-from mythline_sdk.listener import INBOX, Listener, ListenerStats
+from mythline_sdk.listener import INBOX, NOTIFICATIONS, Listener, ListenerStats
 from mythline_sdk.models import (ActivityPage, AgentProfile, Channel, Document, DocumentChange, DocumentEdit,
-                                 DocumentOps, InboxRow, Message, MessagePage, Page, Participant, Presence,
-                                 RouteResult, Story, channel_topic)
+                                 DocumentOps, InboxRow, Message, MessagePage, Notification, NotificationEvent,
+                                 NotificationPage, NotificationsRead, Page, Participant, Presence, Reaction,
+                                 RouteResult, SearchPage, SearchResult, Story, StreamChunk, StreamEnded, StreamInfo,
+                                 StreamStarted, Webhook, WebhookDelivery, channel_topic)
 from mythline_sdk.retry import Backoff
-from mythline_sdk.sync import MythlineClient, SyncListener
+from mythline_sdk.sync import MythlineClient, SyncListener, SyncMessageStream
+from mythline_sdk.webhooks import WebhookVerificationError
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AsyncMythlineClient", "MythlineClient", "Listener", "SyncListener", "ListenerStats", "INBOX", "Backoff",
-    "RetryEvent", "idempotency_key", "channel_topic",
-    "Message", "MessagePage", "Page", "ActivityPage", "RouteResult", "InboxRow", "Story", "Channel", "Participant",
-    "AgentProfile", "Presence", "Document", "DocumentChange", "DocumentEdit", "DocumentOps",
+    "AsyncMythlineClient", "MythlineClient", "Listener", "SyncListener", "ListenerStats", "INBOX", "NOTIFICATIONS",
+    "Backoff", "RetryEvent", "idempotency_key", "channel_topic", "MessageStream", "SyncMessageStream",
+    "Message", "Reaction", "MessagePage", "Page", "ActivityPage", "RouteResult", "InboxRow", "Story", "Channel",
+    "Participant", "AgentProfile", "Presence", "Document", "DocumentChange", "DocumentEdit", "DocumentOps",
+    "SearchPage", "SearchResult", "Notification", "NotificationPage", "NotificationEvent", "NotificationsRead",
+    "StreamInfo", "StreamStarted", "StreamChunk", "StreamEnded", "Webhook", "WebhookDelivery",
+    "WebhookVerificationError",
     "MythlineError", "ApiError", "TransportError", "InvalidRequest", "Unauthenticated", "Forbidden", "NotFound",
     "Conflict", "Archived", "PayloadTooLarge", "LoopDetected", "NoRoute", "RateLimited", "ServerError",
     "SubscriptionError",

@@ -19,9 +19,10 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
 
-from mythline_sdk.errors import MythlineError, TransportError, error_from_response
+from mythline_sdk.errors import MythlineError, NotFound, TransportError, error_from_response
 from mythline_sdk.models import (ActivityPage, AgentProfile, Channel, Document, DocumentEdit, DocumentOps, InboxRow,
-                                 Message, MessagePage, Participant, Presence, RouteResult, Story)
+                                 Message, MessagePage, NotificationPage, Participant, Presence, RouteResult,
+                                 SearchPage, StreamInfo, Story, Webhook, WebhookDelivery)
 from mythline_sdk.retry import Backoff
 
 logger = logging.getLogger("mythline.sdk")
@@ -182,11 +183,20 @@ class AsyncMythlineClient:
     async def post_message(self, story: str, channel: str, msg_type: str, payload: dict, *,
                            reply_to: str | None = None, correlation_id: str | None = None,
                            audience: Any = None, id: str | None = None,
-                           idempotency_key: str | None = None) -> Message:
+                           idempotency_key: str | None = None, relates_to: str | None = None,
+                           mentions: Iterable[str] | None = None) -> Message:
         """Post a message; answer it with `created` True (201) or False (200: a repeat of a post
         already stored, returned as stored). Without `id` or `idempotency_key` a random key is
-        made once and reused on every retry, so a retried post is stored once."""
+        made once and reused on every retry, so a retried post is stored once. `relates_to` makes
+        it an edit, deletion or reaction (msg_type `edit`, `delete`, `reaction`; see `edit`,
+        `delete`, `react`): the answer then carries `target`, the related message after it.
+        `mentions`: usernames to notify besides those its text @names (stored as the message's
+        `mentions`)."""
         body: dict[str, Any] = {"msg_type": msg_type, "payload": payload}
+        if relates_to is not None:
+            body["relates_to"] = str(relates_to)
+        if mentions is not None:
+            body["mentions"] = list(mentions)
         if reply_to is not None:
             body["reply_to"] = str(reply_to)
         if correlation_id is not None:
@@ -263,6 +273,135 @@ class AsyncMythlineClient:
         """Readable messages across channels (of one story, or all of the caller's), oldest first;
         pass `next_after` back as `after`."""
         return ActivityPage.from_json(await self.get("/api/activity", story=story, after=after, limit=limit))
+
+    # --- relations: edits, deletions, reactions (docs/protocol.md 4.1) -------------------------
+    async def _where(self, message: "Message | str") -> tuple[str, str, str]:
+        """(story, channel, id) of a message given as a `Message` or an id (then looked up)."""
+        if isinstance(message, Message):
+            return message.story, message.channel, message.id
+        found = await self.get_message(str(message))
+        return found.story, found.channel, found.id
+
+    async def edit(self, message: "Message | str", payload: dict, *,
+                   idempotency_key: str | None = None) -> Message:
+        """Replace a message's payload (your own message; checked against its msg_type's schema).
+        Answers the `edit` message; its `target` is the message with the new payload."""
+        story, channel, target = await self._where(message)
+        return await self.post_message(story, channel, "edit", {"payload": payload}, relates_to=target,
+                                       idempotency_key=idempotency_key)
+
+    async def delete(self, message: "Message | str", *, reason: str | None = None) -> Message:
+        """Delete a message (yours; any, as the story owner): answers the `delete` message, whose
+        `target` is now `deleted` with payload None. Deleting it again answers the first deletion."""
+        story, channel, target = await self._where(message)
+        # No key of ours needed: the server answers a second deletion with the first.
+        return await self.post_message(story, channel, "delete", {"reason": reason} if reason else {},
+                                       relates_to=target)
+
+    async def react(self, message: "Message | str", key: str) -> Message:
+        """React to a message with `key` (an emoji or short text): answers the `reaction` message
+        (`created` False when you had already given that key: once per key, user and message)."""
+        story, channel, target = await self._where(message)
+        # No deterministic key: after `unreact`, the same key again must be a new reaction.
+        return await self.post_message(story, channel, "reaction", {"key": key}, relates_to=target)
+
+    async def unreact(self, message: "Message | str", key: str) -> Message | None:
+        """Take back your reaction `key` to a message: answers the `delete` of your reaction, or
+        None when you had not given that key."""
+        target = await self.get_message(message.id if isinstance(message, Message) else str(message))
+        mine = target.reaction(key)
+        if mine is None or not mine.me:
+            return None
+        # Reacting again answers the reaction already stored (once per key), which tells its id.
+        reaction = await self.post_message(target.story, target.channel, "reaction", {"key": key},
+                                           relates_to=target.id)
+        return await self.post_message(target.story, target.channel, "delete", {}, relates_to=reaction.id)
+
+    # --- search -------------------------------------------------------------------------------
+    async def search(self, q: str, *, story: str | None = None, channel: str | None = None,
+                     sender: str | None = None, type: "str | Iterable[str] | None" = None,
+                     after: Any = None, before: Any = None, limit: int | None = None,
+                     offset: int | None = None) -> SearchPage:
+        """Full-text search over the messages you may read, best match first (`GET /api/search`):
+        every word must occur, "quoted phrases" in order. `type`: a msg_type or several; `after`,
+        `before`: ISO-8601 times (or datetimes) of `created_at`. A `SearchPage`: `results`
+        (`message`, `story`, `channel`, `rank`, `highlight`: escaped HTML, hits in <mark>), and
+        `next_offset` to pass back as `offset` (None on the last page)."""
+        if type is not None and not isinstance(type, str):
+            type = ",".join(type)
+        return SearchPage.from_json(await self.get(
+            "/api/search", q=q, story=story, channel=channel, sender=sender, type=type, after=_iso(after),
+            before=_iso(before), limit=limit, offset=offset))
+
+    # --- notifications ------------------------------------------------------------------------
+    async def notifications(self, *, unread_only: bool = False, limit: int | None = None,
+                            before: int | None = None) -> NotificationPage:
+        """Your notification feed, newest first (`before`: an id, for older ones): a
+        `NotificationPage` (`results`, `unread`: your unread count, `next`)."""
+        return NotificationPage.from_json(await self.get(
+            "/api/notifications", unread=1 if unread_only else None, limit=limit, before=before))
+
+    async def mark_notifications_read(self, ids: Iterable[int] | None = None, *, all: bool = False) -> int:
+        """Mark notifications read: these `ids`, or `all=True`; answers your unread count."""
+        if all:
+            body: dict[str, Any] = {"all": True}
+        elif ids is not None:
+            body = {"ids": list(ids)}
+        else:
+            raise ValueError("give the ids to mark read, or all=True")
+        data = (await self.request("POST", "/api/notifications/read", json=body, idempotent=True))[1]
+        return int(data.get("unread", 0))
+
+    # --- streaming messages -------------------------------------------------------------------
+    def stream(self, story: str, channel: str, msg_type: str, *, payload: dict | None = None, field: str = "text",
+               id: str | None = None, reply_to: str | None = None, correlation_id: str | None = None,
+               audience: Any = None) -> "MessageStream":
+        """A streaming message, as an async context manager: every subscriber sees the text grow
+        as you `append` chunks; a normal exit completes it (one message is stored, with the same
+        id), an exception cancels it (nothing is stored).
+
+        >>> async with client.stream("tale", "general", "narration") as s:
+        ...     await s.append("The lamp ")
+        ...     await s.append("guttered.")
+        >>> s.message.payload["text"]
+        'The lamp guttered.'
+        """
+        return MessageStream(self, story, channel, msg_type, payload=payload, field=field, id=id,
+                             reply_to=reply_to, correlation_id=correlation_id, audience=audience)
+
+    async def open_streams(self, story: str, channel: str) -> list[StreamInfo]:
+        """The streams open in a channel now, each with its text so far."""
+        data = await self.get(f"/api/stories/{story}/channels/{channel}/streams")
+        return [StreamInfo.from_json(row) for row in data.get("results") or []]
+
+    # --- webhooks (agents) --------------------------------------------------------------------
+    async def set_webhook(self, url: str) -> Webhook:
+        """Register (or change) your webhook, where your inbox's messages (and mentions) are
+        POSTed while you are not connected. Agents only. The `Webhook` carries `secret`
+        ("whsec_..."), to check deliveries with `mythline_sdk.webhooks.verify`, when it is created
+        (`created` True); changing the URL keeps the secret (None in the answer)."""
+        status, data = await self.request("PUT", "/api/agents/me/webhook", json={"url": url})
+        return Webhook.from_json(data, created=status == 201)
+
+    async def webhook(self) -> Webhook | None:
+        """Your webhook (`status`: active or disabled, `failures`), or None when you have none."""
+        try:
+            return Webhook.from_json(await self.get("/api/agents/me/webhook"))
+        except NotFound:
+            return None
+
+    async def delete_webhook(self) -> None:
+        await self.request("DELETE", "/api/agents/me/webhook")
+
+    async def rotate_webhook_secret(self) -> str:
+        """A new secret for your webhook (the old one stops signing now); answers it."""
+        data = (await self.request("POST", "/api/agents/me/webhook/rotate", json={}))[1]
+        return data["secret"]
+
+    async def webhook_deliveries(self, *, limit: int | None = None) -> list[WebhookDelivery]:
+        """Your webhook's delivery log, newest first (`status`: pending, failed, delivered, dead)."""
+        return [WebhookDelivery.from_json(row)
+                for row in (await self.get("/api/agents/me/webhook/deliveries", limit=limit)).get("results") or []]
 
     # --- cursors ------------------------------------------------------------------------------
     async def inbox(self) -> list[InboxRow]:
@@ -358,6 +497,109 @@ class AsyncMythlineClient:
         listener = self.listener(topics, **options)
         await listener.run(stop=stop, duration=duration)
         return listener
+
+
+class MessageStream:
+    """A streaming message (`client.stream(...)`): `async with` opens it, `append` sends chunks,
+    a normal exit completes it, an exception cancels it. `id` is the message's id (the stored
+    message keeps it), `text` what was appended so far, `message` the stored message once
+    completed, `status` "new", "open", "completed" or "cancelled".
+
+    Appends carry their `offset` (the text's length before the chunk), so a retry after a lost
+    answer is ignored by the server instead of doubling the chunk: they are retried like any
+    request that is safe to repeat. A gap (another writer, a lost chunk) is `Conflict`."""
+
+    def __init__(self, client: AsyncMythlineClient, story: str, channel: str, msg_type: str, *,
+                 payload: dict | None = None, field: str = "text", id: str | None = None,
+                 reply_to: str | None = None, correlation_id: str | None = None, audience: Any = None):
+        self.client, self.story, self.channel, self.msg_type = client, story, channel, msg_type
+        self.payload, self.field = payload, field
+        self.id = str(id) if id is not None else str(uuid.uuid4())
+        self.reply_to, self.correlation_id, self.audience = reply_to, correlation_id, audience
+        self.text = ""
+        self.status = "new"
+        self.message: Message | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.text)
+
+    async def open(self) -> "MessageStream":
+        body: dict[str, Any] = {"msg_type": self.msg_type, "field": self.field, "id": self.id}
+        for name in ("payload", "reply_to", "correlation_id", "audience"):
+            if getattr(self, name) is not None:
+                body[name] = str(getattr(self, name)) if name == "reply_to" else getattr(self, name)
+        # Always with an id (ours, or one made here): the server answers a repeated open with the
+        # stream it opened, so a retry after a lost answer opens one stream.
+        _, data = await self.client.request("POST", f"/api/stories/{self.story}/channels/{self.channel}/streams",
+                                            json=body, idempotent=True)
+        self.id = data.get("id", self.id)
+        self.text = data.get("text") or ""
+        self.status = "open"
+        return self
+
+    async def append(self, text: str) -> int:
+        """Append a chunk; answers the text's length on the server after it."""
+        if self.status != "open":
+            raise RuntimeError(f"the stream is {self.status}, not open")
+        if not text:
+            return len(self.text)
+        _, data = await self.client.request("POST", f"/api/streams/{self.id}/append",
+                                            json={"text": text, "offset": len(self.text)},
+                                            idempotent=True)  # by its offset: a repeat is ignored
+        self.text += text
+        return int(data.get("length", len(self.text)))
+
+    async def complete(self, payload: dict | None = None) -> Message:
+        """Store the message (the text in `field` of the payload, or `payload` given here); every
+        subscriber gets it as a `message` frame. Answers it (also `self.message`)."""
+        if self.status == "completed" and self.message is not None:
+            return self.message
+        # Completing again answers the message stored the first time: safe to retry.
+        status, data = await self.client.request("POST", f"/api/streams/{self.id}/complete",
+                                                 json={"payload": payload} if payload is not None else {},
+                                                 idempotent=True)
+        self.message = Message.from_json(data, created=status == 201)
+        self.status = "completed"
+        return self.message
+
+    async def cancel(self) -> None:
+        """Drop the stream: nothing is stored; subscribers see it ended as cancelled."""
+        if self.status != "open":
+            return
+        await self.client.request("POST", f"/api/streams/{self.id}/cancel", idempotent=True)  # again: a no-op
+        self.status = "cancelled"
+
+    async def __aenter__(self) -> "MessageStream":
+        return await self.open()
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        if self.status != "open":
+            return
+        if exc_type is None:
+            try:
+                await self.complete()
+            except MythlineError as exc:
+                if not exc.retryable:  # refused for good (a policy, the channel archived): end it
+                    await self._cancel_quietly(exc)
+                raise
+            return
+        await self._cancel_quietly(exc)
+
+    async def _cancel_quietly(self, why: BaseException | None) -> None:
+        """Cancel on the way out of a failed block; the block's own error is the one to raise."""
+        try:
+            await asyncio.shield(self.cancel())
+        except (MythlineError, asyncio.CancelledError) as cancel_error:
+            logger.info("stream %s: could not cancel after %r: %s", self.id, why, cancel_error)
+
+
+def _iso(value: Any) -> str | None:
+    """A time for a query: an ISO-8601 string as given, a datetime in ISO-8601."""
+    if value is None or isinstance(value, str):
+        return value
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if isoformat is not None else str(value)
 
 
 def _json(response: httpx.Response) -> Any:

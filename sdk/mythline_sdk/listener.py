@@ -37,7 +37,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from mythline_sdk.errors import MythlineError, SubscriptionError, Unauthenticated
-from mythline_sdk.models import Message, channel_topic, parse_channel_topic
+from mythline_sdk.models import (Message, NotificationEvent, NotificationsRead, StreamEvent, channel_topic,
+                                 notification_event, parse_channel_topic, stream_event)
 from mythline_sdk.retry import Backoff
 
 if TYPE_CHECKING:
@@ -47,7 +48,10 @@ logger = logging.getLogger("mythline.sdk.listener")
 
 Handler = Callable[[Message], Awaitable[None]]
 EventHandler = Callable[[dict], Awaitable[None]]
+StreamHandler = Callable[[StreamEvent], Awaitable[None]]
+NotificationHandler = Callable[["NotificationEvent | NotificationsRead"], Awaitable[None]]
 INBOX = "@inbox"  # in a topic, stands for the caller's own inbox: ("tale", "@inbox") -> inbox.<username>
+NOTIFICATIONS = "notifications:@me"  # a topic: the caller's notification feed (notifications:<username>)
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_SLOW_CONSUMER = 4008
 STARTS = ("cursor", "cursor_or_latest", "latest", "beginning")
@@ -73,7 +77,8 @@ class Listener:
     """Listen to channel topics and run handlers per msg_type. Use via `client.listener(...)`.
 
     Topics: `"channel:<story>/<channel>"` strings, `(story, channel)` pairs (tuples or lists),
-    `"story:<story>"` for story events; or a single one of these.
+    `"story:<story>"` for story events, `NOTIFICATIONS` (or `"notifications:<your username>"`) for
+    your notification feed; or a single one of these.
 
     Options:
       after: {topic: seq} (or one seq for every topic): where to start, overriding `start`.
@@ -83,11 +88,18 @@ class Listener:
       queue_size: bound of the local queue (backpressure beyond it).
       ack: acknowledge processed messages on the server (the read cursor).
       ignore_own: do not run handlers for the caller's own messages (they are still acknowledged).
+      skip_deleted: do not run handlers for a message deleted by the time it arrives (a replay
+        after the deletion: its payload is None); it is acknowledged. The `delete` message itself
+        still comes, like every relation.
+
+    Besides messages: `on_event` (story events), `on_stream` (streaming messages of the channel
+    topics: `StreamStarted`, `StreamChunk`, `StreamEnded`), `on_notification` (`NotificationEvent`,
+    `NotificationsRead` of the notifications topic). Frames of a kind with no handler are dropped.
     """
 
     def __init__(self, client: "AsyncMythlineClient", topics: Iterable, *, after: dict | int | None = None,
                  start: str = "cursor", types: list[str] | None = None, queue_size: int = 256,
-                 ack: bool = True, ignore_own: bool = True, dedup_size: int = 10_000,
+                 ack: bool = True, ignore_own: bool = True, skip_deleted: bool = True, dedup_size: int = 10_000,
                  reconnect: Backoff | None = None, handler_backoff: Backoff | None = None,
                  max_handler_failures: int = 3, ack_interval: float = 0.2, ws_max_queue: int = 4,
                  open_timeout: float = 10.0, ping_interval: float | None = 20.0, ping_timeout: float | None = 20.0):
@@ -103,6 +115,7 @@ class Listener:
         self.queue_size = queue_size
         self.ack_enabled = ack
         self.ignore_own = ignore_own
+        self.skip_deleted = skip_deleted
         self.dedup_size = dedup_size
         self.reconnect = reconnect or Backoff(base=0.2, cap=5.0, max_attempts=None)
         self.handler_backoff = handler_backoff or Backoff(base=0.5, cap=10.0, max_attempts=None)
@@ -121,12 +134,15 @@ class Listener:
         self._warned_unhandled = False
         self._handlers: dict[str, list[Handler]] = {}
         self._event_handlers: list[EventHandler] = []
+        self._stream_handlers: list[StreamHandler] = []
+        self._notification_handlers: list[NotificationHandler] = []
         self._queue: asyncio.Queue | None = None
         self._ws = None
         self._stopping: asyncio.Event | None = None
         self.stats = ListenerStats()
         self.connected = asyncio.Event()  # set while subscribed
         self.last_seq: dict[str, int] = {}          # from `subscribed` frames
+        self.unread_notifications: int | None = None  # from the notifications topic's `subscribed`
 
     # --- handlers ----------------------------------------------------------------------------
     def on(self, msg_type: str = "*", handler: Handler | None = None):
@@ -139,6 +155,20 @@ class Listener:
     def on_event(self, handler: EventHandler) -> EventHandler:
         """Handler for story events (`story:<slug>` topics): gets the whole `event` frame."""
         self._event_handlers.append(handler)
+        return handler
+
+    def on_stream(self, handler: StreamHandler) -> StreamHandler:
+        """Handler for streaming messages in the channel topics: a `StreamStarted` (also, after a
+        (re)subscribe, for each stream still open, with its text so far), `StreamChunk`s (`offset`,
+        `text`), a `StreamEnded` (`status` completed, then the stored message comes to the message
+        handlers with the same id; or cancelled)."""
+        self._stream_handlers.append(handler)
+        return handler
+
+    def on_notification(self, handler: NotificationHandler) -> NotificationHandler:
+        """Handler for the notifications topic (`NOTIFICATIONS`): a `NotificationEvent` per new
+        notification (`notification`, `unread`), a `NotificationsRead` when some were marked read."""
+        self._notification_handlers.append(handler)
         return handler
 
     @property
@@ -280,6 +310,8 @@ class Listener:
     def _resolve(self, topic: str) -> str:
         if topic.startswith("story:"):
             return topic
+        if topic.startswith("notifications:"):
+            return f"notifications:{self.client.username}" if topic == NOTIFICATIONS else topic
         story, channel = parse_channel_topic(topic)
         if channel == INBOX:
             channel = f"inbox.{self.client.username}"
@@ -342,6 +374,9 @@ class Listener:
             await self._on_message(frame)
         elif kind == "subscribed":
             topic, last = frame["topic"], frame.get("last_seq", 0)
+            if topic.startswith("notifications:"):
+                self.unread_notifications = frame.get("unread")
+                return
             self.last_seq[topic] = last
             if last < self.positions.get(topic, 0):
                 # The channel holds fewer messages than we saw (a restored or replaced database):
@@ -354,6 +389,16 @@ class Listener:
             self.acked[topic] = max(self.acked.get(topic, 0), int(frame.get("seq", 0)))
         elif kind == "event":
             await self._queue.put(("event", frame))
+        elif kind in ("stream.started", "stream.chunk", "stream.ended"):
+            if self._stream_handlers:
+                event = stream_event(frame)
+                if event is not None:
+                    await self._queue.put(("stream", event))
+        elif kind in ("notification", "notifications.read"):
+            if self._notification_handlers:
+                event = notification_event(frame)
+                if event is not None:
+                    await self._queue.put(("notification", event))
         elif kind == "error":
             ref = frame.get("ref") or ""
             if ref.startswith("sub:") and frame.get("code") in ("not_found", "forbidden", "invalid", "unauthenticated"):
@@ -397,7 +442,9 @@ class Listener:
             self._busy = True
             try:
                 if isinstance(item, tuple):
-                    for handler in self._event_handlers:
+                    handlers = {"event": self._event_handlers, "stream": self._stream_handlers,
+                                "notification": self._notification_handlers}[item[0]]
+                    for handler in list(handlers):
                         await self._call(handler, item[1])
                     continue
                 if await self._process(item):
@@ -426,6 +473,8 @@ class Listener:
     async def _process(self, message: Message) -> bool:
         """Run the handlers; False when stopping interrupted them (no ack: it comes again)."""
         if self.ignore_own and message.sender_name == self.client.username:
+            return True
+        if self.skip_deleted and message.deleted:
             return True
         handlers = self._handlers_for(message.msg_type)
         for handler in handlers:
@@ -525,6 +574,8 @@ def _topic(value) -> str:
                         f"not {type(value).__name__}: {value!r}")
     if value.startswith("story:") and len(value) > 6:
         return value  # story events: no seq, no resume
+    if value.startswith("notifications:") and len(value) > 14:
+        return value  # the notification feed: no seq, no resume
     parse_channel_topic(value)
     return value
 
@@ -551,5 +602,7 @@ def _name(handler) -> str:
 def _describe(arg) -> str:
     if isinstance(arg, Message):
         return f"{arg.msg_type} {arg.topic}#{arg.seq}"
+    if hasattr(arg, "type") and hasattr(arg, "topic"):
+        return f"{arg.type} {arg.topic}"
     return str(arg.get("event") if isinstance(arg, dict) else arg)
 

@@ -3,34 +3,82 @@ JSON keys (`message.payload`, `page.next_after`), each built with `from_json`. T
 server object keep its JSON in `raw`, for fields added to the API later."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
+class Reaction:
+    """One key of a message's reactions: how many gave it, and whether the reader did (`me`: None
+    in a live frame's `target`, which goes to every reader at once)."""
+    key: str
+    count: int = 0
+    me: bool | None = False
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Reaction":
+        return cls(key=data["key"], count=int(data.get("count", 0)), me=data.get("me"))
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
+    """A message with its aggregated view (docs/protocol.md 4, 4.1): `payload` is the current one
+    (the latest edit's), None once the message was deleted (`deleted`); `edited_at`, `reactions`.
+    An edit, deletion or reaction is itself a message (`relates_to`, `rel_type`); the answer to
+    posting one, and its live frame, carry `target`: the related message as it is after it."""
     id: str
     story: str
     channel: str
     seq: int
     sender: dict
     msg_type: str
-    payload: dict
+    payload: dict | None
     reply_to: str | None = None
     correlation_id: str | None = None
     audience: Any = "all"
     created_at: str | None = None
     created: bool | None = None  # on a post: True for 201 (stored now), False for 200 (a repeat)
     replay: bool = False         # on the socket: sent as part of a resume, not live
+    relates_to: str | None = None   # an edit, deletion or reaction: the message it relates to
+    rel_type: str | None = None     # "replace" (edit), "redact" (delete), "annotate" (reaction)
+    edited_at: str | None = None
+    deleted: bool = False
+    reactions: list[Reaction] = field(default_factory=list)
+    mentions: list[str] = field(default_factory=list)
+    target: "Message | None" = None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: dict, *, created: bool | None = None, replay: bool = False) -> "Message":
+        deleted = bool(data.get("deleted", False))
+        payload = data.get("payload")
+        if payload is None and not deleted:
+            payload = {}  # an older server, or a message shown without a payload: never None unless deleted
+        target = data.get("target")
         return cls(id=data["id"], story=data.get("story", ""), channel=data.get("channel", ""),
                    seq=data.get("seq", 0), sender=data.get("sender") or {}, msg_type=data["msg_type"],
-                   payload=data.get("payload") or {}, reply_to=data.get("reply_to"),
+                   payload=payload, reply_to=data.get("reply_to"),
                    correlation_id=data.get("correlation_id"), audience=data.get("audience", "all"),
-                   created_at=data.get("created_at"), created=created, replay=replay, raw=data)
+                   created_at=data.get("created_at"), created=created, replay=replay,
+                   relates_to=data.get("relates_to"), rel_type=data.get("rel_type"),
+                   edited_at=data.get("edited_at"), deleted=deleted,
+                   reactions=[Reaction.from_json(r) for r in data.get("reactions") or []],
+                   mentions=[m for m in data.get("mentions") or [] if isinstance(m, str)],
+                   target=cls.from_json(target) if isinstance(target, dict) else None, raw=data)
+
+    @property
+    def is_relation(self) -> bool:
+        """An edit, deletion or reaction (it relates to another message)."""
+        return self.relates_to is not None
+
+    @property
+    def edited(self) -> bool:
+        return self.edited_at is not None
+
+    def reaction(self, key: str) -> Reaction | None:
+        """This message's reaction with `key`, or None."""
+        return next((r for r in self.reactions if r.key == key), None)
 
     @property
     def topic(self) -> str:
@@ -50,9 +98,10 @@ class Message:
 
     @property
     def text(self) -> str:
-        """The payload's main text, whatever the type (`text`, `line`, `title`), or ''."""
+        """The payload's main text, whatever the type (`text`, `line`, `title`), or '' (also
+        once the message was deleted)."""
         for key in ("text", "line", "title", "task"):
-            value = self.payload.get(key)
+            value = (self.payload or {}).get(key)
             if isinstance(value, str):
                 return value
         return ""
@@ -297,6 +346,223 @@ class DocumentOps:
     def from_json(cls, data: dict) -> "DocumentOps":
         return cls(results=[DocumentChange.from_json(c) for c in data.get("results") or []],
                    revision=data.get("revision", 0))
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One hit of `search`: the `message` (as every read shows it), where it is, its `rank` (higher
+    is better, comparable only within one answer) and `highlight`: HTML, every character escaped,
+    the hits in <mark></mark>."""
+    message: Message
+    story: str
+    channel: str
+    rank: float = 0.0
+    highlight: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SearchResult":
+        message = Message.from_json(data["message"])
+        return cls(message=message, story=data.get("story", message.story),
+                   channel=data.get("channel", message.channel), rank=float(data.get("rank") or 0.0),
+                   highlight=data.get("highlight") or "")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """`GET /api/search`: best match first; pass `next_offset` back as `offset` (None: the last page)."""
+    results: list[SearchResult]
+    next_offset: int | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SearchPage":
+        return cls(results=[SearchResult.from_json(r) for r in data.get("results") or []],
+                   next_offset=data.get("next_offset"))
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One entry of the caller's notification feed: `kind` is "mention", "reply", "decision" or
+    "webhook.disabled"; `actor` who caused it ({username, display_name, kind}, or None)."""
+    id: int
+    kind: str
+    story: str | None = None
+    channel: str | None = None
+    message_id: str | None = None
+    actor: dict | None = None
+    excerpt: str = ""
+    created_at: str | None = None
+    read_at: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Notification":
+        return cls(id=data["id"], kind=data.get("kind", ""), story=data.get("story"), channel=data.get("channel"),
+                   message_id=data.get("message_id"), actor=data.get("actor"), excerpt=data.get("excerpt") or "",
+                   created_at=data.get("created_at"), read_at=data.get("read_at"), raw=data)
+
+    @property
+    def read(self) -> bool:
+        return self.read_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationPage:
+    """`GET /api/notifications`: newest first, the caller's `unread` count, and `next` (the URL of
+    the next, older page, or None)."""
+    results: list[Notification]
+    unread: int = 0
+    next: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict) -> "NotificationPage":
+        return cls(results=[Notification.from_json(n) for n in data.get("results") or []],
+                   unread=int(data.get("unread") or 0), next=data.get("next"))
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """A streaming message while it is open: the text so far (in `field` of its payload)."""
+    id: str
+    status: str = "open"
+    field: str = "text"          # the payload key the text goes into (named as the JSON key)
+    text: str = ""
+    msg_type: str = ""
+    payload: dict = dataclasses.field(default_factory=dict)
+    sender: dict = dataclasses.field(default_factory=dict)
+    started_at: str | None = None
+    raw: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StreamInfo":
+        return cls(id=data["id"], status=data.get("status", "open"), field=data.get("field") or "text",
+                   text=data.get("text") or "", msg_type=data.get("msg_type") or "",
+                   payload=data.get("payload") or {}, sender=data.get("sender") or {},
+                   started_at=data.get("started_at"), raw=data)
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """The caller's (an agent's) webhook: `status` "active" or "disabled" (`disabled_reason`);
+    `secret` ("whsec_...") only in the answer that creates it or rotates it."""
+    url: str
+    status: str = "active"
+    disabled_reason: str | None = None
+    failures: int = 0
+    created_at: str | None = None
+    secret: str | None = None
+    created: bool | None = None  # on set_webhook: True for 201 (registered now), False for 200 (changed)
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict, *, created: bool | None = None) -> "Webhook":
+        return cls(url=data.get("url") or "", status=data.get("status") or "active",
+                   disabled_reason=data.get("disabled_reason"), failures=int(data.get("failures") or 0),
+                   created_at=data.get("created_at"), secret=data.get("secret"), created=created, raw=data)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One delivery of the webhook's log (one per message, retried until delivered or given up)."""
+    id: Any
+    message_id: str | None = None
+    event: str = ""
+    status: str = ""
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: str | None = None
+    delivered_at: str | None = None
+    created_at: str | None = None
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "WebhookDelivery":
+        return cls(id=data.get("id"), message_id=data.get("message_id"), event=data.get("event") or "",
+                   status=data.get("status") or "", attempts=int(data.get("attempts") or 0),
+                   last_status_code=data.get("last_status_code"), last_error=data.get("last_error"),
+                   next_attempt_at=data.get("next_attempt_at"), delivered_at=data.get("delivered_at"),
+                   created_at=data.get("created_at"), raw=data)
+
+
+# --- live events besides messages (Listener.on_stream / on_notification) ------------------------
+
+@dataclass(frozen=True, slots=True)
+class StreamStarted:
+    """`stream.started`: a streaming message opened in a channel (or, after a subscribe, one still
+    open: `stream.text` is the text so far)."""
+    topic: str
+    stream: StreamInfo
+    type: str = "stream.started"
+
+    @property
+    def id(self) -> str:
+        return self.stream.id
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """`stream.chunk`: `text` appended to stream `id` at `offset` (the text's length before it)."""
+    topic: str
+    id: str
+    offset: int
+    text: str
+    type: str = "stream.chunk"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnded:
+    """`stream.ended`: `status` "completed" (the stored message, same id, follows as a message
+    frame; `seq` is its seq) or "cancelled"."""
+    topic: str
+    id: str
+    status: str
+    seq: int | None = None
+    type: str = "stream.ended"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationEvent:
+    """`notification` on `notifications:<username>`: a new notification, and the unread count."""
+    topic: str
+    notification: Notification
+    unread: int = 0
+    type: str = "notification"
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationsRead:
+    """`notifications.read`: notifications marked read (`ids`, or "all"), and the unread count."""
+    topic: str
+    ids: Any
+    unread: int = 0
+    type: str = "notifications.read"
+
+
+StreamEvent = StreamStarted | StreamChunk | StreamEnded
+
+
+def stream_event(frame: dict) -> "StreamEvent | None":
+    """The typed event of a `stream.*` server frame (socket or SSE), or None for another frame."""
+    kind, topic = frame.get("type"), frame.get("topic", "")
+    if kind == "stream.started" and isinstance(frame.get("stream"), dict):
+        return StreamStarted(topic=topic, stream=StreamInfo.from_json(frame["stream"]))
+    if kind == "stream.chunk":
+        return StreamChunk(topic=topic, id=frame["id"], offset=int(frame.get("offset") or 0),
+                           text=frame.get("text") or "")
+    if kind == "stream.ended":
+        return StreamEnded(topic=topic, id=frame["id"], status=frame.get("status") or "", seq=frame.get("seq"))
+    return None
+
+
+def notification_event(frame: dict) -> "NotificationEvent | NotificationsRead | None":
+    """The typed event of a `notification` / `notifications.read` frame, or None."""
+    kind, topic = frame.get("type"), frame.get("topic", "")
+    if kind == "notification" and isinstance(frame.get("notification"), dict):
+        return NotificationEvent(topic=topic, notification=Notification.from_json(frame["notification"]),
+                                 unread=int(frame.get("unread") or 0))
+    if kind == "notifications.read":
+        return NotificationsRead(topic=topic, ids=frame.get("ids"), unread=int(frame.get("unread") or 0))
+    return None
 
 
 def channel_topic(story: str, channel: str) -> str:

@@ -10,10 +10,11 @@ import asyncio
 import threading
 from typing import Any, Callable, Iterable, Iterator
 
-from mythline_sdk.client import AsyncMythlineClient, RetryEvent
+from mythline_sdk.client import AsyncMythlineClient, MessageStream, RetryEvent
 from mythline_sdk.listener import Listener, ListenerStats
 from mythline_sdk.models import (ActivityPage, AgentProfile, Channel, Document, DocumentEdit, DocumentOps, InboxRow,
-                                 Message, MessagePage, Participant, Presence, RouteResult, Story)
+                                 Message, MessagePage, NotificationPage, Participant, Presence, RouteResult,
+                                 SearchPage, StreamInfo, Story, Webhook, WebhookDelivery)
 from mythline_sdk.retry import Backoff
 
 SyncHandler = Callable[[Message], None]
@@ -106,10 +107,12 @@ class MythlineClient:
 
     def post_message(self, story: str, channel: str, msg_type: str, payload: dict, *,
                      reply_to: str | None = None, correlation_id: str | None = None, audience: Any = None,
-                     id: str | None = None, idempotency_key: str | None = None) -> Message:
+                     id: str | None = None, idempotency_key: str | None = None,
+                     relates_to: str | None = None, mentions: Iterable[str] | None = None) -> Message:
         return self._run(self.aio.post_message(story, channel, msg_type, payload, reply_to=reply_to,
                                                correlation_id=correlation_id, audience=audience, id=id,
-                                               idempotency_key=idempotency_key))
+                                               idempotency_key=idempotency_key, relates_to=relates_to,
+                                               mentions=mentions))
 
     def reply(self, to: Message, msg_type: str, payload: dict, *, key: str = "reply", channel: str | None = None,
               correlation_id: str | None = None, audience: Any = None, thread: bool = True) -> Message:
@@ -143,6 +146,58 @@ class MythlineClient:
 
     def activity(self, *, story: str | None = None, after: str | None = None, limit: int = 100) -> ActivityPage:
         return self._run(self.aio.activity(story=story, after=after, limit=limit))
+
+    def edit(self, message: "Message | str", payload: dict, *, idempotency_key: str | None = None) -> Message:
+        return self._run(self.aio.edit(message, payload, idempotency_key=idempotency_key))
+
+    def delete(self, message: "Message | str", *, reason: str | None = None) -> Message:
+        return self._run(self.aio.delete(message, reason=reason))
+
+    def react(self, message: "Message | str", key: str) -> Message:
+        return self._run(self.aio.react(message, key))
+
+    def unreact(self, message: "Message | str", key: str) -> Message | None:
+        return self._run(self.aio.unreact(message, key))
+
+    def search(self, q: str, *, story: str | None = None, channel: str | None = None, sender: str | None = None,
+               type: "str | Iterable[str] | None" = None, after: Any = None, before: Any = None,
+               limit: int | None = None, offset: int | None = None) -> SearchPage:
+        return self._run(self.aio.search(q, story=story, channel=channel, sender=sender, type=type, after=after,
+                                         before=before, limit=limit, offset=offset))
+
+    def notifications(self, *, unread_only: bool = False, limit: int | None = None,
+                      before: int | None = None) -> NotificationPage:
+        return self._run(self.aio.notifications(unread_only=unread_only, limit=limit, before=before))
+
+    def mark_notifications_read(self, ids: Iterable[int] | None = None, *, all: bool = False) -> int:
+        return self._run(self.aio.mark_notifications_read(ids, all=all))
+
+    def stream(self, story: str, channel: str, msg_type: str, *, payload: dict | None = None, field: str = "text",
+               id: str | None = None, reply_to: str | None = None, correlation_id: str | None = None,
+               audience: Any = None) -> "SyncMessageStream":
+        """A streaming message, as a context manager (`with client.stream(...) as s: s.append(...)`):
+        completed on a normal exit, cancelled on an exception. See `AsyncMythlineClient.stream`."""
+        return SyncMessageStream(self, self.aio.stream(story, channel, msg_type, payload=payload, field=field, id=id,
+                                                       reply_to=reply_to, correlation_id=correlation_id,
+                                                       audience=audience))
+
+    def open_streams(self, story: str, channel: str) -> list[StreamInfo]:
+        return self._run(self.aio.open_streams(story, channel))
+
+    def set_webhook(self, url: str) -> Webhook:
+        return self._run(self.aio.set_webhook(url))
+
+    def webhook(self) -> Webhook | None:
+        return self._run(self.aio.webhook())
+
+    def delete_webhook(self) -> None:
+        return self._run(self.aio.delete_webhook())
+
+    def rotate_webhook_secret(self) -> str:
+        return self._run(self.aio.rotate_webhook_secret())
+
+    def webhook_deliveries(self, *, limit: int | None = None) -> list[WebhookDelivery]:
+        return self._run(self.aio.webhook_deliveries(limit=limit))
 
     def inbox(self) -> list[InboxRow]:
         return self._run(self.aio.inbox())
@@ -201,6 +256,54 @@ class MythlineClient:
             self._listener.stop()
 
 
+class SyncMessageStream:
+    """`MessageStream` for blocking code: `with` opens it, `append(text)` sends a chunk, a normal
+    exit completes it and an exception cancels it; `aio` is the underlying `MessageStream`."""
+
+    def __init__(self, client: MythlineClient, stream: MessageStream):
+        self.client = client
+        self.aio = stream
+
+    @property
+    def id(self) -> str:
+        return self.aio.id
+
+    @property
+    def text(self) -> str:
+        return self.aio.text
+
+    @property
+    def length(self) -> int:
+        return self.aio.length
+
+    @property
+    def status(self) -> str:
+        return self.aio.status
+
+    @property
+    def message(self) -> Message | None:
+        return self.aio.message
+
+    def open(self) -> "SyncMessageStream":
+        self.client._run(self.aio.open())
+        return self
+
+    def append(self, text: str) -> int:
+        return self.client._run(self.aio.append(text))
+
+    def complete(self, payload: dict | None = None) -> Message:
+        return self.client._run(self.aio.complete(payload))
+
+    def cancel(self) -> None:
+        self.client._run(self.aio.cancel())
+
+    def __enter__(self) -> "SyncMessageStream":
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.client._run(self.aio.__aexit__(exc_type, exc, tb))
+
+
 class SyncListener:
     """A `Listener` driven from blocking code. Its handlers are plain functions, run in worker
     threads (they may call the client); `aio` is the underlying `Listener`."""
@@ -217,6 +320,16 @@ class SyncListener:
 
     def on_event(self, handler: SyncEventHandler) -> SyncEventHandler:
         self.aio.on_event(_threaded(handler))
+        return handler
+
+    def on_stream(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A plain function for `StreamStarted` / `StreamChunk` / `StreamEnded` (see `Listener.on_stream`)."""
+        self.aio.on_stream(_threaded(handler))
+        return handler
+
+    def on_notification(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A plain function for `NotificationEvent` / `NotificationsRead` (see `Listener.on_notification`)."""
+        self.aio.on_notification(_threaded(handler))
         return handler
 
     def run(self, *, stop: threading.Event | None = None, duration: float | None = None) -> None:
@@ -265,6 +378,10 @@ class SyncListener:
     @property
     def queue_depth(self) -> int:
         return self.aio.queue_depth
+
+    @property
+    def unread_notifications(self) -> int | None:
+        return self.aio.unread_notifications
 
 
 async def _watch(flag: threading.Event, target: asyncio.Event) -> None:

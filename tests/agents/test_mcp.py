@@ -35,6 +35,8 @@ TOOLS |= {"export_document", "export_story"}  # exports/mcp.py
 TOOLS |= {"list_versions", "name_version", "compare_revisions", "restore_revision"}  # versions/mcp.py
 TOOLS |= {"search_messages"}  # search/mcp.py
 TOOLS |= {"edit_message", "delete_message", "react"}  # relations, agents/mcp.py
+TOOLS |= {"list_notifications", "mark_notifications_read"}  # notifications/mcp.py
+TOOLS |= {"stream_open", "stream_append", "stream_complete", "stream_cancel"}  # streaming/mcp.py
 
 
 @pytest.fixture

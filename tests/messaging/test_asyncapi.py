@@ -370,6 +370,31 @@ def test_frames_of_a_live_session_validate_against_the_document(tale):
                                            thread=thread["thread"]["id"], resolved=True)
                 assert resolved["type"] == "comment.thread" and resolved["thread"]["resolved"] is True
 
+                # A streaming message (streaming/frames.py): bob's, watched by alice on general.
+                opened = await b.request("m1", type="stream.open", topic="channel:tale/general", msg_type="narration")
+                assert opened["type"] == "stream.opened"
+                grown = await b.request("m2", type="stream.append", id=opened["id"], text="Dusk.", offset=0)
+                assert grown["type"] == "stream.appended" and grown["length"] == 5
+                done = await b.request("m3", type="stream.complete", id=opened["id"])
+                assert done["type"] == "published" and done["id"] == opened["id"]
+                dropped = await b.request("m4", type="stream.open", topic="channel:tale/general",
+                                          msg_type="narration")
+                assert (await b.request("m5", type="stream.cancel", id=dropped["id"]))["type"] == "stream.cancelled"
+                await a.until(lambda f: f["type"] == "stream.ended" and f["id"] == dropped["id"])
+
+                # Notifications (notifications/): alice mentions bob (in `plots`: general's SSE is counted
+                # below); bob marks it read.
+                assert (await b.request("n1", type="subscribe", topic="notifications:bob"))["unread"] == 0
+                mention = await asyncio.to_thread(rest.post, "/api/stories/tale/channels/plots/messages",
+                                                  json={"msg_type": "text", "payload": {"text": "@bob, your turn"}})
+                assert mention.status_code == 201, mention.text
+                told = await b.until(typed("notification"))
+                bob_rest = httpx.Client(base_url=server.base, headers={"Authorization": f"Bearer {tale['bob']}"},
+                                        timeout=10)
+                await asyncio.to_thread(bob_rest.post, "/api/notifications/read",
+                                        json={"ids": [told["notification"]["id"]]})
+                assert (await b.until(typed("notifications.read")))["unread"] == 0
+
                 # An error: a frame type the server does not know (sent raw: the document has no such frame).
                 await ws_a.send(json.dumps({"type": "nonsense", "ref": "e1"}))
                 error = await a.until(lambda f: f.get("ref") == "e1")
@@ -394,7 +419,7 @@ def test_frames_of_a_live_session_validate_against_the_document(tale):
             timer = threading.Timer(0.5, lambda: rest.post("/api/stories/tale/channels/general/messages",
                                                            json=own_type))
             timer.start()
-            events = sse_events(response.iter_lines(), 3)
+            events = sse_events(response.iter_lines(), 4)  # the completed stream is a narration
             timer.join()
         rest.close()
 
@@ -404,5 +429,6 @@ def test_frames_of_a_live_session_validate_against_the_document(tale):
         errors = list(contract.sse.iter_errors(message))
         assert not errors, [e.message for e in errors]
         assert event["id"] == str(message["seq"])
-    assert [json.loads(e["data"])["msg_type"] for e in events] == ["narration", "dialogue", "my.own-type"]
+    assert [json.loads(e["data"])["msg_type"] for e in events] == ["narration", "dialogue", "narration",
+                                                                   "my.own-type"]
     assert {f["type"] for f in seen} == set(frames.SCHEMAS), "every server frame type was seen and checked"

@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 from agents.services import agent_set_status
 from bible import services as bible_services
 from messaging.frames import SCHEMAS, STORY_EVENTS
+from notifications import services as notification_services
 from outline import services as outline_services
 from suggestions import services as suggestion_services
 from comments import services as comment_services
@@ -67,6 +68,19 @@ def test_every_frame_matches_the_schema_table(world, make_user):
             await a.request(type="ack", topic="channel:tale/general", seq=1)
             await a.request(type="heartbeat", state="idle")
             await a.request(type="ping")
+            # Notifications (notifications/services.py): a mention of alice, then marking it read.
+            await a.request(type="subscribe", topic="notifications:alice")
+            await database_sync_to_async(post_sync)(bob, "@alice look")
+            await a.until("notification")
+            await database_sync_to_async(notification_services.mark_read)(user=alice, all=True)
+            await a.until("notifications.read")
+            # Streaming messages (streaming/frames.py): both watch bob's streams on general.
+            opened = await b.request(type="stream.open", topic="channel:tale/general", msg_type="narration")
+            await b.request(type="stream.append", id=opened["id"], text="Dusk.", offset=0)
+            await b.request(type="stream.complete", id=opened["id"])
+            dropped = await b.request(type="stream.open", topic="channel:tale/general", msg_type="narration")
+            await b.request(type="stream.cancel", id=dropped["id"])
+            await a.until("stream.ended")
             await a.request(type="nonsense")  # error
             await b.send(type="typing", topic="channel:tale/general", typing=True)
             await a.until("typing")

@@ -59,7 +59,8 @@ def refused(response, policy: str) -> dict:
 
 
 def stored() -> int:
-    return Message.objects.filter(story__slug="tale").count()
+    """Posts stored (not the server's `mention` copies in agents' inboxes: a reply to an agent makes one)."""
+    return Message.objects.filter(story__slug="tale").exclude(msg_type="mention").count()
 
 
 # --- (a) the same payload again ----------------------------------------------------------------

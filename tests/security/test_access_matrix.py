@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from django.core.management import call_command
+from django.test.utils import override_settings
 from django.urls import resolve
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -54,6 +55,7 @@ from outline.services import scene_create
 from versions.services import version_create
 from suggestions.services import suggestion_create
 from comments.services import thread_create
+from streaming.services import stream_append, stream_start
 from writers.services import crew_add
 from stories.documents import document_edit
 from stories.models import Document, Participant
@@ -90,6 +92,7 @@ OWNER_ONLY = who(ok="owner", forbidden="editor viewer agent agent2", not_found="
 # The writers' room: humans decide (the owner and human editors pause it; agents never).
 HUMAN_EDITORS = who(ok="owner editor", forbidden="viewer agent agent2", not_found="outsider")
 AGENTS_ONLY = who(ok="agent agent2", forbidden="owner editor viewer outsider")
+NO_WEBHOOK = who(not_found="agent agent2", forbidden="owner editor viewer outsider")
 # The private channel: its members (eddie7 its creator, bart7) and the story owner; nobody else knows of it.
 READ_CABAL = who(ok="owner editor agent2", not_found="viewer outsider agent")
 MANAGE_CABAL = who(ok="owner editor", forbidden="agent2", not_found="viewer outsider agent")
@@ -147,6 +150,13 @@ def rest_rows() -> list[Row]:
         rest("GET", "/api/inbox", EVERYONE, story=""),
         rest("GET", "/api/activity", EVERYONE, story=""),
         rest("PUT", "/api/agents/me/status", AGENTS_ONLY, {"status": "working"}, story=""),
+        # Webhooks: agents only, each its own; none is registered in this world (404 until a PUT).
+        rest("PUT", "/api/agents/me/webhook", AGENTS_ONLY, {"url": "https://93.184.216.34/hook"}, status=201,
+             story=""),
+        rest("GET", "/api/agents/me/webhook", NO_WEBHOOK, story=""),
+        rest("POST", "/api/agents/me/webhook/rotate", NO_WEBHOOK, story=""),
+        rest("GET", "/api/agents/me/webhook/deliveries", NO_WEBHOOK, story=""),
+        rest("DELETE", "/api/agents/me/webhook", AGENTS_ONLY, story=""),
         rest("GET", "/api/activity?story=vault", READ_STORY, sees="VAULT-GENERAL"),
         # Search: what the caller reads and nothing else (every answer is checked for leaks).
         rest("GET", "/api/search?q=vault", EVERYONE, story=""),
@@ -154,6 +164,9 @@ def rest_rows() -> list[Row]:
         rest("GET", "/api/search?q=vault&story=vault&channel=cabal", READ_CABAL, sees="VAULT-CABAL"),
         rest("GET", f"/api/search?q=vault&story=vault&channel={INBOX}", READ_INBOX, sees="VAULT-INBOX-ADA"),
         rest("GET", "/api/search?q=agora&story=agora", EVERYONE, sees="AGORA-GENERAL", story="agora"),
+        # Notifications: each caller's own feed (every answer is checked for leaks, excerpts included).
+        rest("GET", "/api/notifications", EVERYONE, story=""),
+        rest("POST", "/api/notifications/read", EVERYONE, {"all": True}, status=200, story=""),
         rest("GET", v, READ_STORY, sees="VAULT-TITLE"),
         rest("PATCH", v, OWNER_ONLY, {"title": "Renamed"}),
         rest("POST", f"{v}/join", READ_STORY, status=200),  # already in: 200, the role unchanged
@@ -248,6 +261,21 @@ def rest_rows() -> list[Row]:
             rest("POST", f"{c}/ack", READ[channel], {"seq": 1}, status=200),
             rest("GET", f"/api/messages/{{vault.{channel}}}", unknown(READ[channel]), sees=text),
             rest("GET", f"/api/messages/{{vault.{channel}}}/thread", unknown(READ[channel]), sees=text),
+            rest("GET", f"{c}/streams", READ[channel], sees=STREAM_TEXT[channel]),
+            rest("POST", f"{c}/streams", POST[channel], {"msg_type": "narration"}),
+        ]
+    # Streams: only the opener (eddie7) writes; the channel's managers cancel; who may not read the
+    # channel does not know the stream (404).
+    general_writer = who(ok="editor", forbidden="owner viewer agent agent2", not_found="outsider")
+    cabal_writer = who(ok="editor", forbidden="owner agent2", not_found="viewer outsider agent")
+    for sid, writer, cancel, text in (
+            ("vault.stream", general_writer, who(ok="owner editor", forbidden="viewer agent agent2",
+                                                 not_found="outsider"), "VAULT-STREAM"),
+            ("vault.cabal-stream", cabal_writer, MANAGE_CABAL, "VAULT-CABAL-STREAM")):
+        rows += [
+            rest("POST", f"/api/streams/{{{sid}}}/append", writer, {"text": " more"}, status=200),
+            rest("POST", f"/api/streams/{{{sid}}}/complete", writer, sees=text),
+            rest("POST", f"/api/streams/{{{sid}}}/cancel", cancel, status=200),
         ]
     for channel, rule in REPLY_TO.items():
         rows.append(rest("POST", f"{v}/channels/general/messages", rule,
@@ -275,6 +303,7 @@ def rest_rows() -> list[Row]:
     return rows
 
 
+STREAM_TEXT = {"general": "VAULT-STREAM", "cabal": "VAULT-CABAL-STREAM", INBOX: ""}
 REST_STATUS_OVERRIDE = {  # (label, actor) -> the status of an allowed answer, where it differs from the row's
     ("POST /api/invites/{vault.invite-token}/accept", "outsider"): 201,
     ("POST /api/stories/agora/join", "outsider"): 201,
@@ -307,7 +336,13 @@ def ws_rows() -> list[Row]:
             ws("publish", topic, POST[channel], msg_type="text", payload={"text": "published"}),
             ws("ack", topic, READ[channel], seq=1),
             ws("typing", topic, after_subscribe(subscribe[topic], POST[channel]), typing=True),
+            ws("stream.open", topic, POST[channel], msg_type="narration"),
         ]
+    # olga7's streams in general: she alone writes them (and, as its manager, cancels).
+    rows += [Row("ws", f"{kind} {{{sid}}}", OWNER_ONLY, {"type": kind, "id": f"{{{sid}}}", **extra})
+             for kind, sid, extra in (("stream.append", "vault.ws-stream", {"text": " ws"}),
+                                      ("stream.complete", "vault.ws-stream", {}),
+                                      ("stream.cancel", "vault.ws-cancel", {}))]
     for channel, rule in REPLY_TO.items():
         rows.append(ws("publish", "channel:vault/general", rule, msg_type="text", payload={"text": "re"},
                        reply_to=f"{{vault.{channel}}}", label=f"publish channel:vault/general reply_to={channel}"))
@@ -324,6 +359,9 @@ def ws_rows() -> list[Row]:
            body="a reply"),
         ws("comment.resolve", doc, after_subscribe(subscribe[doc], WRITE_STORY), thread="{int:vault.comment}",
            resolved=True),
+        # Notifications: one's own feed only (notifications:<username>), whatever one's role.
+        Row("ws", "subscribe notifications:olga7", who(ok="owner", forbidden="editor viewer outsider agent agent2"),
+            {"type": "subscribe", "topic": "notifications:olga7"}, story=""),
         ws("publish", "channel:agora/general", PUBLIC_WRITE, msg_type="text", payload={"text": "published"}),
         ws("typing", "channel:agora/general", PUBLIC_WRITE, typing=True),
         ws("doc.push", "doc:agora/main", PUBLIC_WRITE),
@@ -337,7 +375,9 @@ NOT_STORY_FRAMES = {"ping", "heartbeat", "unsubscribe"}
 # What an allowed frame is answered with (typing and cursor: nothing, and no error).
 REPLY = {"subscribe": "subscribed", "publish": "published", "ack": "acked", "doc.pull": "doc.changes",
          "doc.push": "doc.change", "suggest": "suggestion", "suggestion.decide": "suggestions.decided",
-         "comment": "comment.thread", "comment.reply": "comment", "comment.resolve": "comment.thread"}
+         "comment": "comment.thread", "comment.reply": "comment", "comment.resolve": "comment.thread",
+         "stream.open": "stream.opened", "stream.append": "stream.appended", "stream.complete": "published",
+         "stream.cancel": "stream.cancelled"}
 
 
 def story_event_rows() -> list[Row]:
@@ -393,6 +433,14 @@ def mcp_rows() -> list[Row]:
         mcp("edit_message", who(ok="editor", forbidden="owner agent2", not_found="viewer outsider agent"),
             story="vault", channel="cabal", message_id="{vault.cabal}", payload={"text": "VAULT-CABAL (edited)"}),
     ]
+    # Streams: open where one may post; olga7's streams in general are hers alone to write and cancel.
+    rows += [mcp("stream_open", POST[channel], story="vault", channel=channel, msg_type="narration")
+             for channel in ("general", "cabal", INBOX)]
+    rows += [
+        mcp("stream_append", OWNER_ONLY, stream_id="{vault.mcp-stream}", text=" mcp"),
+        mcp("stream_complete", OWNER_ONLY, "VAULT-MCP mcp", stream_id="{vault.mcp-stream}"),
+        mcp("stream_cancel", OWNER_ONLY, stream_id="{vault.mcp-cancel}"),
+    ]
     rows += [
         mcp("get_all_activity", READ_STORY, "VAULT-GENERAL", story="vault"),
         mcp("get_all_activity", EVERYONE, on=""),
@@ -401,6 +449,8 @@ def mcp_rows() -> list[Row]:
         mcp("search_messages", READ_CABAL, "VAULT-CABAL", story="vault", channel="cabal", q="vault"),
         mcp("search_messages", READ_INBOX, "VAULT-INBOX-ADA", story="vault", channel=INBOX, q="vault"),
         mcp("search_messages", EVERYONE, "AGORA-GENERAL", on="agora", story="agora", q="agora"),
+        mcp("list_notifications", EVERYONE, on=""),
+        mcp("mark_notifications_read", EVERYONE, on="", all=True),
         mcp("list_channels", READ_STORY, "general", story="vault"),
         mcp("get_document", READ_STORY, "VAULT-DOC", story="vault", document="main"),
         mcp("export_document", READ_STORY, "VAULT-DOC", story="vault", doc="main"),
@@ -567,6 +617,18 @@ def _build_world() -> World:
                                                     name=f"{p}-VERSION", revision=1).pk)
     # A message the story owner deletes in the table (delete_message), so no other row loses its text.
     ids["vault.doomed"] = post("vault", olga, "general", "VAULT-DOOMED")
+    # Open streams with text (streaming/): eddie7's in general and in cabal (REST cells, in
+    # savepoints); olga7's in general for the socket and MCP cells, which write (one each to append
+    # and complete, one to cancel).
+    with override_settings(MYTHLINE_STREAM_MAX_OPEN=100):
+        for name, opener, channel, text in (
+                ("stream", eddie, "general", "VAULT-STREAM"), ("cabal-stream", eddie, "cabal", "VAULT-CABAL-STREAM"),
+                ("ws-stream", olga, "general", "VAULT-WS"), ("ws-cancel", olga, "general", "VAULT-WS"),
+                ("mcp-stream", olga, "general", "VAULT-MCP"), ("mcp-cancel", olga, "general", "VAULT-MCP")):
+            stream, _ = stream_start(sender=opener, access=access_channel(opener, "vault", channel, for_write=True),
+                                     data={"msg_type": "narration"})
+            stream_append(user=opener, stream_id=stream.pk, text=text)
+            ids[f"vault.{name}"] = str(stream.pk)
     invite, raw = invite_create(story=stories["vault"], by=olga, role="editor")
     ids["vault.invite"], ids["vault.invite-token"] = str(invite.pk), raw
     return World(ids=ids, tokens={actor: token_issue(user=user) for actor, user in people.items()})
@@ -663,7 +725,7 @@ def test_rest(world, row, actor):
 # --- socket, SSE, MCP: one live server ------------------------------------------------------------
 
 LIVE_ENV = {"MYTHLINE_LOOP_WINDOW_SECONDS": "0", "MYTHLINE_POST_BURST": "10000", "MYTHLINE_READ_BURST": "10000",
-            "MYTHLINE_WRITE_BURST": "10000"}
+            "MYTHLINE_WRITE_BURST": "10000", "MYTHLINE_STREAM_MAX_OPEN": "100"}
 
 
 @dataclass

@@ -9,13 +9,15 @@ starts, each as a child process in its own session:
   --lifespan off (the app implements no lifespan events);
 - `manage.py run_crew`, the crew worker: the writers' room of every story that has one (docs/crew.md),
   unless --no-crew-worker;
+- `manage.py run_webhooks`, the webhook worker: the agents' webhook deliveries (docs/protocol.md,
+  "Webhooks"), unless --no-webhook-worker;
 - `manage.py run_agents --story S` for each --crew story, against this server.
 
 The idle-channel sweeper is no process of its own: every server process archives idle channels
 in the background (mythline_site/housekeeping.py) when MYTHLINE_ARCHIVE_SWEEP_SECONDS > 0.
 
-SIGTERM or SIGINT is forwarded as SIGTERM to the children: first the crew (up to 5 s, so its
-agents can still report `offline`), then uvicorn, which closes the sockets and finishes open
+SIGTERM or SIGINT is forwarded as SIGTERM to the children: first the crew and the webhook worker
+(up to 5 s, so the crew's agents can still report `offline`), then uvicorn, which closes the sockets and finishes open
 requests within --graceful-timeout; what is still running after that, plus a few seconds, is
 killed with its whole process group. A second signal kills at once. The command exits with the
 server's exit code (0 after a clean stop on SIGTERM/SIGINT).
@@ -61,12 +63,14 @@ class Command(BaseCommand):
                             help="also run the demo crew (manage.py run_agents) on these stories")
         parser.add_argument("--no-crew-worker", action="store_true",
                             help="do not run the crew worker (manage.py run_crew): crews added in the room wait")
+        parser.add_argument("--no-webhook-worker", action="store_true",
+                            help="do not run the webhook worker (manage.py run_webhooks): deliveries wait")
         parser.add_argument("--no-collectstatic", action="store_true", help="do not run collectstatic first")
         parser.add_argument("--graceful-timeout", type=int, default=8, metavar="SECONDS",
                             help="on SIGTERM, how long open requests and sockets get to finish (default %(default)s)")
 
     def handle(self, *args, host, port, workers, crew, no_crew_worker, no_collectstatic, graceful_timeout,
-               **options):
+               no_webhook_worker=False, **options):
         if workers is None:
             workers = (os.cpu_count() or 1) if settings.REDIS_URLS else 1
         if workers < 1:
@@ -106,6 +110,8 @@ class Command(BaseCommand):
             if not no_crew_worker:
                 self.start("crew-worker", [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_crew",
                                            "--url", url, "--wait", "120"])
+            if not no_webhook_worker:
+                self.start("webhook-worker", [sys.executable, str(settings.BASE_DIR / "manage.py"), "run_webhooks"])
             for story in crew:
                 if story in worker_served:
                     self.stderr.write(f"--crew {story}: the crew worker serves it (it has a writers' room); "
@@ -119,6 +125,7 @@ class Command(BaseCommand):
                 f"channel layer: {'Redis' if settings.REDIS_URLS else 'in-process'}; idle-channel sweep "
                 + (f"every ~{sweep:g} s in each worker" if sweep > 0 else "off (MYTHLINE_ARCHIVE_SWEEP_SECONDS=0)")
                 + ("" if no_crew_worker else "; the crew worker serves every story with a crew")
+                + ("" if no_webhook_worker else "; the webhook worker sends the agents' webhooks")
                 + (f"; the demo crew on {', '.join(crew)}" if crew else "") + ". SIGTERM or Ctrl-C stops it.")
             self.stdout.flush()
 
