@@ -371,8 +371,3 @@ def cancel_idle_streams(*, now=None) -> int:
     cutoff = idle_cutoff(now)
     return sum(_cancel_idle(stream, cutoff) for stream in Stream.objects.select_related(
         "story", "channel", "sender").filter(status=Stream.Status.OPEN, updated_at__lte=cutoff))
-
-
-def on_posted(message, channel) -> None:
-    """Not wired into the post path: a stream is completed only through `stream_complete` (a post
-    that takes a stream's id otherwise is refused by the id check, or is the stream's own complete)."""

@@ -34,7 +34,7 @@ export function cardContext(room) {
     votesFor: (id) => state.votesFor(id),
     canVote: (proposal) => canWriteIn(proposal.channel) && !state.isDecided(proposal.id),
     decidedIn: (id) => state.isDecided(id),
-    canReply: (m) => canWriteIn(m.channel),
+    canReply: (m) => canWriteIn(m.channel) && !m.deleted, // nothing to answer in a deleted message
     vote: (proposal, choice) => room.publish(proposal.channel, {msg_type: "vote", payload: {proposal: proposal.id, choice}})
       .catch((error) => toast(describeError(error), "error")),
     openThread: (id) => room.threadView.open(id),
@@ -49,6 +49,12 @@ export function cardContext(room) {
       room.compose.setType("decision");
       room.compose.setContext("proposal", m);
     },
+    // Edit, delete, react (msgactions.js).
+    rights: (m) => room.actions.rights(m),
+    edit: (m, card) => room.actions.startEdit(m, card),
+    remove: (m) => room.actions.remove(m),
+    openPicker: (m, opener) => room.actions.togglePicker(m, opener),
+    toggleReaction: (m, key) => room.actions.toggleReaction(m, key),
   };
 }
 
@@ -130,6 +136,7 @@ export class FeedView {
       return;
     }
     for (const m of ch.sorted()) if (!m.relates_to) this.listEl.appendChild(renderMessage(m, this.room.ctx()));
+    if (this.room.streams) this.room.streams.drawAll(ch); // messages being streamed, at the end
     this.renderTop();
     this.scrollToBottom(false);
     if (!ch.historyLoaded) this.loadOlder(ch);
@@ -172,10 +179,10 @@ export class FeedView {
     }
   }
 
-  async loadOlder(ch) {
+  async loadOlder(ch, {limit = PAGE} = {}) {
     if (ch.loading || !ch.hasMore || !ch.info.readable) return ch.loading;
     const before = ch.historyBefore();
-    const url = `/api/stories/${this.room.slug}/channels/${encodeURIComponent(ch.name)}/messages?before=${before}&limit=${PAGE}`;
+    const url = `/api/stories/${this.room.slug}/channels/${encodeURIComponent(ch.name)}/messages?before=${before}&limit=${limit}`;
     ch.loading = (async () => {
       if (this.current === ch) this.renderTop();
       try {
@@ -223,14 +230,38 @@ export class FeedView {
     }
   }
 
-  /** A message changed (edited, deleted, reacted to): its card drawn again where it is. */
-  redraw(id) {
+  /** A message changed (edited, deleted, reacted to): its card drawn again where it is. A card
+   * being edited waits (its writer's form stays) and is drawn when the form closes; a control that
+   * had the focus has it again in the new card (the same action or reaction chip), else the card.
+   * `card` with `focusAct`: the card whose editor closed, and the action to focus in it. */
+  redraw(id, {card: only = null, focusAct = null} = {}) {
     const m = this.state.lookup(id);
     if (!m) return;
-    for (const card of document.querySelectorAll(`.msg[data-id="${CSS.escape(id)}"]`)) {
-      card.replaceWith(renderMessage(m, this.room.ctx(), {compact: card.closest("#thread") != null,
-        root: card.classList.contains("thread-root")}));
+    const cards = only ? [only] : document.querySelectorAll(`.msg[data-id="${CSS.escape(id)}"]`);
+    for (const card of cards) {
+      if (!only && card.querySelector(".msg-edit-form")) continue;
+      const active = document.activeElement;
+      const hadFocus = focusAct || (active && active !== document.body && card.contains(active));
+      const key = focusAct ? `[data-act="${focusAct}"]` : hadFocus && active.dataset.act ? `[data-act="${active.dataset.act}"]`
+        : hadFocus && active.dataset.key ? `[data-key="${CSS.escape(active.dataset.key)}"]` : null;
+      const fresh = renderMessage(m, this.room.ctx(), {compact: card.closest("#thread") != null,
+        root: card.classList.contains("thread-root")});
+      card.replaceWith(fresh);
+      if (hadFocus) {
+        const target = key && fresh.querySelector(`${key}:not([disabled])`);
+        if (target) {
+          target.focus({preventScroll: true});
+        } else {
+          fresh.tabIndex = -1;
+          fresh.focus({preventScroll: true});
+        }
+      }
     }
+  }
+
+  /** Every card drawn again (the reader's role or a channel's archived state changed what they may do). */
+  redrawAll() {
+    for (const id of new Set([...document.querySelectorAll(".msg[data-id]")].map((c) => c.dataset.id))) this.redraw(id);
   }
 
   /** Reply headers rendered before their parent was loaded: fill them in now. */
@@ -283,17 +314,41 @@ export class FeedView {
     this.newBelowEl.textContent = newBelowLabel(this.newBelow);
   }
 
-  /** A message's card in the feed, flashed; one not in the feed opens in its thread. */
-  async jumpTo(id) {
+  /** A message's card in the feed, flashed; one not in the feed opens in its thread. `focus`: the
+   * card takes the focus too (a search result was followed). */
+  async jumpTo(id, {focus = false} = {}) {
     const card = this.listEl.querySelector(`.msg[data-id="${CSS.escape(id)}"]`);
     if (card) {
       card.scrollIntoView({block: "center", behavior: "smooth"});
       card.classList.remove("flash");
       void card.offsetWidth;
       card.classList.add("flash");
+      if (focus) {
+        card.tabIndex = -1;
+        card.focus({preventScroll: true});
+      }
       return;
     }
     this.room.threadView.open(id);
+  }
+
+  /** Loads the open channel's history down to `seq` (the most a page holds at a time, a bounded
+   * number of pages), so that a message found elsewhere can be shown in its place. Answers whether
+   * the history now reaches it. */
+  async loadUntil(ch, seq, {maxPages = 20} = {}) {
+    for (let page = 0; page < maxPages; page++) {
+      if (ch.oldestSeq != null && ch.oldestSeq <= seq) return true;
+      if (ch.loading) {
+        await ch.loading;
+        continue;
+      }
+      if (!ch.hasMore) return ch.oldestSeq == null || ch.oldestSeq <= seq;
+      const before = ch.historyBefore();
+      await this.loadOlder(ch, {limit: Math.max(PAGE, Math.min(500, before - seq + 10))});
+      if (ch.loading) await ch.loading;
+      if (ch.historyBefore() === before && ch.hasMore) return false; // the page failed (shown at the top)
+    }
+    return ch.oldestSeq != null && ch.oldestSeq <= seq;
   }
 
   // --- typing ------------------------------------------------------------------------------------

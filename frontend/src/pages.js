@@ -4,6 +4,7 @@
 import {MythlineSocket} from "./socket.js";
 import {startLobby} from "./lobby.js";
 import {MonitorPage} from "./monitor.js";
+import {startNotifications} from "./notifications.js";
 import {RoomPage} from "./room.js";
 import {pageConfig} from "./ui.js";
 
@@ -32,7 +33,8 @@ export function boot() {
   if (!config || !config.page) return null;
   if (config.page === "lobby") {
     startLobby();
-    started = {page: "lobby"};
+    // The lobby has no socket of its own: the bell opens one (notifications.js).
+    started = {page: "lobby", notifications: startNotifications(null)};
     return started;
   }
   // A page reconnects within ten seconds of the server coming back (the socket's default cap,
@@ -41,6 +43,8 @@ export function boot() {
   const page = config.page === "room" ? new RoomPage(config, socket) : config.page === "monitor" ? new MonitorPage(config, socket) : null;
   if (!page) return null;
   page.start();
+  // The bell in the top bar shares the page's socket (notifications.js).
+  page.notifications = startNotifications(socket, {room: config.page === "room" ? page : null});
   started = page;
   return page;
 }

@@ -4,6 +4,7 @@
 // page (look up other messages, open a thread, vote...). Cards carry data-id, data-seq and
 // data-type, so the page can find them again (live tallies, reply counts, jumps).
 
+import {chipLabel} from "./msgtools.js";
 import {avatar, clock, h, kindBadge, nameWithHandle, nameWithHandleText, progressBar} from "./ui.js";
 
 export const TYPE_LABELS = {
@@ -344,12 +345,46 @@ export function renderMessage(message, ctx, {compact = false, root = false} = {}
         }}, "Decide"));
     }
   }
+  // Edit, delete, react (msgactions.js): what the reader may do to this message (msgtools.messageRights).
+  const rights = ctx.rights ? ctx.rights(message) : {react: false, edit: false, remove: false};
+  if (rights.react) {
+    actions.appendChild(h("button.act", {type: "button", dataset: {act: "react"}, title: "React",
+      "aria-label": "React to this message", "aria-expanded": "false",
+      onclick: (e) => {
+        e.preventDefault();
+        ctx.openPicker(message, e.currentTarget);
+      }}, "React"));
+  }
+  if (rights.edit) {
+    actions.appendChild(h("button.act", {type: "button", dataset: {act: "edit"}, title: "Edit your message",
+      "aria-label": "Edit this message", onclick: (e) => {
+        e.preventDefault();
+        ctx.edit(message, card);
+      }}, "Edit"));
+  }
+  if (rights.remove) {
+    actions.appendChild(h("button.act.act-danger", {type: "button", dataset: {act: "delete"}, title: "Delete this message",
+      "aria-label": "Delete this message", onclick: (e) => {
+        e.preventDefault();
+        ctx.remove(message);
+      }}, "Delete"));
+  }
   foot.appendChild(actions);
   const reactions = !message.deleted && Array.isArray(message.reactions) ? message.reactions : [];
   if (reactions.length) {
-    main.appendChild(h("ul.reactions", {"aria-label": "Reactions"}, reactions.map((r) =>
-      h(`li.reaction${r.me ? ".mine" : ""}`, {title: `${r.count} reacted with ${r.key}${r.me ? ", you too" : ""}`},
-        h("span.reaction-key", null, String(r.key)), h("span.reaction-count", null, String(r.count))))));
+    // A chip is a button for whoever may react here: mine takes it back, another adds mine.
+    main.appendChild(h("ul.reactions", {"aria-label": "Reactions"}, reactions.map((r) => {
+      const parts = [h("span.reaction-key", {"aria-hidden": "true"}, String(r.key)),
+        h("span.reaction-count", {"aria-hidden": "true"}, String(r.count))];
+      return h(`li.reaction${r.me ? ".mine" : ""}`, {title: `${r.count} reacted with ${r.key}${r.me ? ", you too" : ""}`},
+        rights.react
+          ? h("button.reaction-toggle", {type: "button", dataset: {key: String(r.key)}, "aria-pressed": String(!!r.me),
+            "aria-label": chipLabel(r), onclick: (e) => {
+              e.preventDefault();
+              ctx.toggleReaction(message, String(r.key));
+            }}, parts)
+          : h("span.reaction-static", {"aria-label": chipLabel(r, {canReact: false}), role: "img"}, parts));
+    })));
   }
   main.appendChild(foot);
   card.appendChild(h("div.msg-avatar", null, avatar(sender)));

@@ -22,6 +22,9 @@ import {cardContext, FeedView} from "./feed.js";
 import {ThreadView} from "./thread.js";
 import {PeopleView} from "./people.js";
 import {SidebarView} from "./sidebar.js";
+import {MessageActions} from "./msgactions.js";
+import {SearchView} from "./search.js";
+import {StreamCards} from "./streamview.js";
 import {fillTally, updateReplyCount} from "./render.js";
 import {$, api, h, toast, uuid4} from "./ui.js";
 
@@ -40,6 +43,9 @@ export class RoomPage {
     this.threadView = new ThreadView(this);
     this.people = new PeopleView({state: this.state, me: this.me, slug: this.slug, onAgents: () => this.sidebar.render()});
     this.sidebar = new SidebarView(this);
+    this.actions = new MessageActions(this); // edit, delete, react (issue #17)
+    this.search = new SearchView(this);
+    this.streams = new StreamCards(this); // streaming messages (issue #17)
   }
 
   /** The channel the reader has open (the state's). */
@@ -72,7 +78,11 @@ export class RoomPage {
     this.people.render();
     const first = this.channels.get(this.config.channel) ||
       [...this.channels.values()].find((c) => c.info.readable) || [...this.channels.values()][0];
+    // A link to one message (`?channel=C&message=ID`, as search results make): shown in its place.
+    const linked = new URLSearchParams(location.search).get("message");
     if (first) this.select(first.name, {replace: true});
+    this.search.mount();
+    if (linked && first) this.showMessage({id: linked, channel: first.name});
 
     // The document and its dialogs: roomtools.js (the room's fields for them, for the console and tests).
     this.tools = new RoomTools(this);
@@ -109,6 +119,12 @@ export class RoomPage {
     switch (frame.type) {
       case "subscribed":
         ch.error = null;
+        this.streams.onFrame(ch, frame);
+        break;
+      case "stream.started":
+      case "stream.chunk":
+      case "stream.ended":
+        this.streams.onFrame(ch, frame);
         break;
       case "message":
         this.addMessage(ch, frame.message, {live: true});
@@ -186,10 +202,12 @@ export class RoomPage {
   }
 
   upsertChannel(info) {
+    const wasArchived = this.channels.has(info.name) && this.channels.get(info.name).archived;
     const ch = this.state.upsertChannel(info, {isOwner: this.config.is_owner});
     if (ch.info.readable && !ch.archived) this.subscribeChannel(ch);
     this.sidebar.render();
     if (this.current === ch) this.feed.renderHeader();
+    if (wasArchived !== ch.archived) this.feed.redrawAll(); // an archived channel's cards lose their buttons
     return ch;
   }
 
@@ -207,10 +225,16 @@ export class RoomPage {
   // --- messages --------------------------------------------------------------------------------
 
   addMessage(ch, m, {live, render = true}) {
+    this.streams.settle(ch, m); // a streamed message's final one takes its stream's card
     const change = this.state.addMessage(ch, m, {live, reading: () => this.readingHere()});
     if (!change) return false;
     if (change.updated) {
       for (const id of change.updated) this.feed.redraw(id);
+      for (const id of this.state.takeStale()) {
+        api("GET", `/api/messages/${encodeURIComponent(id)}`).then((view) => {
+          if (this.state.refreshView(view)) this.feed.redraw(id);
+        }).catch(() => {});
+      }
       return true;
     }
     if (change.replyTo) updateReplyCount(document, change.replyTo, change.replyCount);
@@ -257,7 +281,7 @@ export class RoomPage {
 
   // --- the open channel ------------------------------------------------------------------------
 
-  select(name, {replace = false, push = true} = {}) {
+  select(name, {replace = false, push = true, focus = !replace} = {}) {
     const ch = this.channels.get(name);
     if (!ch) return;
     if (this.composeBar.typingTopic && this.current && this.current !== ch) this.sendTyping(false);
@@ -265,6 +289,7 @@ export class RoomPage {
     if (push || replace) {
       const url = new URL(location.href);
       url.searchParams.set("channel", name);
+      url.searchParams.delete("message"); // a link to one message has done its work
       history[replace ? "replaceState" : "pushState"](null, "", url);
     }
     if (ch.info.readable && !ch.sub) this.subscribeChannel(ch);
@@ -275,7 +300,40 @@ export class RoomPage {
     this.feed.renderTyping();
     // A channel the writer picked takes the focus to its message box; the page opening does not
     // (the skip links come first, and a screen reader starts at the top).
-    if (!replace && this.compose && !this.compose.el.classList.contains("disabled")) this.compose.focus();
+    if (focus && this.compose && !this.compose.el.classList.contains("disabled")) this.compose.focus();
+  }
+
+  /** Shows a message found elsewhere (a search result, a link) in its place: its channel opened,
+   * its history loaded down to it if need be, the card scrolled to, flashed and focused. One the
+   * feed cannot hold (a channel this room does not list, history too far back) opens in the thread
+   * drawer, which shows any message by id. */
+  async showMessage({id, channel, seq = null}) {
+    const ch = this.channels.get(channel);
+    this.showPane("chat");
+    if (!ch || !ch.info.readable) {
+      this.threadView.open(id);
+      return;
+    }
+    if (this.current !== ch) this.select(ch.name, {focus: false});
+    const inFeed = () => this.feed.listEl.querySelector(`.msg[data-id="${CSS.escape(id)}"]`);
+    if (!inFeed()) {
+      if (ch.loading) await ch.loading;
+      let target = seq;
+      if (target == null) {
+        const known = this.state.lookup(id);
+        target = known ? known.seq : null;
+      }
+      if (target == null) {
+        try {
+          target = (await api("GET", `/api/messages/${encodeURIComponent(id)}`)).seq;
+        } catch {
+          target = null;
+        }
+      }
+      if (target != null && this.current === ch) await this.feed.loadUntil(ch, target);
+    }
+    if (this.current !== ch) return; // the reader went elsewhere meanwhile
+    this.feed.jumpTo(id, {focus: true});
   }
 
   renderCompose() {
@@ -311,6 +369,8 @@ export class RoomPage {
     if (this.current) this.renderCompose();
     if (could !== this.config.can_write) {
       this.tools.setCanWrite(this.config.can_write, role);
+      // The cards' buttons (reply, edit, delete, react) follow the role too.
+      this.feed.redrawAll();
       toast(this.config.can_write ? "You can write in this story now." :
         role ? "You are a viewer now: you read along but no longer write." : "You were removed from this story.");
     }

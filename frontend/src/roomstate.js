@@ -121,6 +121,7 @@ export class RoomState {
     this.agents = new Map(agents.map((a) => [a.username, {...a, connections: 0}])); // username -> agent
     this.members = new Map(); // username -> presence entry (room)
     this.presenceKnown = false;
+    this.stale = new Set(); // message ids whose view only the server can tell now (applyRelation)
   }
 
   isMe(user) {
@@ -219,16 +220,24 @@ export class RoomState {
    * else worked out here (replay). Returns the ids of the messages whose cards must be drawn again. */
   applyRelation(m) {
     const target = this.byId.get(m.relates_to);
-    if (!target) return [];
     const mine = this.isMe(m.sender);
+    if (!target) {
+      // A reaction taken back that the room does not hold (a message of a thread from another
+      // channel): the live frame's target is the reaction, which names the message it changed but
+      // no longer its key. That message's view is read again (`stale`: room.js).
+      const original = m.target && m.target.relates_to ? this.byId.get(m.target.relates_to) : null;
+      if (original) this.stale.add(original.id);
+      return [];
+    }
     if (m.rel_type === "redact" && target.rel_type === "annotate") {
       // A reaction taken back: the reaction is deleted, its message counts one less.
       target.deleted = true;
       const original = this.byId.get(target.relates_to);
-      if (!original || (m.target && m.target.id === original.id && this.takeView(original, m.target, m, mine))) {
+      const key = target.payload && target.payload.key;
+      if (!original || (m.target && m.target.id === original.id &&
+          this.takeView(original, m.target, m, mine, this.isMe(target.sender) ? key : null))) {
         return original ? [original.id] : [];
       }
-      const key = target.payload && target.payload.key;
       original.reactions = (original.reactions || []).flatMap((r) => r.key !== key ? [r]
         : r.count > 1 ? [{...r, count: r.count - 1, me: this.isMe(target.sender) ? false : r.me}] : []);
       return [original.id];
@@ -256,15 +265,42 @@ export class RoomState {
   }
 
   /** Takes the server's view of `target` (a live frame's); `me` there is null (one frame for every
-   * reader), so whether I reacted is kept from before, or set by this relation if it is mine. */
-  takeView(target, view, m, mine) {
+   * reader), so whether I reacted is kept from before, or set by this relation if it is mine, or
+   * cleared when it takes back my reaction with `takenBack` (others may still have that key). */
+  takeView(target, view, m, mine, takenBack = null) {
     const before = new Map((target.reactions || []).map((r) => [r.key, r.me]));
     const changed = m.rel_type === "annotate" && m.payload ? m.payload.key : null;
     target.payload = view.payload;
     target.edited_at = view.edited_at;
     target.deleted = view.deleted;
     target.reactions = (view.reactions || []).map((r) => ({...r,
-      me: r.me != null ? r.me : (mine && r.key === changed) || Boolean(before.get(r.key))}));
+      me: r.me != null ? r.me : r.key === takenBack ? false : (mine && r.key === changed) || Boolean(before.get(r.key))}));
+    return true;
+  }
+
+  /** My reaction with `key` to message `id` that is not taken back (the message to delete to take
+   * it back), if the room holds it: a channel's log from a message on always holds its relations. */
+  myReaction(id, key) {
+    for (const m of this.byId.values()) {
+      if (m.relates_to === id && m.rel_type === "annotate" && !m.deleted && this.isMe(m.sender) &&
+          m.payload && m.payload.key === key) return m;
+    }
+    return null;
+  }
+
+  /** The ids whose view must be read again (and forgets them). */
+  takeStale() {
+    const ids = [...this.stale];
+    this.stale.clear();
+    return ids;
+  }
+
+  /** A message's view read again from the server (a read's `me` is the reader's own). Answers
+   * whether the room holds it. */
+  refreshView(view) {
+    const held = view && this.byId.get(view.id);
+    if (!held) return false;
+    Object.assign(held, {payload: view.payload, edited_at: view.edited_at, deleted: view.deleted, reactions: view.reactions || []});
     return true;
   }
 

@@ -142,12 +142,13 @@ function csrfToken() {
   return match ? decodeURIComponent(match[1]) : "";
 }
 
-/** A JSON call to our own API with the session cookie and the CSRF token. */
-export async function api(method, path, body = undefined) {
+/** A JSON call to our own API with the session cookie and the CSRF token. `signal`: an
+ * AbortSignal that cancels it (the fetch then rejects with an AbortError). */
+export async function api(method, path, body = undefined, {signal} = {}) {
   const headers = {Accept: "application/json"};
   if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, {method, headers, credentials: "same-origin",
+  const res = await fetch(path, {method, headers, credentials: "same-origin", signal,
     body: body === undefined ? undefined : JSON.stringify(body)});
   let data = null;
   if (res.status !== 204) data = await res.json().catch(() => null);
@@ -199,6 +200,7 @@ export function statusBadge(status) {
 // --- icons (inline SVG built with the DOM; no markup strings) ------------------------------
 
 const ICONS = {
+  search: [["circle", {cx: "11", cy: "11", r: "6.5"}], ["path", {d: "m16 16 4.5 4.5"}]],
   hash: [["path", {d: "M5 9h14M5 15h14M10 4 8 20M16 4l-2 16"}]],
   lock: [["rect", {x: "5", y: "11", width: "14", height: "9", rx: "2"}], ["path", {d: "M8 11V8a4 4 0 0 1 8 0v3"}]],
   room: [["circle", {cx: "12", cy: "12", r: "2.5"}], ["path", {d: "M7.8 7.8a6 6 0 0 0 0 8.4M16.2 7.8a6 6 0 0 1 0 8.4M5 5a10 10 0 0 0 0 14M19 5a10 10 0 0 1 0 14"}]],
