@@ -20,7 +20,7 @@ subscribed to `notifications:<username>` joins.
 import uuid
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -52,14 +52,20 @@ def excerpt_of(payload) -> str:
 
 
 def _publish(user, notifications: list[Notification]) -> None:
-    """The live frames of a user's new notifications, each with the unread count after it (counted now,
-    inside the transaction that stored them), sent once it commits."""
+    """The live frames of a user's new notifications, each with the user's unread count, sent once the
+    transaction commits. The count is taken then too: its query runs after the post's write lock is
+    released, and it counts what is committed."""
     topic = frames.notifications_topic(user.username)
-    unread = selectors.unread_count(user)
-    for n in notifications:
-        frame = frames.notification(topic, selectors.notification_json(n), unread)
-        events.publish_on_commit(user_group(user.pk), {"type": "notification.event", "topic": topic,
-                                                       "frame": events.dumps(frame)})
+    data = [selectors.notification_json(n) for n in notifications]
+
+    def send():
+        unread = selectors.unread_count(user)
+        for item in data:
+            frame = frames.notification(topic, item, unread)
+            events.publish_on_commit(user_group(user.pk), {"type": "notification.event", "topic": topic,
+                                                           "frame": events.dumps(frame)})
+
+    transaction.on_commit(send, robust=True)
 
 
 @transaction.atomic
@@ -95,13 +101,17 @@ def _readers(message: Message, channel: Channel, users: list) -> list:
 
 def on_posted(message: Message, channel: Channel) -> None:
     """Called by messaging.services._insert in the post's transaction, once the message is stored."""
-    if message.msg_type == MENTION_COPY_TYPE or message.rel_type in (Message.RelType.REDACT,
-                                                                      Message.RelType.ANNOTATE):
+    if message.rel_type == Message.RelType.REDACT:
+        _forget(message)
+        return
+    if message.msg_type == MENTION_COPY_TYPE or message.rel_type == Message.RelType.ANNOTATE:
         return
     about, payload = message, message.payload
     wanted: dict = {}  # user id or username -> kind
     if message.rel_type == Message.RelType.REPLACE:
         about, payload = message.relates_to, (message.payload or {}).get("payload")
+        # The feed shows what the message says now, as every read of it does.
+        Notification.objects.filter(message=about).update(excerpt=excerpt_of(payload))
         for username in message.mentions or ():
             wanted.setdefault(username, Notification.Kind.MENTION)
     else:
@@ -143,20 +153,57 @@ def on_posted(message: Message, channel: Channel) -> None:
                 _copy_to_inbox(n, about, channel)
 
 
-def _copy_to_inbox(n: Notification, about: Message, channel: Channel) -> None:
-    """The agent's copy of its notification, in its inbox (msg_type `mention`), sent by the notifier."""
-    from messaging import services as messaging  # messaging.services calls this module
+def copy_id(about_id: uuid.UUID, agent_username: str) -> uuid.UUID:
+    """The id of an agent's inbox copy of its notification about a message (one per agent and message)."""
+    return uuid.uuid5(about_id, f"mention:{agent_username}")
 
-    inbox = messaging.inbox_ensure(story=channel.story, agent=n.user)
-    if inbox.is_archived:
-        return
+
+def _copy_to_inbox(n: Notification, about: Message, channel: Channel) -> None:
+    """The agent's copy of its notification, in its inbox (msg_type `mention`), sent by the notifier.
+    In a savepoint: an inbox archived meanwhile (or a copy stored by a concurrent post) loses the
+    copy, never the post that notified."""
+    from messaging import services as messaging  # messaging.services calls this module
+    from mythline_site.errors import Archived
+
     payload = {"message_id": str(about.pk), "story": channel.story.slug, "channel": channel.name, "kind": n.kind,
                "excerpt": n.excerpt}
     clean = messaging.CleanMessage(msg_type=MENTION_COPY_TYPE, payload=payload,
                                    encoded_payload=events.dumps(payload).encode(), id=None, reply_to=None,
                                    correlation_id=None, audience="all", audience_kind=Message.Audience.ALL)
-    inbox.story = channel.story
-    messaging._insert(inbox, n.actor, clean, uuid.uuid5(about.pk, f"mention:{n.user.username}"))
+    try:
+        with transaction.atomic():
+            inbox = messaging.inbox_ensure(story=channel.story, agent=n.user)
+            if inbox.is_archived:
+                return
+            inbox.story = channel.story
+            messaging._insert(inbox, n.actor, clean, copy_id(about.pk, n.user.username))
+    except (Archived, IntegrityError):
+        return
+
+
+def _forget(deletion: Message) -> None:
+    """A deleted message's text leaves what told people of it: the excerpts of its notifications are
+    emptied, and each agent's inbox copy is deleted in turn (a `delete` by the same person, in the
+    inbox's log, so the agent, its replay and its webhook hear of it; the log keeps both, as it
+    keeps the message). A reaction taken back (also a deletion) finds nothing here."""
+    from messaging import services as messaging  # messaging.services calls this module
+
+    target_id = deletion.relates_to_id
+    if not Notification.objects.filter(message_id=target_id).update(excerpt=""):
+        return
+    agents = Notification.objects.filter(message_id=target_id, user__is_agent=True).values_list(
+        "user__username", flat=True)
+    copies = Message.objects.select_related("channel__story").filter(
+        pk__in=[copy_id(target_id, name) for name in agents], rel_type__isnull=True)
+    for copy in copies:
+        clean = messaging.CleanMessage(msg_type="delete", payload={}, encoded_payload=b"{}", id=None, reply_to=None,
+                                       correlation_id=None, audience=copy.audience, audience_kind=copy.audience_kind)
+        clean.relates_to, clean.rel_type = copy, Message.RelType.REDACT
+        try:
+            with transaction.atomic():
+                messaging._insert(copy.channel, deletion.sender, clean, uuid.uuid5(deletion.pk, f"copy:{copy.pk}"))
+        except (messaging.RelationRepeat, messaging.Archived, IntegrityError):
+            continue  # deleted already, or its inbox is archived: nothing more to take back
 
 
 @transaction.atomic

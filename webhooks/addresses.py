@@ -63,12 +63,17 @@ def check_url(url: str) -> None:
     resolve(parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80))
 
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix
+
+
 def address_error(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """Why Mythline does not send to this address; None if it does."""
     if settings.MYTHLINE_WEBHOOK_ALLOW_PRIVATE:
         return None
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in NAT64:  # a NAT64 gateway would reach the IPv4 address inside
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if embedded is not None:
             return address_error(embedded)
     if ip.is_loopback:
@@ -94,5 +99,6 @@ def resolve(host: str, port: int) -> list[str]:
     for address in addresses:
         why = address_error(ipaddress.ip_address(address.split("%", 1)[0]))
         if why:
-            raise Refused(f"the host {host!r} resolves to {why} ({address}); refused")
+            # Not the address itself: the answer must not map the server's private network.
+            raise Refused(f"the host {host!r} resolves to {why}; refused")
     return addresses

@@ -36,6 +36,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from messaging import relations
 from messaging.policies import message_visible_to
 from notifications.services import notify
 from webhooks.addresses import Refused, resolve, url_error
@@ -178,9 +179,10 @@ def record(attempt: Attempt, now) -> None:
         webhook.save(update_fields=[*fields, "updated_at"])
 
 
-def give_up(delivery: Delivery, now, why: str) -> None:
+def give_up(delivery: Delivery, now, why: str, *, forget: bool = False) -> None:
+    fields = {"body": ""} if forget else {}
     Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.DEAD, last_error=why[:MAX_ERROR_CHARS],
-                                                   next_attempt_at=now)
+                                                   next_attempt_at=now, **fields)
 
 
 def deliver_due(now=None, limit: int | None = None) -> list[Attempt]:
@@ -193,6 +195,11 @@ def deliver_due(now=None, limit: int | None = None) -> list[Attempt]:
         # Checked again when sent: the agent may have lost the right to read it since it was posted.
         if not message_visible_to(delivery.message, delivery.webhook.agent):
             give_up(delivery, now, "not sent: the agent may no longer read this message")
+            continue
+        if relations.deletion_of(delivery.message) is not None:
+            # A deletion wins over a delivery still waiting: its text is not sent, and its frozen body
+            # is emptied (the agent hears of the deletion itself, a message of its inbox too).
+            give_up(delivery, now, "not sent: the message was deleted", forget=True)
             continue
         attempts.append(Attempt(delivery=delivery, url=delivery.webhook.url, secret=delivery.webhook.secret))
     if not attempts:

@@ -116,6 +116,27 @@ def test_an_agent_gets_a_copy_in_its_inbox_that_is_never_scanned(cast):
     assert len(feed(cast["scribe"])) == 2
 
 
+def test_an_edit_and_a_deletion_reach_the_feed_and_the_agents_copy(cast):
+    """The feed shows a message as it is now: an edit rewrites the excerpt, a deletion empties it and
+    deletes the agent's inbox copy (in the inbox's log, by whoever deleted the message)."""
+    from messaging import relations
+
+    first = post(cast["bob"], payload={"text": "@scribe and @carol: the key is under the mat"}).message
+    post(cast["bob"], msg_type="edit", payload={"payload": {"text": "@scribe and @carol: the plan changed"}},
+         relates_to=str(first.pk))
+    assert feed(cast["carol"]) == [("mention", "bob", "@scribe and @carol: the plan changed")]
+    post(cast["alice"], msg_type="delete", payload={}, relates_to=str(first.pk))  # the owner deletes it
+    assert feed(cast["carol"]) == [("mention", "bob", "")] and feed(cast["scribe"]) == [("mention", "bob", "")]
+    copy = Message.objects.get(channel__name="inbox.scribe", msg_type="mention")
+    deletion = Message.objects.get(channel__name="inbox.scribe", msg_type="delete")
+    assert (deletion.relates_to_id, deletion.sender) == (copy.pk, cast["alice"])
+    assert relations.views_for([copy], cast["scribe"])[copy.pk]["deleted"] is True
+    # Deleting the message again stores nothing new, in general or in the inbox.
+    again = post(cast["alice"], msg_type="delete", payload={}, relates_to=str(first.pk))
+    assert not again.created
+    assert Message.objects.filter(channel__name="inbox.scribe", msg_type="delete").count() == 1
+
+
 def test_notify_and_mark_read(cast):
     vera = cast["vera"]
     a = services.notify(user=vera, kind="webhook.disabled", excerpt="x" * 300)

@@ -11,6 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from messaging.policies import access_channel
+from messaging.services import message_post
 from mythline_sdk.webhooks import verify as sdk_verify
 from notifications.models import Notification
 from stories.services import participant_remove
@@ -119,6 +121,22 @@ def test_no_longer_readable_when_sent_is_not_sent(world, receiver, make_user, ma
     assert receiver.requests == []
     d = Delivery.objects.get()
     assert d.status == "dead" and "may no longer read" in d.last_error
+
+
+def test_a_message_deleted_before_it_is_sent_is_not_sent(world, receiver):
+    """A deletion wins over a delivery still waiting: the text is not sent and its stored body is
+    emptied; the deletion itself (a message of the inbox too) is what the agent gets."""
+    register(world["scout_api"], receiver.url)
+    first = post(world["alice"], INBOX, "Forget I said the code is 4711.")
+    access = access_channel(world["alice"], "tale", INBOX, for_write=True)
+    message_post(sender=world["alice"], access=access,
+                 data={"msg_type": "delete", "payload": {}, "relates_to": str(first.pk)})
+    deliver_due()
+    [sent] = receiver.requests
+    assert sent.json["data"]["message"]["msg_type"] == "delete"
+    assert "4711" not in sent.body.decode()
+    dead = Delivery.objects.get(message_id=first.pk)
+    assert dead.status == "dead" and "deleted" in dead.last_error and dead.body == ""
 
 
 def test_disabled_after_repeated_failures_with_a_notice_then_re_enabled(world, receiver, settings):
