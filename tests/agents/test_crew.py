@@ -40,13 +40,8 @@ BUILT_IN = {"text", "scene_plan", "narration", "dialogue", "feedback", "query", 
 @pytest.fixture(scope="module")
 def server(django_db_setup):
     """One server for the module (starting Daphne costs seconds); each test has its own data."""
-    live = LiveServer()
-    live.start()
-    try:
+    with LiveServer() as live:  # stopped, its log removed, after the module
         yield live
-    finally:
-        live.stop()
-        Path(live.log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture

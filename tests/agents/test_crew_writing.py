@@ -6,7 +6,6 @@ a real story's context over a live server with the SDK (every page of its bible)
 """
 import asyncio
 import re
-from pathlib import Path
 
 import pytest
 
@@ -199,13 +198,8 @@ def test_the_lighthouse_script_is_the_demo_unchanged():
 
 @pytest.fixture(scope="module")
 def server(django_db_setup):
-    live = LiveServer()
-    live.start()
-    try:
+    with LiveServer() as live:  # stopped, its log removed, after the module
         yield live
-    finally:
-        live.stop()
-        Path(live.log.name).unlink(missing_ok=True)
 
 
 @pytest.mark.live

@@ -38,13 +38,8 @@ GENERAL = "channel:tale/general"
 def server(django_db_setup):
     """A server shared by the tests that leave it running (Daphne takes seconds to start); each
     test has its own data, since the database is emptied after every test."""
-    live = LiveServer()
-    live.start()
-    try:
+    with LiveServer() as live:  # stopped, its log removed, after the module
         yield live
-    finally:
-        live.stop()
-        Path(live.log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture

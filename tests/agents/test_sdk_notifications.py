@@ -10,7 +10,6 @@
 """
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,13 +23,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
 @pytest.fixture(scope="module")
 def server(django_db_setup):
-    live = LiveServer(env={"MYTHLINE_LOOP_WINDOW_SECONDS": "0"})
-    live.start()
-    try:
+    with LiveServer(env={"MYTHLINE_LOOP_WINDOW_SECONDS": "0"}) as live:  # stopped, its log removed, after the module
         yield live
-    finally:
-        live.stop()
-        Path(live.log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture

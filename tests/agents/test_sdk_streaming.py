@@ -14,7 +14,6 @@
 """
 import asyncio
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -33,12 +32,8 @@ FAST = Backoff(base=0.01, cap=0.05, max_attempts=5)
 def server(django_db_setup):
     live = LiveServer(env={"MYTHLINE_LOOP_WINDOW_SECONDS": "0", "MYTHLINE_POST_RATE": "1000/s",
                            "MYTHLINE_POST_BURST": "1000"})
-    live.start()
-    try:
+    with live:  # started; stopped, its log removed, after the module
         yield live
-    finally:
-        live.stop()
-        Path(live.log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ same database) to an HTTP receiver started by the test, which checks it with
 `rotate_webhook_secret` the old secret no longer verifies; `delete_webhook` removes it; a human
 is refused.
 """
-from pathlib import Path
 
 import pytest
 
@@ -24,13 +23,8 @@ ALLOW = {"MYTHLINE_WEBHOOK_ALLOW_INSECURE": "1", "MYTHLINE_WEBHOOK_ALLOW_PRIVATE
 
 @pytest.fixture(scope="module")
 def server(django_db_setup):
-    live = LiveServer(env={"MYTHLINE_LOOP_WINDOW_SECONDS": "0", **ALLOW})
-    live.start()
-    try:
+    with LiveServer(env={"MYTHLINE_LOOP_WINDOW_SECONDS": "0", **ALLOW}) as live:  # stopped, its log removed, after the module
         yield live
-    finally:
-        live.stop()
-        Path(live.log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -113,12 +113,8 @@ def server(django_db_setup, browser):
     since the database is emptied after every test, and every page closes with its test."""
     live = LiveServer()
     live.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the server keeps Django's guard
-    live.start()
-    try:
+    with live:  # started; stopped, its log removed, after the module
         yield live
-    finally:
-        live.stop()
-        Path(live.log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture

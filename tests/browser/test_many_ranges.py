@@ -2,7 +2,6 @@
 5 on this module's server) is saved whole: doc.state tells the editor the cap, and the editor sends
 the edit as several pushes within it, none refused, instead of one the server would refuse for ever
 ("Not saved yet")."""
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,12 +20,8 @@ def server(django_db_setup, browser):
     """This module's own server, with a small cap on changed ranges per push."""
     live = LiveServer(env={"MYTHLINE_DOC_MAX_PUSH_CHANGES": str(CAP)})
     live.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    live.start()
-    try:
+    with live:  # started; stopped, its log removed, after the module
         yield live
-    finally:
-        live.stop()
-        Path(live.log.name).unlink(missing_ok=True)
 
 
 def server_text(server, token):
