@@ -41,12 +41,14 @@ def rights_event(*, user_id: int | None = None, story_id: int | None = None, cha
 def participant_changed(story, user_id: int) -> None:
     """`user_id` was added to `story`, re-roled or removed: recheck their topics in the story."""
     publish_on_commit(user_rights_group(user_id), rights_event(user_id=user_id, story_id=story.pk))
+    _end_unwritable_streams(story_id=story.pk, user_id=user_id)
 
 
 def membership_changed(channel, user_id: int) -> None:
     """`user_id` joined or left a private or presence channel: recheck their topic of it."""
     publish_on_commit(user_rights_group(user_id), rights_event(user_id=user_id, story_id=channel.story_id,
                                                         channel_id=channel.pk))
+    _end_unwritable_streams(story_id=channel.story_id, channel_id=channel.pk, user_id=user_id)
 
 
 def story_changed(story) -> None:
@@ -57,6 +59,14 @@ def story_changed(story) -> None:
 def channel_changed(channel) -> None:
     """The channel was archived or unarchived: its topics are rechecked (archived: read-only)."""
     publish_on_commit(story_rights_group(channel.story.slug), rights_event(story_id=channel.story_id, channel_id=channel.pk))
+    _end_unwritable_streams(story_id=channel.story_id, channel_id=channel.pk)
+
+
+def _end_unwritable_streams(**scope) -> None:
+    """A stream whose opener lost the right to post in its channel is cancelled with the change
+    (streaming/, docs/protocol.md "Streaming messages"): it could never complete."""
+    from streaming.services import cancel_unwritable_streams  # streaming imports messaging
+    cancel_unwritable_streams(**scope)
 
 
 def tokens_revoked(user_id: int, token_ids: list[int]) -> None:

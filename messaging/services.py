@@ -457,8 +457,10 @@ def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | 
     existing = repeat()
     if existing is not None:
         return PostResult(existing, False, posted_json(existing, channel=channel, sender=existing.sender))
-    if clean.id is not None and Stream.objects.filter(pk=clean.id).exclude(sender_id=sender.pk).exists():
-        # A stream's id is its final message's (streaming/): readers see it live, and must not take it.
+    if clean.id is not None and Stream.objects.filter(pk=clean.id).filter(
+            Q(status=Stream.Status.OPEN) | ~Q(sender_id=sender.pk)).exists():
+        # A stream's id is its final message's (streaming/): readers see it live, and must not take it;
+        # nor its opener while it is open (stream_complete marks it completed before it posts).
         raise Conflict(ID_TAKEN, details={"id": "already taken"})
     for policy in message_policies():
         policy(sender=sender, channel=channel, fields=clean, encoded_payload=clean.encoded_payload)

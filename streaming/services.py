@@ -17,6 +17,8 @@ nothing more (the open paid for the post). A sender holds at most MYTHLINE_STREA
 streams. A stream without an append for MYTHLINE_STREAM_IDLE_SECONDS is cancelled: lazily, when
 its channel's streams are read (REST list, a subscribe, an SSE connect), when it is written to,
 when its sender opens another, and by `cancel_idle_streams` in each server's housekeeping sweep.
+A change that takes the right to post in a channel from a stream's opener cancels their open
+streams there (`cancel_unwritable_streams`, called from messaging/rights.py).
 """
 import json
 import uuid
@@ -127,17 +129,20 @@ def _load(stream_id) -> Stream:
     return stream
 
 
-def stream_for(user, stream_id, *, cancel: bool = False) -> tuple[Stream, ChannelAccess]:
+def stream_for(user, stream_id, *, cancel: bool = False) -> tuple[Stream, ChannelAccess | None]:
     """The stream and the caller's access to its channel, for a write.
 
-    Its opener must still be allowed to post in the channel (rights change: a demoted or removed
-    opener is refused as a post would be; an archived channel is `archived`). Anyone else who may
-    read it (its channel and its audience) is refused with 403, except a channel manager (the
-    channel's owner, the story owner) cancelling it; for the rest it does not exist (404)."""
+    To write, its opener must still be allowed to post in the channel (rights change: a demoted or
+    removed opener is refused as a post would be; an archived channel is `archived`); to cancel,
+    the opener needs no access at all (it is their stream: the SDK's cancel-on-exit must work
+    after a demotion, or the stream would show and hold an open slot until it idles out), and
+    gets None for the access. Anyone else who may read it (its channel and its audience) is refused
+    with 403, except a channel manager (the channel's owner, the story owner) cancelling it; for
+    the rest it does not exist (404)."""
     stream = _load(stream_id)
     slug, name = stream.story.slug, stream.channel.name
     if stream.sender_id == user.pk:
-        return stream, access_channel(user, slug, name, for_write=True)
+        return stream, None if cancel else access_channel(user, slug, name, for_write=True)
     try:
         access = access_channel(user, slug, name)
     except MythlineError:
@@ -175,9 +180,10 @@ def _encoded_size(stream_payload: dict, field: str, text: str) -> int:
 
 def stream_open(*, sender, story: str, channel: str, data) -> tuple[Stream, bool]:
     """Open a stream as `sender` (REST, socket and MCP all come here). Returns (stream, created):
-    an open repeated with the same `id` (a retry) answers with the stream it opened."""
-    check_rate("post", f"u{sender.pk}")
+    an open repeated with the same `id` (a retry) answers with the stream it opened. The channel
+    is checked before the budget is charged: a refused open costs nothing."""
     access = access_channel(sender, story, channel, for_write=True)
+    check_rate("post", f"u{sender.pk}")
     return stream_start(sender=sender, access=access, data=data)
 
 
@@ -218,8 +224,10 @@ def stream_start(*, sender, access: ChannelAccess, data) -> tuple[Stream, bool]:
         if existing is not None:
             if existing.sender_id != sender.pk:
                 raise Conflict(ID_TAKEN, details={"id": "already taken"})
+            reply_to = clean.reply_to.pk if clean.reply_to else None
             if (existing.channel_id != channel.pk or existing.msg_type != clean.msg_type
-                    or existing.field != field or existing.payload != payload):
+                    or existing.field != field or existing.payload != payload or existing.reply_to != reply_to
+                    or existing.correlation_id != clean.correlation_id or existing.audience != clean.audience):
                 raise Conflict(f"Stream id {clean.id} was already used for a different stream.",
                                details={"id": str(clean.id)})
             return existing, False
@@ -247,12 +255,18 @@ def _gone(stream: Stream) -> MythlineError:
 
 def _locked(stream: Stream) -> Stream:
     """The stream's row, locked to the end of the transaction (SQLite: the write lock is taken at
-    BEGIN IMMEDIATE), fresh; an idle one is cancelled here."""
+    BEGIN IMMEDIATE), fresh."""
     fresh = Stream.objects.select_for_update().get(pk=stream.pk)
     fresh.story, fresh.channel, fresh.sender = stream.story, stream.channel, stream.sender
-    if fresh.is_open and fresh.updated_at <= idle_cutoff():
-        _end(fresh, Stream.Status.CANCELLED)
     return fresh
+
+
+def _cancel_if_idle(stream: Stream) -> None:
+    """Before a write: cancel the stream if it is idle, in its own transaction, so the cancel (and
+    its `stream.ended`) stays when the write then answers 409 (the write's transaction rolls back)."""
+    cutoff = idle_cutoff()
+    if stream.is_open and stream.updated_at <= cutoff:
+        _cancel_idle(stream, cutoff)
 
 
 def stream_append(*, user, stream_id, text, offset=None) -> Stream:
@@ -272,6 +286,7 @@ def stream_append(*, user, stream_id, text, offset=None) -> Stream:
         text.encode()
     except UnicodeEncodeError:
         raise Invalid("'text' must be Unicode text (no unpaired surrogates).", details={"text": "not Unicode"}) from None
+    _cancel_if_idle(stream)
     with transaction.atomic():
         stream = _locked(stream)
         if not stream.is_open:
@@ -303,6 +318,7 @@ def stream_complete(*, user, stream_id, payload=None) -> PostResult:
     if payload is not None and not isinstance(payload, dict):
         raise Invalid("'payload' must be a JSON object.", details={"payload": "must be an object"})
     stream, access = stream_for(user, stream_id)
+    _cancel_if_idle(stream)
     with transaction.atomic():
         stream = _locked(stream)
         if stream.status == Stream.Status.COMPLETED:
@@ -318,11 +334,13 @@ def stream_complete(*, user, stream_id, payload=None) -> PostResult:
         if stream.reply_to:
             data["reply_to"] = str(stream.reply_to)
         # stream.ended goes out before the message frame (on_commit keeps the order); its `seq` is
-        # filled in once the message is stored, before the commit.
-        ended = _end(stream, Stream.Status.COMPLETED, save=False)
+        # filled in once the message is stored, before the commit. The row is marked completed
+        # first: message_post refuses an id that is an open stream's (a post of the opener's own
+        # must not take it), so this post is the only one that passes; a refusal rolls it back.
+        ended = _end(stream, Stream.Status.COMPLETED)
         result = message_post(sender=user, access=access, data=data)
         stream.message_id = result.message.pk
-        stream.save(update_fields=["status", "updated_at", "message"])
+        stream.save(update_fields=["message"])
         frame = frames.stream_ended(topic_of(stream), str(stream.id), Stream.Status.COMPLETED, result.message.seq)
         ended.update(live_event(stream, frame))
     return result
@@ -331,6 +349,7 @@ def stream_complete(*, user, stream_id, payload=None) -> PostResult:
 def stream_cancel(*, user, stream_id) -> Stream:
     """Cancel as the opener, the channel's owner or the story owner; cancelling again is a no-op."""
     stream, _ = stream_for(user, stream_id, cancel=True)
+    _cancel_if_idle(stream)
     with transaction.atomic():
         stream = _locked(stream)
         if stream.status == Stream.Status.CANCELLED:
@@ -341,17 +360,22 @@ def stream_cancel(*, user, stream_id) -> Stream:
     return stream
 
 
-def _end(stream: Stream, status: str, *, save: bool = True, seq: int | None = None) -> dict:
+def _end(stream: Stream, status: str, *, seq: int | None = None) -> dict:
     stream.status, stream.updated_at = status, timezone.now()
-    if save:
-        stream.save(update_fields=["status", "updated_at"])
+    stream.save(update_fields=["status", "updated_at"])
     return _publish(stream, frames.stream_ended(topic_of(stream), str(stream.id), status, seq))
 
 
 def _cancel_idle(stream: Stream, cutoff) -> bool:
     """Cancel one idle stream, if it still is (a guarded UPDATE: of two readers, one publishes)."""
+    return _cancel_open(stream, updated_at__lte=cutoff)
+
+
+def _cancel_open(stream: Stream, **guard) -> bool:
+    """Cancel one stream if it is still open (and matches `guard`): a guarded UPDATE, so of two
+    callers one publishes `stream.ended`."""
     with transaction.atomic():
-        changed = Stream.objects.filter(pk=stream.pk, status=Stream.Status.OPEN, updated_at__lte=cutoff).update(
+        changed = Stream.objects.filter(pk=stream.pk, status=Stream.Status.OPEN, **guard).update(
             status=Stream.Status.CANCELLED, updated_at=timezone.now())
         if changed:
             stream.status = Stream.Status.CANCELLED
@@ -371,3 +395,24 @@ def cancel_idle_streams(*, now=None) -> int:
     cutoff = idle_cutoff(now)
     return sum(_cancel_idle(stream, cutoff) for stream in Stream.objects.select_related(
         "story", "channel", "sender").filter(status=Stream.Status.OPEN, updated_at__lte=cutoff))
+
+
+def cancel_unwritable_streams(*, story_id: int, channel_id: int | None = None, user_id: int | None = None) -> int:
+    """Cancel the open streams (of the story, or one channel; of one sender, or all) whose opener
+    may no longer post in their channel: demoted to viewer, removed from the story or the private
+    channel, the channel archived. messaging/rights.py calls it inside the transaction of the
+    change, after the change: such a stream could never complete, and would otherwise stay visible
+    with its text and hold one of the sender's open slots until it idles out."""
+    streams = Stream.objects.select_related("story", "channel", "sender").filter(
+        story_id=story_id, status=Stream.Status.OPEN)
+    if channel_id is not None:
+        streams = streams.filter(channel_id=channel_id)
+    if user_id is not None:
+        streams = streams.filter(sender_id=user_id)
+    cancelled = 0
+    for stream in streams:
+        try:
+            access_channel(stream.sender, stream.story.slug, stream.channel.name, for_write=True)
+        except MythlineError:
+            cancelled += _cancel_open(stream)
+    return cancelled

@@ -218,3 +218,56 @@ def test_the_mcp_tools_stream_a_message(server, tale, tokens):
             refused = await error(session, "stream_open", story="tale", channel="cabal", msg_type="narration")
             assert refused["code"] == "not_found"
     asyncio.run(go())
+
+
+def test_a_reader_removed_mid_stream_gets_nothing_more_of_it(server, tale, tokens):
+    """carol watches bob's stream in the private `cabal`, is removed from it mid-stream: her socket
+    gets `unsubscribed`, then no frame of the stream (the chunk and the end bob writes after). The
+    proof is a marker: bob then posts in `general`, which carol still reads; on the layer a
+    socket's events arrive in the order they were sent, so had the chunk reached her it would be
+    before the marker. Her SSE stream of `cabal` ends."""
+    cabal = "channel:tale/cabal"
+    bob = httpx.Client(base_url=server.base, headers=auth(tokens["bob"]), timeout=10)
+
+    async def go():
+        async with await subscribed(server, tokens["carol"]) as carol, \
+                httpx.AsyncClient(timeout=10) as client, client.stream(
+                    "GET", f"{server.base}/api/stories/tale/channels/cabal/events",
+                    headers=auth(tokens["carol"])) as sse:
+            assert sse.status_code == 200
+            lines = sse.aiter_lines()
+            async with asyncio.timeout(10):
+                async for line in lines:
+                    if line.startswith(": subscribed"):
+                        break
+            await carol.send(json.dumps({"type": "subscribe", "topic": cabal, "ref": "c"}))
+            await frames_until(carol, lambda f: f.get("ref") == "c")
+            r = await asyncio.to_thread(bob.post, "/api/stories/tale/channels/cabal/streams",
+                                        json={"msg_type": "narration"})
+            assert r.status_code == 201, r.text
+            sid = r.json()["id"]
+            await asyncio.to_thread(bob.post, f"/api/streams/{sid}/append", json={"text": "The plan: "})
+            seen = await frames_until(carol, lambda f: f["type"] == "stream.chunk")
+            assert [f["type"] for f in of_stream(seen)] == ["stream.started", "stream.chunk"]
+            removed = await asyncio.to_thread(bob.delete, "/api/stories/tale/channels/cabal/members/carol")
+            assert removed.status_code == 204, removed.text
+            gone = await frames_until(carol, lambda f: f["type"] == "unsubscribed")
+            assert gone[-1]["topic"] == cabal and gone[-1]["reason"] == "access_revoked"
+            assert not of_stream(gone)
+            # Her SSE stream of the channel ends (before bob writes on).
+            async with asyncio.timeout(10):
+                async for _ in lines:
+                    pass
+            # bob writes on, completes, then posts the marker where carol still reads.
+            appended = await asyncio.to_thread(bob.post, f"/api/streams/{sid}/append",
+                                               json={"text": "burn the lighthouse."})
+            assert appended.status_code == 200, appended.text
+            done = await asyncio.to_thread(bob.post, f"/api/streams/{sid}/complete")
+            assert done.status_code == 201, done.text
+            marker = await asyncio.to_thread(bob.post, "/api/stories/tale/channels/general/messages",
+                                             json={"msg_type": "text", "payload": {"text": "marker"}})
+            assert marker.status_code == 201, marker.text
+            later = await frames_until(carol, lambda f: f["type"] == "message")
+            assert [f["type"] for f in later] == ["message"], later
+            assert later[0]["message"]["payload"] == {"text": "marker"}
+    asyncio.run(go())

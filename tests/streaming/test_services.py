@@ -1,6 +1,7 @@
 """The stream services: open checks what a post checks, append keeps order and is safe to retry,
 complete stores one message with the stream's id through every post policy, cancel and the idle
 sweep end it; every refusal with the SPEC's codes."""
+import json
 import uuid
 from datetime import timedelta
 
@@ -8,11 +9,15 @@ import pytest
 from django.utils import timezone
 
 from messaging.models import Message
+from messaging.services import channel_set_archived, member_remove
 from messaging.policies import access_channel
 from messaging.services import message_post
 from mythline_site.errors import Archived, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge, RateLimited
 from streaming import services
+from stories.models import Participant
+from stories.services import participant_add, participant_remove
 from streaming.models import Stream
+from tests.messaging.test_services import _listen, _receive
 
 pytestmark = pytest.mark.django_db
 
@@ -160,7 +165,6 @@ def test_after_complete_no_append_nor_cancel(tale):
 
 
 def test_a_demoted_opener_can_write_no_more(tale):
-    from stories.models import Participant
     bob = tale["bob"]
     stream = open_(bob)
     Participant.objects.filter(story=tale["story"], user=bob).update(role="viewer")
@@ -226,8 +230,9 @@ def test_idle_streams_are_cancelled_lazily_and_by_the_sweep(tale, settings, djan
     with pytest.raises(Conflict):
         services.stream_append(user=bob, stream_id=stream.pk, text="x")
     Stream.objects.filter(pk=other.pk).update(updated_at=old)
-    with pytest.raises(Conflict):  # idle when written to: cancelled then
+    with pytest.raises(Conflict):  # idle when written to: cancelled then, and it stays cancelled
         services.stream_append(user=bob, stream_id=other.pk, text="x")
+    assert Stream.objects.get(pk=other.pk).status == "cancelled"
     third = open_(bob)
     Stream.objects.filter(pk=third.pk).update(updated_at=old)
     assert services.cancel_idle_streams() == 1
@@ -242,3 +247,136 @@ def test_appends_and_opens_cost_the_post_budget(tale, settings):
     services.stream_append(user=bob, stream_id=stream.pk, text="b")
     with pytest.raises(RateLimited):
         services.stream_append(user=bob, stream_id=stream.pk, text="c")
+
+
+def stream_events(layer, name, count):
+    """The next `count` stream events on the listened channel group, as (event, id, status)."""
+    out = []
+    while len(out) < count:
+        event = _receive(layer, name)
+        if event["type"] == "stream.event":
+            frame = json.loads(event["frame"])
+            out.append((event["event"], event["id"], frame.get("status")))
+    return out
+
+
+@pytest.mark.parametrize("write", ["append", "complete"])
+def test_a_write_to_an_idle_stream_is_refused_and_the_cancel_stays(tale, settings, write,
+                                                                  django_capture_on_commit_callbacks):
+    """The 409 rolls back the write, not the idle cancel: the row is cancelled and its
+    `stream.ended` goes out, as protocol.md says."""
+    bob = tale["bob"]
+    stream = open_(bob)
+    services.stream_append(user=bob, stream_id=stream.pk, text="So far")
+    old = timezone.now() - timedelta(seconds=settings.MYTHLINE_STREAM_IDLE_SECONDS + 1)
+    Stream.objects.filter(pk=stream.pk).update(updated_at=old)
+    layer, name = _listen(tale["story"].channels.get(name="general").group_name)
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(Conflict) as gone:
+            if write == "append":
+                services.stream_append(user=bob, stream_id=stream.pk, text="x")
+            else:
+                services.stream_complete(user=bob, stream_id=stream.pk)
+    assert gone.value.details == {"status": "cancelled", "length": 6}
+    assert Stream.objects.get(pk=stream.pk).status == "cancelled"
+    assert stream_events(layer, name, 1) == [("stream.ended", str(stream.pk), "cancelled")]
+    assert not Message.objects.exists()
+
+
+def test_the_opener_cancels_without_write_access(tale):
+    """Demoted, removed from the private channel, the channel archived (changed behind the services'
+    back here, so only the cancel's own rule is tested): the opener still cancels their stream."""
+    bob, carol = tale["bob"], tale["carol"]
+    demoted, removed, archived = open_(bob), open_(carol, channel="cabal"), open_(bob, channel="cabal")
+    Participant.objects.filter(story=tale["story"], user=bob).update(role="viewer")
+    assert services.stream_cancel(user=bob, stream_id=demoted.pk).status == "cancelled"
+    tale["cabal"].memberships.filter(user=carol).delete()
+    assert services.stream_cancel(user=carol, stream_id=removed.pk).status == "cancelled"
+    Participant.objects.filter(story=tale["story"], user=bob).update(role="editor")
+    tale["cabal"].archived_at = timezone.now()
+    tale["cabal"].save()
+    assert services.stream_cancel(user=bob, stream_id=archived.pk).status == "cancelled"
+    # Only the opener: a reader who may not manage the channel is still refused.
+    other = open_(carol)
+    with pytest.raises(Forbidden):
+        services.stream_cancel(user=tale["vera"], stream_id=other.pk)
+
+
+def test_losing_write_access_cancels_the_openers_streams_there(tale, django_capture_on_commit_callbacks):
+    """The change itself cancels them (messaging/rights.py): demoted, removed from the story or the
+    private channel, the channel archived. Others' streams, and streams elsewhere, stay open."""
+    bob, carol, alice, narrator = tale["bob"], tale["carol"], tale["alice"], tale["narrator"]
+    story, cabal = tale["story"], tale["cabal"]
+    layer, name = _listen(cabal.group_name)
+
+    def status(stream):
+        return Stream.objects.get(pk=stream.pk).status
+
+    carols_cabal, carols_general, bobs_cabal = open_(carol, channel="cabal"), open_(carol), open_(bob, channel="cabal")
+    with django_capture_on_commit_callbacks(execute=True):
+        member_remove(channel=cabal, user=carol, by=bob)
+    assert (status(carols_cabal), status(carols_general), status(bobs_cabal)) == ("cancelled", "open", "open")
+    assert stream_events(layer, name, 1) == [("stream.ended", str(carols_cabal.pk), "cancelled")]
+
+    participant_add(story=story, user=carol, role="viewer", by=alice)  # demoted
+    assert status(carols_general) == "cancelled"
+    participant_add(story=story, user=carol, role="editor", by=alice)
+    bobs_general, narrators = open_(bob), open_(narrator)
+    participant_remove(story=story, user=bob, by=alice)
+    assert (status(bobs_general), status(bobs_cabal), status(narrators)) == ("cancelled", "cancelled", "open")
+
+    participant_add(story=story, user=bob, role="editor", by=alice)
+    again = open_(carol)
+    channel_set_archived(channel=story.channels.get(name="general"), by=alice, archived=True)
+    assert (status(again), status(narrators)) == ("cancelled", "cancelled")
+
+
+def test_the_opener_cannot_post_under_an_open_streams_id(tale):
+    """Its complete must be the one message with that id: a post of the opener's own under it is
+    refused while the stream is open; the complete then stores the message as usual."""
+    bob = tale["bob"]
+    stream = open_(bob)
+    services.stream_append(user=bob, stream_id=stream.pk, text="Mine.")
+    access = access_channel(bob, "tale", "general", for_write=True)
+    with pytest.raises(Conflict) as taken:
+        message_post(sender=bob, access=access, data={"msg_type": "narration", "payload": {"text": "early"},
+                                                      "id": str(stream.pk)})
+    assert taken.value.details == {"id": "already taken"}
+    result = services.stream_complete(user=bob, stream_id=stream.pk)
+    assert result.created and result.message.payload == {"text": "Mine."}
+    # Once completed, a post with its id is a repeat of that message (nothing new is stored).
+    repeat = message_post(sender=bob, access=access, data={"msg_type": "narration", "payload": {"text": "Mine."},
+                                                           "id": str(stream.pk)})
+    assert not repeat.created and Message.objects.count() == 1
+
+
+def test_a_repeated_open_must_match_audience_reply_to_and_correlation(tale):
+    bob, carol = tale["bob"], tale["carol"]
+    access = access_channel(carol, "tale", "general", for_write=True)
+    earlier = message_post(sender=carol, access=access, data={"msg_type": "text", "payload": {"text": "Q?"}})
+    chosen = str(uuid.uuid4())
+    base = {"msg_type": "narration", "id": chosen, "audience": "humans", "reply_to": str(earlier.message.pk),
+            "correlation_id": "c-1"}
+    open_(bob, **base)
+    assert not services.stream_open(sender=bob, story="tale", channel="general", data=dict(base))[1]
+    for change in ({"audience": "all"}, {"audience": ["carol"]}, {"reply_to": None}, {"correlation_id": "c-2"},
+                   {"correlation_id": None}):
+        data = {k: v for k, v in {**base, **change}.items() if v is not None}
+        with pytest.raises(Conflict) as reused:
+            services.stream_open(sender=bob, story="tale", channel="general", data=data)
+        assert reused.value.details == {"id": chosen}, change
+    assert Stream.objects.count() == 1
+
+
+def test_a_refused_open_costs_no_budget(tale, settings):
+    settings.MYTHLINE_RATES = {**settings.MYTHLINE_RATES, "post": ("1/h", 1)}
+    bob, narrator = tale["bob"], tale["narrator"]
+    for _ in range(3):  # refused before the budget is charged
+        with pytest.raises(NotFound):
+            open_(bob, channel="nowhere")
+        with pytest.raises(NotFound):
+            open_(narrator, channel="cabal")  # not a member
+    open_(bob)  # the budget is whole: a burst of 1 passes two
+    open_(bob)
+    with pytest.raises(RateLimited):
+        open_(bob)
