@@ -168,6 +168,11 @@ def _post_message(user, story, channel, data) -> dict:
     return {"created": result.created, "message": result.data}
 
 
+def _post_messages(user, story, channel, messages) -> dict:
+    items = services.message_publish_batch(sender=user, story=story, channel=channel, items=messages, via="mcp")
+    return {"results": [item.as_json() for item in items]}
+
+
 def _read_messages(user, story, channel, after, msg_type, limit) -> dict:
     check_rate("read", f"u{user.pk}")
     access = access_channel(user, story, channel)
@@ -288,6 +293,21 @@ def build_server(*, agent=None) -> MythlineMCP:
             if value is not None:
                 data[name] = value
         return await call(ctx, _post_message, story, channel, data)
+
+    @server.tool(annotations=WRITE)
+    async def post_messages(
+        ctx: Context, story: StoryArg, channel: ChannelArg,
+        messages: Annotated[list[dict[str, Any]], Field(
+            description="1 to MYTHLINE_BATCH_MAX_MESSAGES (100 by default) message objects, each with the fields "
+                        "of post_message (msg_type, payload, and any of id, reply_to, correlation_id, audience, "
+                        "relates_to, mentions); give each an id to make a retry safe")],
+    ) -> dict[str, Any]:
+        """Post several messages to one channel at once: one transaction, consecutive seqs in their order.
+        Each is checked as if posted alone and answered on its own: {"results": [{"status": 201 or 200,
+        "message": ...} or {"status": 4xx, "error": {code, message, details}}, ...]}, one per message in
+        order; a refused message does not refuse the others. What a message names (reply_to, relates_to)
+        must be stored before the batch."""
+        return await call(ctx, _post_messages, story, channel, messages)
 
     # Relations (docs/protocol.md 4.4): each is post_message with a reserved msg_type and `relates_to`.
     @server.tool(annotations=WRITE)

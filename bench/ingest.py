@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/ingest.py --db both            # SQLite and Postgres, N = 1, 8, 32, 10 s each
     .venv/bin/python bench/ingest.py --db sqlite --agents 8 --seconds 3
+    .venv/bin/python bench/ingest.py --db both --agents 8 --batch 100   # + batch posts of 100 messages
 
 For each database the script builds everything from scratch and tears it down at the end:
 
@@ -10,7 +11,7 @@ For each database the script builds everything from scratch and tears it down at
    database `mythline_bench` (dropped and recreated on every run, so runs are comparable);
 2. `manage.py migrate`, then `manage.py shell -c` creates the story `bench` (owner `bench-owner`),
    a public channel `bench-baseline` and max(N) agents through the `create_agent` command;
-3. `daphne -b 127.0.0.1 -p <free port> mythline_site.asgi:application` as a subprocess, with rate
+3. the server (`uvicorn`, or `daphne` with --server; --workers N processes) as a subprocess, with rate
    limits raised out of the way (MYTHLINE_POST_RATE=100000/s, MYTHLINE_POST_BURST=100000, the same
    for reads) and MYTHLINE_BENCH_BASELINE=1, which mounts the baseline view (bench/baseline.py);
 4. for each N: N agents, one httpx.AsyncClient each (HTTP/1.1 keep-alive, one connection), post
@@ -18,6 +19,9 @@ For each database the script builds everything from scratch and tears it down at
    ("ours"), and N more post the same body to the baseline view ("baseline": a bare Django view
    that inserts the same Message row, see bench/baseline.py); after a short unrecorded warm-up the
    two sides take turns in --rounds slices of --seconds in all, so both see the same machine;
+   with --batch K two more sides take their turns: "batch", each agent posting K messages per
+   request to `.../messages/batch`, and "baseline-batch", the bare view storing K rows per
+   request with one bulk INSERT; their rates count messages, not requests;
 5. posts/s, p50/p99 latency, errors, and CPU per post of the server (and of Postgres, and what
    else kept the machine busy); the queries one post costs (counted in-process with
    CaptureQueriesContext); a check that the `general` channel's seqs are gapless.
@@ -216,16 +220,35 @@ class Profiler:
 
 # --- load -------------------------------------------------------------------------------------
 
+def narration(agent_no: int, i: int) -> dict:
+    # Every text differs in its letters, not only its numbers: the loop-prevention policies
+    # (messaging/loops.py) refuse an agent's repeated or near-identical payloads, as they should.
+    return {"msg_type": "narration", "payload": {"text": f"Agent {agent_no} tells part {i} of the tale: {uuid.uuid4().hex}."}}
+
+
+def stored_count(response: httpx.Response, batch: int) -> int:
+    """Messages a 2xx answer stored: 1 for a post; for a batch, its items answered 201 (ours) or
+    `stored` (the bare bulk insert)."""
+    if not batch:
+        return 1
+    body = response.json()
+    if "stored" in body:
+        return body["stored"]
+    return sum(1 for item in body["results"] if item["status"] == 201)
+
+
 async def agent_loop(client: httpx.AsyncClient, url: str, agent_no: int, deadline: float, latencies: list | None,
-                     errors: dict) -> int:
+                     errors: dict, batch: int = 0) -> int:
+    """Post until the deadline, one request in flight: a message, or `batch` messages in one request.
+    Returns the messages stored."""
     ok = 0
     for i in range(MAX_REQUESTS_PER_AGENT):
         if time.perf_counter() >= deadline:
             break
-        # Every text differs in its letters, not only its numbers: the loop-prevention policies
-        # (messaging/loops.py) refuse an agent's repeated or near-identical payloads, as they should.
-        body = {"msg_type": "narration",
-                "payload": {"text": f"Agent {agent_no} tells part {i} of the tale: {uuid.uuid4().hex}."}}
+        if batch:
+            body = {"messages": [narration(agent_no, i * batch + k) for k in range(batch)]}
+        else:
+            body = narration(agent_no, i)
         started = time.perf_counter()
         try:
             response = await client.post(url, json=body)
@@ -235,7 +258,10 @@ async def agent_loop(client: httpx.AsyncClient, url: str, agent_no: int, deadlin
             continue
         elapsed = time.perf_counter() - started
         if response.status_code in (200, 201):
-            ok += 1
+            stored = stored_count(response, batch)
+            ok += stored
+            if stored < (batch or 1):
+                errors["item"] = errors.get("item", 0) + (batch or 1) - stored
             if latencies is not None:
                 latencies.append(elapsed)
         else:
@@ -244,14 +270,17 @@ async def agent_loop(client: httpx.AsyncClient, url: str, agent_no: int, deadlin
 
 
 class Side:
-    """One side of the comparison ('ours' or 'baseline') at one N: its clients and its tallies."""
+    """One side of the comparison at one N: its clients and its tallies. `kind`: 'ours' (a post per
+    request), 'baseline' (the bare view, a row per request), 'batch' (ours, `batch` messages per
+    request) or 'baseline-batch' (the bare view's bulk insert of `batch` rows)."""
 
-    def __init__(self, server: Server, kind: str, agents: list[dict], setup: dict):
+    def __init__(self, server: Server, kind: str, agents: list[dict], setup: dict, batch: int = 0):
         self.kind = kind
+        self.batch = batch if kind.endswith("batch") else 0
         self.clients, self.urls = [], []
         for agent in agents:
-            if kind == "ours":
-                url = f"/api/stories/{STORY}/channels/{CHANNEL}/messages"
+            if kind in ("ours", "batch"):
+                url = f"/api/stories/{STORY}/channels/{CHANNEL}/messages" + ("/batch" if self.batch else "")
                 headers = {"Authorization": f"Bearer {agent['token']}"}
             else:
                 url = f"/bench/baseline/{setup['baseline_channel_id']}?story={setup['story_id']}&sender={agent['id']}"
@@ -270,7 +299,7 @@ class Side:
         deadline = time.perf_counter() + seconds
         latencies = self.latencies if record else None
         errors = self.errors if record else {}
-        counts = await asyncio.gather(*(agent_loop(c, u, i, deadline, latencies, errors)
+        counts = await asyncio.gather(*(agent_loop(c, u, i, deadline, latencies, errors, self.batch)
                                         for i, (c, u) in enumerate(zip(self.clients, self.urls))))
         if record:
             self.posts += sum(counts)
@@ -285,7 +314,7 @@ class Side:
             return round(cpu * 1000 / posts, 3) if posts and cpu is not None else None
         cpu = self.cpu
         return {
-            "kind": self.kind, "agents": n, "seconds": round(wall, 3), "posts": posts,
+            "kind": self.kind, "agents": n, "batch": self.batch, "seconds": round(wall, 3), "posts": posts,
             "posts_per_s": round(posts / wall, 1) if wall else 0.0,
             "p50_ms": round(percentile(latencies, 0.50) * 1000, 2) if latencies else None,
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 2) if latencies else None,
@@ -310,7 +339,7 @@ def cpu_snapshot(server: Server, with_pg: bool) -> dict:
 
 async def run_level(server: Server, *, n: int, agents: list[dict], setup: dict, seconds: float, warmup: float,
                     rounds: int, with_baseline: bool, with_pg: bool, profiler: Profiler | None = None,
-                    profile_out: Path | None = None) -> list[dict]:
+                    profile_out: Path | None = None, batch: int = 0) -> list[dict]:
     """Both sides at N agents, in `rounds` alternating slices (ours, baseline, baseline, ours, ...)
 
     so both see the same machine: on a shared 2-core box, other work comes and goes by the second.
@@ -318,6 +347,10 @@ async def run_level(server: Server, *, n: int, agents: list[dict], setup: dict, 
     sides = [Side(server, "ours", agents[:n], setup)]
     if with_baseline:
         sides.append(Side(server, "baseline", agents[:n], setup))
+    if batch:
+        sides.append(Side(server, "batch", agents[:n], setup, batch))
+        if with_baseline:
+            sides.append(Side(server, "baseline-batch", agents[:n], setup, batch))
     try:
         if warmup > 0:
             for side in sides:
@@ -333,7 +366,7 @@ async def run_level(server: Server, *, n: int, agents: list[dict], setup: dict, 
                 for key in side.cpu:
                     side.cpu[key] += after[key] - before[key]
                 if server.proc.poll() is not None:
-                    raise RuntimeError(f"daphne died:\n{server.log_tail()}")
+                    raise RuntimeError(f"{server.kind} died:\n{server.log_tail()}")
         if profiler is not None and profile_out is not None:
             # An extra, unrecorded phase of ours alone, sampled by py-spy (which slows the server).
             profiler.start(server.proc.pid, seconds, profile_out)
@@ -375,10 +408,10 @@ def bench_database(db: str, args, cleanup: list) -> dict:
         "BENCH_TOKEN": first["token"], "BENCH_STORY_ID": str(setup["story_id"]),
         "BENCH_SENDER_ID": str(first["id"]), "BENCH_BASELINE_ID": str(setup["baseline_channel_id"])})
 
-    server = Server("daphne", env, workdir, "daphne")
+    server = Server(args.server, env, workdir, args.server, workers=args.workers)
     cleanup.append(server.stop)
     server.wait_healthy()
-    print(f"[{db}] daphne on {server.base_url} (pid {server.proc.pid})", file=sys.stderr)
+    print(f"[{db}] {server.kind} on {server.base_url} (pid {server.proc.pid})", file=sys.stderr)
     profiler = Profiler(args.py_spy)
     runs = []
     try:
@@ -390,7 +423,7 @@ def bench_database(db: str, args, cleanup: list) -> dict:
             results = asyncio.run(run_level(server, n=n, agents=agents, setup=setup, seconds=args.seconds,
                                             warmup=args.warmup, rounds=args.rounds,
                                             with_baseline=not args.no_baseline, with_pg=db == "postgres",
-                                            profiler=profiler, profile_out=profile_out))
+                                            profiler=profiler, profile_out=profile_out, batch=args.batch))
             for result in results:
                 if profile_out is not None:
                     result["profile"] = str(profile_out.relative_to(ROOT))
@@ -421,10 +454,18 @@ def summarize(results: list[dict]) -> list[dict]:
         by = {(r["kind"], r["agents"]): r for r in result["runs"]}
         for n in sorted({r["agents"] for r in result["runs"]}):
             ours, base = by.get(("ours", n)), by.get(("baseline", n))
+            batch, base_batch = by.get(("batch", n)), by.get(("baseline-batch", n))
             rows.append({
                 "db": result["db"], "agents": n, "ours": ours, "baseline": base,
                 "throughput_ratio": ratio(ours["posts_per_s"], base["posts_per_s"]) if base else None,
                 "p50_ratio": ratio(ours["p50_ms"], base["p50_ms"]) if base else None,
+                "cpu_ratio": ratio(ours["server_cpu_ms_per_post"], base["server_cpu_ms_per_post"]) if base else None,
+                "batch": batch, "baseline_batch": base_batch,
+                "batch_ratio": ratio(batch["posts_per_s"], ours["posts_per_s"], 1) if batch else None,
+                "batch_cpu_ratio": ratio(ours["server_cpu_ms_per_post"], batch["server_cpu_ms_per_post"], 1)
+                if batch else None,
+                "batch_vs_bare": ratio(batch["posts_per_s"], base_batch["posts_per_s"]) if batch and base_batch
+                else None,
             })
     return rows
 
@@ -451,6 +492,21 @@ def markdown_table(rows: list[dict]) -> str:
             f"| **{fmt(row['throughput_ratio'])}** | {fmt(o['p50_ms'])} | {fmt(b.get('p50_ms'))} "
             f"| {fmt(row['p50_ratio'])} | {fmt(o['p99_ms'])} | {fmt(b.get('p99_ms'))} | {cpu} | {errors} "
             f"| {fmt(others)} |")
+    if any(row["batch"] for row in rows):
+        lines += ["", "| DB | N | batch | ours single msg/s | ours batch msg/s | **batch / single msg/s** "
+                  "| server CPU ms/msg single / batch (ratio) | bare bulk insert msg/s | ours batch / bare bulk "
+                  "| batch p50 / p99 ms per request | errors |",
+                  "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+        for row in rows:
+            o, b, bb = row["ours"], row["batch"], row["baseline_batch"] or {}
+            if not b:
+                continue
+            lines.append(
+                f"| {row['db']} | {row['agents']} | {b['batch']} | {fmt(o['posts_per_s'])} | {fmt(b['posts_per_s'])} "
+                f"| **{fmt(row['batch_ratio'])}** | {fmt(o['server_cpu_ms_per_post'])} / "
+                f"{fmt(b['server_cpu_ms_per_post'])} ({fmt(row['batch_cpu_ratio'])}) | {fmt(bb.get('posts_per_s'))} "
+                f"| {fmt(row['batch_vs_bare'])} | {fmt(b['p50_ms'])} / {fmt(b['p99_ms'])} "
+                f"| {sum(b['errors'].values()) + sum((bb.get('errors') or {}).values())} |")
     return "\n".join(lines)
 
 
@@ -469,6 +525,11 @@ def parse_args(argv=None):
     parser.add_argument("--pg-db", default="mythline_bench", help="the database the bench recreates (default mythline_bench)")
     parser.add_argument("--keep", action="store_true", help="keep the Postgres bench database at the end")
     parser.add_argument("--no-baseline", action="store_true", help="only measure the real endpoint")
+    parser.add_argument("--batch", type=int, default=0, metavar="K",
+                        help="also post K messages per request to .../messages/batch (and K rows per request to "
+                             "the bare view's bulk insert); 0: single posts only (default)")
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (uvicorn only; default 1)")
     parser.add_argument("--no-housekeeping", action="store_true", help="turn the idle-archive sweep off in the server")
     parser.add_argument("--py-spy", metavar="PATH",
                         help="py-spy binary: after the largest N, record the server during an extra, unrecorded "
@@ -510,7 +571,8 @@ def main(argv=None) -> int:
     meta = {
         "started_at": started.isoformat(timespec="seconds"), "command": " ".join([Path(PYTHON).name, *sys.argv]),
         "python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-        "seconds": args.seconds, "warmup": args.warmup, "rounds": args.rounds, "agents": args.agents, "server_env": SERVER_ENV,
+        "seconds": args.seconds, "warmup": args.warmup, "rounds": args.rounds, "agents": args.agents,
+        "batch": args.batch, "server": args.server, "workers": args.workers, "server_env": SERVER_ENV,
     }
     out = args.out or RESULTS_DIR / f"ingest-{started:%Y%m%d-%H%M%S}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,8 @@ from messaging import selectors, services
 from messaging.policies import access_channel
 from messaging.schemas import BUILT_IN_TYPES
 from messaging.serializers import (MESSAGE_IN, AckInSerializer, AckSerializer, ActivityPageSerializer,
-                                   ChannelInSerializer, ChannelPatchSerializer, ChannelSerializer,
+                                   BatchInSerializer, BatchResultSerializer, ChannelInSerializer,
+                                   ChannelPatchSerializer, ChannelSerializer,
                                    InboxRowSerializer, MemberInSerializer, MemberSerializer, MessagePageSerializer,
                                    MessageSerializer, RouteResultSerializer, channel_json, iso)
 from mythline_site.api import validated
@@ -135,6 +136,26 @@ class MessageListView(APIView):
         result = services.message_publish(sender=request.user, story=story, channel=channel, data=request.data,
                                           idempotency_key=idempotency_key(request), via="rest")
         return Response(result.data, status=201 if result.created else 200)
+
+
+class MessageBatchView(APIView):
+    def get_throttles(self):
+        return []  # `message_publish_batch` takes one unit of the "post" budget per message
+
+    @extend_schema(request=BatchInSerializer, responses={200: BatchResultSerializer},
+                   summary="Post several messages to one channel in one request",
+                   description="One transaction, consecutive seqs in the batch's order; each message is validated, "
+                               "checked for a repeat by its `id` and policy-checked as if posted alone, and "
+                               "answered on its own in `results` (status 201, 200 or its error). 413 over "
+                               "MYTHLINE_BATCH_MAX_MESSAGES; one post budget unit per message.")
+    def post(self, request, story, channel):
+        body = request.data
+        if not isinstance(body, dict) or set(body) != {"messages"}:
+            raise Invalid("The body must be {\"messages\": [...]}.",
+                          details={"messages": "is required, and is the only field"})
+        results = services.message_publish_batch(sender=request.user, story=story, channel=channel,
+                                                 items=body["messages"], via="rest")
+        return Response({"results": [item.as_json() for item in results]})
 
 
 class AckView(APIView):

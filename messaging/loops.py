@@ -68,6 +68,21 @@ def payload_fingerprint(payload) -> str:
     return _canonical(_normalize(payload))
 
 
+def _earlier_keys(sender, channel, fields, kind: str, compute) -> list[tuple]:
+    """The earlier posts (`_earlier_posts`) as (`compute(payload)`, id, created_at), each computed
+    once per message: a batch's messages share them (each is compared with the same earlier ones),
+    so a batch of n computes n of them, not n²."""
+    shared = fields.batch_cache if fields.batch_cache is not None else fields.policy_cache
+    memo = shared.setdefault(kind, {})
+    keys = []
+    for message_id, payload, created_at in _earlier_posts(sender, channel, fields):
+        key = memo.get(message_id)
+        if key is None:
+            key = memo[message_id] = compute(payload)
+        keys.append((key, message_id, created_at))
+    return keys
+
+
 def _replies_to_human(fields) -> bool:
     """Whether the new message answers a human's message (one query, shared by the policies)."""
     if fields.reply_to is None:
@@ -90,16 +105,27 @@ def _earlier_posts(sender, channel, fields) -> list[tuple]:
     window = settings.MYTHLINE_LOOP_WINDOW_SECONDS
     cache = fields.policy_cache
     if "loops.earlier" not in cache:
-        since = timezone.now() - timedelta(seconds=window)
-        # Per story: the same words in two stories are two stories, not a loop.
-        qs = Message.objects.filter(sender_id=sender.pk, story_id=channel.story_id, created_at__gte=since,
-                                    msg_type=fields.msg_type)
-        if _replies_to_human(fields):
-            qs = qs.filter(reply_to_id=fields.reply_to.pk)
-        if fields.copy_ids:  # the other copies of a routed message are the same post
-            qs = qs.exclude(pk__in=list(fields.copy_ids))
-        cache["loops.earlier"] = list(qs.order_by("-created_at").values_list("id", "payload", "created_at")
-                                      [:settings.MYTHLINE_LOOP_SCAN_LIMIT])
+        human_reply = fields.reply_to.pk if _replies_to_human(fields) else None
+        # The messages of a batch share one read of what was stored before it (`batch_cache`).
+        shared = fields.batch_cache if fields.batch_cache is not None else cache
+        key = ("loops.stored", fields.msg_type, human_reply)
+        if key not in shared:
+            since = timezone.now() - timedelta(seconds=window)
+            # Per story: the same words in two stories are two stories, not a loop.
+            qs = Message.objects.filter(sender_id=sender.pk, story_id=channel.story_id, created_at__gte=since,
+                                        msg_type=fields.msg_type)
+            if human_reply is not None:
+                qs = qs.filter(reply_to_id=human_reply)
+            if fields.copy_ids:  # the other copies of a routed message are the same post
+                qs = qs.exclude(pk__in=list(fields.copy_ids))
+            shared[key] = list(qs.order_by("-created_at").values_list("id", "payload", "created_at")
+                               [:settings.MYTHLINE_LOOP_SCAN_LIMIT])
+        # A batch's earlier messages count as posted just before this one (messaging.services.message_post_batch).
+        now = timezone.now()
+        in_batch = [(message_id, earlier.payload, now) for message_id, earlier in reversed(fields.earlier_in_batch)
+                    if earlier.msg_type == fields.msg_type
+                    and (human_reply is None or (earlier.reply_to is not None and earlier.reply_to.pk == human_reply))]
+        cache["loops.earlier"] = (in_batch + shared[key])[:settings.MYTHLINE_LOOP_SCAN_LIMIT]
     return cache["loops.earlier"]
 
 
@@ -121,8 +147,8 @@ def duplicate_payload_policy(*, sender, channel, fields, **_):
     if not sender.is_agent or window <= 0 or _bounded_relation(fields):
         return
     mine = _canonical(fields.payload)
-    for message_id, payload, created_at in _earlier_posts(sender, channel, fields):
-        if _canonical(payload) == mine:
+    for key, message_id, created_at in _earlier_keys(sender, channel, fields, "loops.canonical", _canonical):
+        if key == mine:
             ago = _seconds_ago(created_at)
             raise LoopDetected(
                 f"'{sender.username}' already posted this exact '{fields.msg_type}' payload {ago} s ago "
@@ -140,8 +166,8 @@ def similar_payload_policy(*, sender, channel, fields, **_):
             or fields.msg_type in settings.MYTHLINE_LOOP_SIMILAR_EXEMPT_TYPES or _bounded_relation(fields)):
         return
     mine = payload_fingerprint(fields.payload)
-    similar = [(message_id, created_at) for message_id, payload, created_at
-               in _earlier_posts(sender, channel, fields) if payload_fingerprint(payload) == mine]
+    similar = [(message_id, created_at) for key, message_id, created_at
+               in _earlier_keys(sender, channel, fields, "loops.fingerprint", payload_fingerprint) if key == mine]
     if len(similar) + 1 >= limit:
         latest_id, latest_at = similar[0] if similar else (None, None)
         raise LoopDetected(

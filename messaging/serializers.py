@@ -166,6 +166,23 @@ class RouteResultSerializer(serializers.Serializer):
     routed_to = serializers.ListField(child=serializers.CharField())
 
 
+class BatchInSerializer(serializers.Serializer):
+    messages = serializers.ListField(
+        child=serializers.DictField(), min_length=1,
+        help_text="1 to MYTHLINE_BATCH_MAX_MESSAGES (default 100) message bodies, each as for one post (MessageIn); "
+                  "give each an `id` to make a retry of the batch safe.")
+
+
+class BatchItemSerializer(serializers.Serializer):
+    status = serializers.IntegerField(help_text="201 stored, 200 a repeat of an earlier post, else the error's status")
+    message = MessageSerializer(required=False, help_text="With 201 and 200: the message, as one post answers it")
+    error = serializers.DictField(required=False, help_text="Otherwise: {code, message, details}, as one post's error")
+
+
+class BatchResultSerializer(serializers.Serializer):
+    results = BatchItemSerializer(many=True, help_text="One per message of the batch, in its order")
+
+
 class ActivityPageSerializer(serializers.Serializer):
     results = MessageSerializer(many=True)
     next_after = serializers.CharField()

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -23,7 +24,8 @@ from messaging.policies import ChannelAccess, access_channel, message_policies, 
 from messaging.schemas import payload_errors, referenced_message_ids
 from messaging.serializers import channel_json, message_json
 from mythline_site import metrics
-from mythline_site.errors import Archived, Conflict, Forbidden, Invalid, NoRoute, NotFound, one_of
+from mythline_site.errors import (Archived, Conflict, Forbidden, Invalid, MythlineError, NoRoute, NotFound,
+                                  PayloadTooLarge, one_of)
 from mythline_site.parsers import has_nul, has_surrogate
 from mythline_site.throttling import check_rate
 from notifications import mentions
@@ -71,6 +73,11 @@ class CleanMessage:
     # The usernames it mentions: its `mentions` list and the participants its text @names
     # (notifications/mentions.py), stored as Message.mentions.
     mentions: list[str] = field(default_factory=list)
+    # In a batch (`message_post_batch`): the batch's messages admitted before this one, oldest first,
+    # as (id, CleanMessage), and a scratch space all of the batch's policies share (one read of what
+    # was stored before the batch serves every message of it).
+    earlier_in_batch: list = field(default_factory=list, repr=False, compare=False)
+    batch_cache: dict | None = field(default=None, repr=False, compare=False)
 
     def same_content(self, message: Message) -> bool:
         return (message.msg_type == self.msg_type and message.payload == self.payload
@@ -357,8 +364,12 @@ def _existing_or_conflict(message_id: uuid.UUID, *, channel: Channel, sender, cl
     may not be able to read it, and the answer must not tell in which story or channel it is, nor
     anything of it. Only its own sender learns more."""
     existing = Message.objects.select_related("sender").filter(pk=message_id).first()
-    if existing is None:
-        return None
+    return existing and _same_post_or_conflict(existing, channel=channel, sender=sender, clean=clean)
+
+
+def _same_post_or_conflict(existing: Message, *, channel: Channel, sender, clean: CleanMessage) -> Message:
+    """`existing`, stored under the id `clean` asks for: the same post (a repeat), or Conflict."""
+    message_id = existing.pk
     if existing.sender_id != sender.pk:
         raise Conflict(ID_TAKEN, details={"id": "already taken"})
     if existing.channel_id != channel.pk or not clean.same_content(existing):
@@ -398,7 +409,15 @@ def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID
         raise Archived(f"Channel '{channel.name}' is archived and read-only.")
     if clean.relates_to is not None:
         _check_relation_state(clean, sender)
-    message = Message(
+    message = _new_message(channel, sender, clean, message_id, seq, key=key)
+    message.save(force_insert=True)
+    channel.last_seq = seq
+    return message, _stored(message, channel, sender, clean)
+
+
+def _new_message(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID, seq: int, *,
+                 key: str | None = None) -> Message:
+    return Message(
         id=message_id, story_id=channel.story_id, channel=channel, seq=seq, sender=sender,
         msg_type=clean.msg_type, payload=clean.payload, reply_to=clean.reply_to,
         thread_root_id=(clean.reply_to.thread_root_id or clean.reply_to.pk) if clean.reply_to else None,
@@ -406,19 +425,24 @@ def _insert(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID
         created_at=timezone.now(), idempotency_key=key, relates_to=clean.relates_to, rel_type=clean.rel_type,
         mentions=clean.mentions or None,
     )
-    message.save(force_insert=True)
-    search.index_posted(message)  # in this transaction: found as soon as it is committed
+
+
+def _stored(message: Message, channel: Channel, sender, clean: CleanMessage, *, indexed: bool = False) -> dict:
+    """What follows the INSERT of a message, in its transaction: its search entry (unless the
+    caller `indexed` it already), recipients, notifications and webhook deliveries (a message is
+    never stored without them), and its live frame, published after commit. Returns the message
+    as the post answers it."""
+    if not indexed:
+        search.index_posted(message)  # in this transaction: found as soon as it is committed
     if clean.recipient_ids:
         MessageRecipient.objects.bulk_create(MessageRecipient(message=message, user_id=uid) for uid in clean.recipient_ids)
-    # In this transaction too: a message is never stored without its notifications and deliveries.
     notifications.on_posted(message, channel)
     webhooks.on_posted(message, channel)
-    channel.last_seq = seq
     data = posted_json(message, channel=channel, sender=sender, fresh=True)
     topic = f"channel:{channel.story.slug}/{channel.name}"
     events.publish_on_commit(channel.group_name, events.message_created_event(
         message, events.dumps(data), topic, clean.recipient_ids))
-    return message, data
+    return data
 
 
 def posted_json(message: Message, *, channel: Channel, sender=None, fresh: bool = False) -> dict:
@@ -495,6 +519,191 @@ def message_publish(*, sender, story: str, channel: str, data, idempotency_key: 
     if result.created:
         metrics.MESSAGES_PUBLISHED.labels(via).inc()
     return result
+
+
+# --- Batches -------------------------------------------------------------------------------
+
+@dataclass
+class BatchItem:
+    """One message of a batch, as its post alone would have answered: stored (201), the repeat of
+    an earlier post (200), or refused with its error."""
+    result: PostResult | None = None
+    error: MythlineError | None = None
+
+    def as_json(self) -> dict:
+        if self.error is not None:
+            return {"status": self.error.status, **self.error.as_body()}
+        return {"status": 201 if self.result.created else 200, "message": self.result.data}
+
+
+def message_publish_batch(*, sender, story: str, channel: str, items, via: str) -> list[BatchItem]:
+    """Post up to MYTHLINE_BATCH_MAX_MESSAGES messages to one channel (REST, SDK and MCP come here).
+
+    The batch as a whole: an object list of 1 to the limit (400; 413 over the limit), the sender's
+    right to post in the channel (403/404, as for one post), and one post budget unit per message,
+    taken when one unit is free (429 otherwise): a batch of n then waits as n posts would. Then
+    `message_post_batch`, whose answer has one item per message."""
+    limit = settings.MYTHLINE_BATCH_MAX_MESSAGES
+    if not isinstance(items, list) or not items:
+        raise Invalid("The batch must be a non-empty list of messages.",
+                      details={"messages": f"must be a list of 1 to {limit} message objects"})
+    if len(items) > limit:
+        raise PayloadTooLarge(f"A batch holds at most {limit} messages; this one has {len(items)}: send it in parts.",
+                              details={"messages": f"at most {limit}", "count": len(items)})
+    check_rate("post", f"u{sender.pk}", cost=len(items))
+    access = access_channel(sender, story, channel, for_write=True)
+    results = message_post_batch(sender=sender, access=access, items=items)
+    stored = sum(1 for item in results if item.result is not None and item.result.created)
+    if stored:
+        metrics.MESSAGES_PUBLISHED.labels(via).inc(stored)
+    return results
+
+
+def message_post_batch(*, sender, access: ChannelAccess, items: list) -> list[BatchItem]:
+    """Post several messages to one channel in one transaction, in their order, with consecutive seqs.
+
+    Each is validated, checked for a repeat (by its `id`) and policy-checked as if posted alone
+    right after the batch's earlier messages, and answered on its own: one refused message stores
+    nothing of itself and nothing less of the others. What a message names (reply_to, relates_to,
+    a payload's message ids) must be stored before the batch. The same id twice in a batch is one
+    post: the second answers as a repeat of the first (or 409 for other content)."""
+    try:
+        return _post_batch(sender, access.channel, items)
+    except IntegrityError:
+        # A concurrent post stored one of these ids first (committed by the time our INSERT failed):
+        # the batch again, which now finds that message a repeat, or a conflict.
+        return _post_batch(sender, access.channel, items)
+
+
+def _post_batch(sender, channel: Channel, items: list) -> list[BatchItem]:
+    out = [BatchItem() for _ in items]
+    cleans: dict[int, CleanMessage] = {}
+    for i, data in enumerate(items):
+        try:
+            cleans[i] = clean_message_input(data, sender=sender, story=channel.story, channel=channel)
+        except MythlineError as error:
+            out[i].error = error
+    asked = {clean.id for clean in cleans.values() if clean.id is not None}
+    stored, streams = {}, set()
+    if asked:  # two queries for the whole batch: the ids already stored, and streams' ids (message_post)
+        stored = {m.pk: m for m in Message.objects.select_related("sender").filter(pk__in=asked)}
+        streams = set(Stream.objects.filter(pk__in=asked).filter(Q(status=Stream.Status.OPEN)
+                                                                 | ~Q(sender_id=sender.pk)).values_list("pk", flat=True))
+    admitted: list[tuple[int, uuid.UUID, CleanMessage]] = []
+    first_with_id: dict[uuid.UUID, int] = {}
+    same_as: dict[int, int] = {}  # a later message of the batch -> the earlier one with its id
+    same_relation: dict[int, int] = {}  # a later relation -> the earlier one it repeats (RelationRepeat)
+    batch_cache: dict = {}
+    earlier: list[tuple[uuid.UUID, CleanMessage]] = []  # the admitted ones, for the policies
+    for i, clean in cleans.items():
+        try:
+            if clean.id in stored:
+                existing = _same_post_or_conflict(stored[clean.id], channel=channel, sender=sender, clean=clean)
+                out[i].result = PostResult(existing, False, posted_json(existing, channel=channel,
+                                                                        sender=existing.sender))
+                continue
+            if clean.id in first_with_id:
+                same_as[i] = first_with_id[clean.id]
+                continue
+            if clean.id in streams:
+                raise Conflict(ID_TAKEN, details={"id": "already taken"})
+            clean.batch_cache = batch_cache
+            clean.earlier_in_batch = earlier[:]
+            for policy in message_policies():
+                policy(sender=sender, channel=channel, fields=clean, encoded_payload=clean.encoded_payload)
+        except MythlineError as error:
+            out[i].error = error
+            continue
+        if clean.id is not None:
+            first_with_id[clean.id] = i
+        message_id = clean.id or uuid.uuid4()
+        admitted.append((i, message_id, clean))
+        earlier.append((message_id, clean))
+    if admitted:
+        now = timezone.now()
+        if _idle_expired(channel, now) and _set_archived(channel=channel, by=None, archived=True, idle_at=now):
+            raise Archived(f"Channel '{channel.name}' was archived after {channel.idle_archive_seconds}s without messages.")
+        with transaction.atomic():
+            _insert_many(channel, sender, admitted, out, same_relation)
+    for i, first in same_relation.items():  # a second deletion, the same reaction again: the earlier answers
+        message = out[first].result.message
+        out[i].result = PostResult(message, False, posted_json(message, channel=channel))
+    for i, first in same_as.items():
+        earlier = out[first]
+        if earlier.result is None:  # the first was refused under the lock (a relation's state)
+            out[i].error = earlier.error
+        elif cleans[i].same_content(earlier.result.message):
+            message = earlier.result.message
+            out[i].result = PostResult(message, False, earlier.result.data)
+        else:
+            out[i].error = Conflict(f"Message id {cleans[i].id} was already used for different content.",
+                                    details={"id": str(cleans[i].id)})
+    return out
+
+
+_LOCK_SQL = None
+
+
+def _insert_many(channel: Channel, sender, admitted: list, out: list[BatchItem],
+                 same_relation: dict[int, int]) -> None:
+    """Store the admitted messages of a batch under the channel's row lock, with consecutive seqs:
+    one UPDATE takes the lock (and the last seq), one INSERT stores them, one UPDATE moves the seq."""
+    global _LOCK_SQL
+    if _LOCK_SQL is None:
+        table = connection.ops.quote_name(Channel._meta.db_table)
+        _LOCK_SQL = f"UPDATE {table} SET last_seq = last_seq WHERE id = %s AND archived_at IS NULL RETURNING last_seq"
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [channel.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Archived(f"Channel '{channel.name}' is archived and read-only.")
+    seq = row[0]
+    kept, relations_in_batch = [], {}
+    for i, message_id, clean in admitted:
+        if clean.relates_to is not None:
+            try:
+                _check_batch_relation(clean, sender, relations_in_batch, i, same_relation)
+            except RelationRepeat as repeated:
+                out[i].result = PostResult(repeated.message, False, posted_json(repeated.message, channel=channel))
+                continue
+            except MythlineError as error:
+                out[i].error = error
+                continue
+            if i in same_relation:
+                continue
+        seq += 1
+        kept.append((i, clean, _new_message(channel, sender, clean, message_id, seq)))
+    if not kept:
+        return
+    messages = [message for _, _, message in kept]
+    Message.objects.bulk_create(messages)
+    search.index_posted_many(messages)
+    Channel.objects.filter(pk=channel.pk).update(last_seq=seq, last_message_at=timezone.now())
+    channel.last_seq = seq
+    for i, clean, message in kept:
+        out[i].result = PostResult(message, True, _stored(message, channel, sender, clean, indexed=True))
+
+
+def _check_batch_relation(clean: CleanMessage, sender, seen: dict, i: int, same_relation: dict[int, int]) -> None:
+    """`_check_relation_state`, and what the batch's earlier relations did to the same target: a
+    second deletion, or the same reaction again, repeats the earlier one (`same_relation`); an edit or a
+    reaction after a deletion is refused."""
+    target = clean.relates_to.pk
+    deleted = seen.get(("delete", target))
+    if deleted is not None:
+        if clean.msg_type != "delete":
+            raise Invalid("That message was deleted.", details={"relates_to": "was deleted"})
+        same_relation[i] = deleted
+        return
+    reaction_key = ("reaction", target, clean.payload.get("key")) if clean.msg_type == "reaction" else None
+    if reaction_key in seen:
+        same_relation[i] = seen[reaction_key]
+        return
+    _check_relation_state(clean, sender)
+    if clean.msg_type == "delete":
+        seen[("delete", target)] = i
+    elif reaction_key is not None:
+        seen[reaction_key] = i
 
 
 def message_route(*, sender, story: Story, data, idempotency_key: str | None = None) -> tuple[list[PostResult], list[str]]:

@@ -317,6 +317,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # A whole request body; bigger ones get 413 before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MYTHLINE_MAX_REQUEST_BYTES", 256 * 1024))
 MYTHLINE_MAX_PAYLOAD_BYTES = int(os.environ.get("MYTHLINE_MAX_PAYLOAD_BYTES", 64 * 1024))
+# A batch post (POST .../messages/batch) holds at most this many messages, all to one channel; its
+# body is limited like any request's (MYTHLINE_MAX_REQUEST_BYTES).
+MYTHLINE_BATCH_MAX_MESSAGES = int(os.environ.get("MYTHLINE_BATCH_MAX_MESSAGES", 100))
 MYTHLINE_HEARTBEAT_SECONDS = float(os.environ.get("MYTHLINE_HEARTBEAT_SECONDS", 15))
 # A connection silent for this many heartbeat intervals is dropped from presence.
 MYTHLINE_PRESENCE_EXPIRY_FACTOR = float(os.environ.get("MYTHLINE_PRESENCE_EXPIRY_FACTOR", 2))

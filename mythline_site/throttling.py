@@ -22,8 +22,11 @@ def parse_rate(rate: str) -> float:
     return seconds / float(count)
 
 
-def check_rate(scope: str, key: str, *, now: float | None = None) -> None:
-    """Consume one unit of `scope` for `key`, or raise RateLimited with the delay to wait."""
+def check_rate(scope: str, key: str, *, now: float | None = None, cost: int = 1) -> None:
+    """Consume `cost` units of `scope` for `key`, or raise RateLimited with the delay to wait.
+
+    A request is let through when one unit is free, whatever its cost (a batch larger than the
+    burst can pass); its cost then counts against what follows, as that many single requests would."""
     rate, burst = settings.MYTHLINE_RATES[scope]
     interval = parse_rate(rate)
     now = time.time() if now is None else now
@@ -32,7 +35,7 @@ def check_rate(scope: str, key: str, *, now: float | None = None) -> None:
     allowance = interval * burst
     if tat - now > allowance:
         raise RateLimited(retry_after=tat - now - allowance + interval)
-    cache.set(cache_key, tat + interval, timeout=int(allowance + interval) + 1)
+    cache.set(cache_key, tat + interval * cost, timeout=int(tat - now + interval * cost) + 1)
 
 
 class TokenBucket:

@@ -84,6 +84,7 @@ api_urls = [
     path(f"{C}/members", messaging_api.MemberListView.as_view(), name="member-list"),
     path(f"{C}/members/<str:username>", messaging_api.MemberDetailView.as_view(), name="member-detail"),
     path(f"{C}/messages", messaging_api.MessageListView.as_view(), name="message-list"),
+    path(f"{C}/messages/batch", messaging_api.MessageBatchView.as_view(), name="message-batch"),
     path(f"{C}/ack", messaging_api.AckView.as_view(), name="channel-ack"),
     path(f"{C}/events", channel_events, name="channel-events"),
     path("api/inbox", messaging_api.InboxView.as_view(), name="inbox"),

@@ -37,6 +37,21 @@ def index_posted(message: Message, *, using: str = "default") -> None:
         _insert(connections[using], message.pk, message_text(message.msg_type, message.payload))
 
 
+def index_posted_many(messages: list[Message], *, using: str = "default") -> None:
+    """`index_posted` for the messages of a batch: the plain ones in one executemany."""
+    connection = connections[using]
+    rows = []
+    for message in messages:
+        if message.rel_type is not None:
+            _apply_relation(message, message.rel_type, using=using)
+        else:
+            rows.append([_MESSAGE_PK.get_db_prep_value(message.pk, connection),
+                         message_text(message.msg_type, message.payload)])
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {_TABLE} (message_id, text) VALUES (%s, %s)", rows)
+
+
 def _apply_relation(relation: Message, rel_type: str, *, using: str) -> None:
     """An edit re-indexes its target with the new payload; a deletion un-indexes it (search/services.py)."""
     target_id = relation.relates_to_id

@@ -10,7 +10,7 @@ from mythline_sdk.errors import (ApiError, Archived, Conflict, Forbidden, Invali
                                  NoRoute, NotFound, PayloadTooLarge, RateLimited, ServerError, SubscriptionError,
                                  TransportError, Unauthenticated)
 from mythline_sdk.listener import INBOX, NOTIFICATIONS, Listener, ListenerStats
-from mythline_sdk.models import (ActivityPage, AgentProfile, Channel, Document, DocumentChange, DocumentEdit,
+from mythline_sdk.models import (ActivityPage, AgentProfile, BatchItem, Channel, Document, DocumentChange, DocumentEdit,
                                  DocumentOps, InboxRow, Message, MessagePage, Notification, NotificationEvent,
                                  NotificationPage, NotificationsRead, Page, Participant, Presence, Reaction,
                                  RouteResult, SearchPage, SearchResult, Story, StreamChunk, StreamEnded, StreamInfo,
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncMythlineClient", "MythlineClient", "Listener", "SyncListener", "ListenerStats", "INBOX", "NOTIFICATIONS",
     "Backoff", "RetryEvent", "idempotency_key", "channel_topic", "MessageStream", "SyncMessageStream",
-    "Message", "Reaction", "MessagePage", "Page", "ActivityPage", "RouteResult", "InboxRow", "Story", "Channel",
+    "Message", "Reaction", "MessagePage", "Page", "ActivityPage", "RouteResult", "BatchItem", "InboxRow", "Story", "Channel",
     "Participant", "AgentProfile", "Presence", "Document", "DocumentChange", "DocumentEdit", "DocumentOps",
     "SearchPage", "SearchResult", "Notification", "NotificationPage", "NotificationEvent", "NotificationsRead",
     "StreamInfo", "StreamStarted", "StreamChunk", "StreamEnded", "Webhook", "WebhookDelivery",

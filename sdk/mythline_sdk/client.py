@@ -20,8 +20,8 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 import httpx
 
 from mythline_sdk.errors import MythlineError, NotFound, TransportError, error_from_response
-from mythline_sdk.models import (ActivityPage, AgentProfile, Channel, Document, DocumentEdit, DocumentOps, InboxRow,
-                                 Message, MessagePage, NotificationPage, Participant, Presence, RouteResult,
+from mythline_sdk.models import (ActivityPage, AgentProfile, BatchItem, Channel, Document, DocumentEdit, DocumentOps,
+                                 InboxRow, Message, MessagePage, NotificationPage, Participant, Presence, RouteResult,
                                  SearchPage, StreamInfo, Story, Webhook, WebhookDelivery)
 from mythline_sdk.retry import Backoff
 
@@ -210,6 +210,29 @@ class AsyncMythlineClient:
                                           headers={"Idempotency-Key": key} if key else None,
                                           idempotent=True)  # by its key, or by its id
         return Message.from_json(data, created=status == 201)
+
+    async def post_messages(self, story: str, channel: str, messages: Iterable[dict]) -> list[BatchItem]:
+        """Post several messages to one channel in one request (at most the server's
+        MYTHLINE_BATCH_MAX_MESSAGES, 100 by default): one transaction, consecutive seqs in this order.
+        Each message is a body as `post_message` sends it (msg_type, payload, and any of id,
+        reply_to, correlation_id, audience, relates_to, mentions); one without an `id` gets a
+        random one here, so a retried batch stores each message once. Answers one `BatchItem` per
+        message, in order: a refused message does not refuse the others. What the batch as a whole
+        may raise: InvalidRequest, PayloadTooLarge (too many messages), Forbidden, NotFound,
+        Archived, RateLimited."""
+        bodies = [dict(body) for body in messages]
+        for body in bodies:
+            body.setdefault("id", str(uuid.uuid4()))
+        _, data = await self.request("POST", f"/api/stories/{story}/channels/{channel}/messages/batch",
+                                     json={"messages": bodies}, idempotent=True)  # each message by its id
+        items = []
+        for item in data["results"]:
+            if "message" in item:
+                items.append(BatchItem(item["status"], message=Message.from_json(item["message"],
+                                                                               created=item["status"] == 201)))
+            else:
+                items.append(BatchItem(item["status"], error=error_from_response(item["status"], item)))
+        return items
 
     async def reply(self, to: Message, msg_type: str, payload: dict, *, key: str = "reply",
                     channel: str | None = None, correlation_id: str | None = None, audience: Any = None,

@@ -154,6 +154,19 @@ class RouteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One message of `post_messages`: stored (`status` 201), the repeat of an earlier post (200),
+    or refused (`error`, as its post alone would have raised it)."""
+    status: int
+    message: Message | None = None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
 class InboxRow:
     story: str
     channel: str

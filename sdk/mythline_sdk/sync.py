@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from mythline_sdk.client import AsyncMythlineClient, MessageStream, RetryEvent
 from mythline_sdk.listener import Listener, ListenerStats
-from mythline_sdk.models import (ActivityPage, AgentProfile, Channel, Document, DocumentEdit, DocumentOps, InboxRow,
-                                 Message, MessagePage, NotificationPage, Participant, Presence, RouteResult,
+from mythline_sdk.models import (ActivityPage, AgentProfile, BatchItem, Channel, Document, DocumentEdit, DocumentOps,
+                                 InboxRow, Message, MessagePage, NotificationPage, Participant, Presence, RouteResult,
                                  SearchPage, StreamInfo, Story, Webhook, WebhookDelivery)
 from mythline_sdk.retry import Backoff
 
@@ -113,6 +113,9 @@ class MythlineClient:
                                                correlation_id=correlation_id, audience=audience, id=id,
                                                idempotency_key=idempotency_key, relates_to=relates_to,
                                                mentions=mentions))
+
+    def post_messages(self, story: str, channel: str, messages: Iterable[dict]) -> list[BatchItem]:
+        return self._run(self.aio.post_messages(story, channel, messages))
 
     def reply(self, to: Message, msg_type: str, payload: dict, *, key: str = "reply", channel: str | None = None,
               correlation_id: str | None = None, audience: Any = None, thread: bool = True) -> Message:

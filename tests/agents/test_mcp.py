@@ -34,7 +34,7 @@ TOOLS |= {"add_comment", "reply_to_comment", "list_comments"}  # comments/mcp.py
 TOOLS |= {"export_document", "export_story"}  # exports/mcp.py
 TOOLS |= {"list_versions", "name_version", "compare_revisions", "restore_revision"}  # versions/mcp.py
 TOOLS |= {"search_messages"}  # search/mcp.py
-TOOLS |= {"edit_message", "delete_message", "react"}  # relations, agents/mcp.py
+TOOLS |= {"edit_message", "delete_message", "react", "post_messages"}  # relations and batches, agents/mcp.py
 TOOLS |= {"list_notifications", "mark_notifications_read"}  # notifications/mcp.py
 TOOLS |= {"stream_open", "stream_append", "stream_complete", "stream_cancel"}  # streaming/mcp.py
 
@@ -149,6 +149,15 @@ async def exercise_every_tool(session, alice_token: str, base: str | None):
     assert [m["id"] for m in activity["results"]] == [reply["id"]]
     channels = await ok(session, "list_channels", story="tale")
     assert {"general", "room", "inbox.scribe"} <= {c["name"] for c in channels["results"]}
+
+    # post_messages: a batch, each message answered on its own (stored in the channel "room").
+    batch = await ok(session, "post_messages", story="tale", channel="room", messages=[
+        {"msg_type": "narration", "payload": {"text": "Fog."}, "id": first_id},
+        {"msg_type": "narration", "payload": {"text": "Gulls."}}, {"msg_type": "narration", "payload": {}}])
+    assert [item["status"] for item in batch["results"]] == [409, 201, 400]
+    assert batch["results"][0]["error"]["code"] == "conflict" and batch["results"][1]["message"]["seq"] == 1
+    assert "payload.text" in batch["results"][2]["error"]["details"]
+    assert (await error(session, "post_messages", story="tale", channel="room", messages=[]))["code"] == "invalid"
 
     # Relations: each edit, reaction and deletion is a new entry of the log (docs/protocol.md 4.4).
     fixed = await ok(session, "edit_message", story="tale", channel="general", message_id=first_id,

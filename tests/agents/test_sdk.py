@@ -540,3 +540,31 @@ def test_full_jitter_stays_under_the_ceiling_and_retry_after_is_a_floor():
     assert idempotency_key("re", "abc", "reply") == "re:abc:reply"
     assert len(idempotency_key("x" * 400)) <= 255
     assert idempotency_key("x" * 400) == idempotency_key("x" * 400) != idempotency_key("x" * 401)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.live
+def test_post_messages_answers_each_message_and_a_repeat_stores_nothing(server, tale):
+    with MythlineClient(server.base, tale["echo"]) as client:
+        items = client.post_messages("tale", "general", [
+            {"msg_type": "text", "payload": {"text": "first"}}, {"msg_type": "text", "payload": "not an object"},
+            {"msg_type": "text", "payload": {"text": "second"}, "correlation_id": "c-9"}])
+        assert [(item.status, item.ok) for item in items] == [(201, True), (400, False), (201, True)]
+        assert isinstance(items[1].error, InvalidRequest) and "payload" in items[1].error.details
+        assert [item.message.seq for item in (items[0], items[2])] == [1, 2]
+        assert items[2].message.correlation_id == "c-9" and items[0].message.created
+        again = client.post_messages("tale", "general", [
+            {"msg_type": "text", "payload": {"text": "first"}, "id": items[0].message.id}])
+        assert again[0].status == 200 and again[0].message.created is False and again[0].message.seq == 1
+        assert [m.text for m in client.read_messages("tale", "general").results] == ["first", "second"]
+
+
+def test_post_messages_gives_each_message_an_id_so_a_retry_is_the_same_batch():
+    calls = []
+    answer = (200, {"results": [{"status": 201, "message": MESSAGE}]}, {})
+    with MythlineClient("http://mythline.test", "t", backoff=Backoff(base=0.001, cap=0.01),
+                        transport=_transport([httpx.ReadError("reset"), answer], calls)) as client:
+        items = client.post_messages("tale", "general", [{"msg_type": "text", "payload": {"text": "hi"}}])
+    assert items[0].message.created and len(calls) == 2
+    sent = [json.loads(call.content)["messages"][0]["id"] for call in calls]
+    assert sent[0] == sent[1] and len(sent[0]) == 36

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import close_old_connections
 
 from messaging.policies import access_channel
-from messaging.services import channel_create, message_post
+from messaging.services import channel_create, message_post, message_post_batch
 from mythline_site.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -415,3 +415,29 @@ def test_long_lived_socket_rejoins_its_groups_before_the_layer_forgets_them(worl
         run(go())
     finally:
         channel_layers.backends.clear()
+
+
+def test_a_batch_reaches_subscribers_as_messages_in_seq_order(world):
+    """Each stored message of a batch is one live frame, in seq order; a refused one sends nothing."""
+    def batch_sync():
+        access = access_channel(world["bob"], "tale", "general", for_write=True)
+        items = message_post_batch(sender=world["bob"], access=access, items=[
+            {"msg_type": "text", "payload": {"text": "one"}}, {"msg_type": "text"},
+            {"msg_type": "text", "payload": {"text": "for the narrator"}, "audience": ["narrator"]},
+            {"msg_type": "text", "payload": {"text": "three"}}])
+        return [item.as_json()["status"] for item in items]
+
+    async def go():
+        async with Client(world["vera"]) as viewer, Client(world["narrator"]) as agent:
+            for socket in (viewer, agent):
+                await socket.recv()
+                await socket.request(type="subscribe", topic="channel:tale/general")
+            assert await database_sync_to_async(batch_sync)() == [201, 400, 201, 201]
+            seen = [(f["message"]["seq"], f["message"]["payload"]["text"]) for f in
+                    [await viewer.until("message") for _ in range(2)]]
+            assert seen == [(1, "one"), (3, "three")]
+            seen = [(f["message"]["seq"], f["message"]["payload"]["text"]) for f in
+                    [await agent.until("message") for _ in range(3)]]
+            assert seen == [(1, "one"), (2, "for the narrator"), (3, "three")]
+            await viewer.nothing()
+    run(go())

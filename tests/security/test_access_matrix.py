@@ -258,6 +258,8 @@ def rest_rows() -> list[Row]:
             rest("DELETE", f"{c}/members/{target}", remove),
             rest("GET", f"{c}/messages?after=0", READ[channel], sees=text),
             rest("POST", f"{c}/messages", POST[channel], {"msg_type": "text", "payload": {"text": "hello"}}),
+            rest("POST", f"{c}/messages/batch", POST[channel],
+                 {"messages": [{"msg_type": "text", "payload": {"text": "hello in a batch"}}]}, status=200),
             rest("POST", f"{c}/ack", READ[channel], {"seq": 1}, status=200),
             rest("GET", f"/api/messages/{{vault.{channel}}}", unknown(READ[channel]), sees=text),
             rest("GET", f"/api/messages/{{vault.{channel}}}/thread", unknown(READ[channel]), sees=text),
@@ -412,6 +414,8 @@ def mcp_rows() -> list[Row]:
         rows += [
             mcp("post_message", POST[channel], story="vault", channel=channel, msg_type="text",
                 payload={"text": f"mcp {channel}"}),
+            mcp("post_messages", POST[channel], story="vault", channel=channel,
+                messages=[{"msg_type": "text", "payload": {"text": f"mcp batch {channel}"}}]),
             mcp("read_messages", READ[channel], text, story="vault", channel=channel, after=0),
             mcp("get_channel_history", READ[channel], text, story="vault", channel=channel),
             mcp("get_conversation_thread", unknown(READ[channel]), text, message_id=f"{{vault.{channel}}}"),
