@@ -19,16 +19,21 @@ agent's earlier replies to that same message, and it starts a new row of agent m
 
 Each check costs a constant number of indexed queries: the recent-payload policies read at most
 MYTHLINE_LOOP_SCAN_LIMIT of the sender's latest messages of that msg_type through the
-(sender, created_at) index, shared by both through the message's policy cache; the depth policy
+(sender, created_at) index, shared by both through the message's policy cache (their ids and
+times: each payload's comparison keys are computed once per process and kept, `_KEYS`); the depth policy
 walks at most MYTHLINE_LOOP_MAX_AGENT_DEPTH parents by primary key. The checks are not serialized
 against concurrent posts of the same agent: two identical posts racing each other may both pass.
 """
+import hashlib
 import json
 import re
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from messaging.models import Message
 from mythline_site.errors import LoopDetected
@@ -68,19 +73,92 @@ def payload_fingerprint(payload) -> str:
     return _canonical(_normalize(payload))
 
 
-def _earlier_keys(sender, channel, fields, kind: str, compute) -> list[tuple]:
-    """The earlier posts (`_earlier_posts`) as (`compute(payload)`, id, created_at), each computed
-    once per message: a batch's messages share them (each is compared with the same earlier ones),
-    so a batch of n computes n of them, not n²."""
-    shared = fields.batch_cache if fields.batch_cache is not None else fields.policy_cache
-    memo = shared.setdefault(kind, {})
-    keys = []
-    for message_id, payload, created_at in _earlier_posts(sender, channel, fields):
-        key = memo.get(message_id)
-        if key is None:
-            key = memo[message_id] = compute(payload)
-        keys.append((key, message_id, created_at))
-    return keys
+# Process-wide: a stored message's payload keys (canonical, fingerprint), by its id and creation
+# time. A payload never changes once stored (an edit is a message of its own), so an entry stays
+# true; the oldest go first past the bound. An agent's next post finds its earlier ones here and reads only their
+# ids and times from the database, not their payloads.
+_KEYS: dict = {}
+_KEYS_MAX = 20_000
+_PK = Message._meta.pk
+
+
+def _keys_of(payload) -> tuple[bytes, bytes]:
+    """The payload's two comparison keys, as 16-byte digests: its canonical JSON (the same payload)
+    and its fingerprint (a near-identical one)."""
+    return (hashlib.blake2b(_canonical(payload).encode(), digest_size=16).digest(),
+            hashlib.blake2b(payload_fingerprint(payload).encode(), digest_size=16).digest())
+
+
+def _own_keys(fields) -> tuple[bytes, bytes]:
+    cache = fields.policy_cache
+    if "loops.keys" not in cache:
+        cache["loops.keys"] = _keys_of(fields.payload)
+    return cache["loops.keys"]
+
+
+def _slot(pk, created_at) -> tuple:
+    """A message's id as the database hands it back in a raw row (`_recent`), and its creation time."""
+    return _PK.get_db_prep_value(pk, connection), _when(created_at)
+
+
+def remember(message: Message, fields) -> None:
+    """Called by messaging.services for a message it stores: once its transaction commits, keep
+    the keys its policies computed (nothing when none ran), so later posts need not read it back."""
+    keys = fields.policy_cache.get("loops.keys")
+    if keys is not None:
+        slot = _slot(message.pk, message.created_at)
+        transaction.on_commit(lambda: _keep(slot, keys))
+
+
+def _keep(slot: tuple, keys) -> None:
+    _KEYS[slot] = keys
+    while len(_KEYS) > _KEYS_MAX:
+        _KEYS.pop(next(iter(_KEYS)), None)
+
+
+def _stored_keys(rows: list[tuple]) -> dict:
+    """The keys of stored messages, by their raw (id, created_at): from `_KEYS`, the rest read in
+    one query (and kept)."""
+    found = {slot: _KEYS[slot] for slot in rows if slot in _KEYS}
+    missing = [slot for slot in rows if slot not in found]
+    if missing:
+        by_pk = {uuid.UUID(str(pk)): (pk, created_at) for pk, created_at in missing}
+        for pk, payload in Message.objects.filter(pk__in=list(by_pk)).values_list("id", "payload"):
+            slot = by_pk[pk]
+            found[slot] = _keys_of(payload)
+            _keep(slot, found[slot])
+    return found
+
+
+def _recent(sender, channel, fields, human_reply) -> list[tuple]:
+    """The (raw id, created_at) of the sender's latest messages of this msg_type in the story
+    within the window, newest first, at most MYTHLINE_LOOP_SCAN_LIMIT. Hand-written (through the
+    (sender, created_at) index): every post of an agent asks it, and the ORM's conversion of its
+    rows cost more than the query."""
+    since = timezone.now() - timedelta(seconds=settings.MYTHLINE_LOOP_WINDOW_SECONDS)
+    qn = connection.ops.quote_name
+    sql = (f"SELECT {qn('id')}, {qn('created_at')} FROM {qn(Message._meta.db_table)} WHERE {qn('sender_id')} = %s "
+           f"AND {qn('story_id')} = %s AND {qn('msg_type')} = %s AND {qn('created_at')} >= %s")
+    # Per story: the same words in two stories are two stories, not a loop.
+    params = [sender.pk, channel.story_id, fields.msg_type, connection.ops.adapt_datetimefield_value(since)]
+    if human_reply is not None:
+        sql += f" AND {qn('reply_to_id')} = %s"
+        params.append(_PK.get_db_prep_value(human_reply, connection))
+    if fields.copy_ids:  # the other copies of a routed message are the same post
+        sql += f" AND {qn('id')} NOT IN ({', '.join(['%s'] * len(fields.copy_ids))})"
+        params += [_PK.get_db_prep_value(pk, connection) for pk in fields.copy_ids]
+    sql += f" ORDER BY {qn('created_at')} DESC LIMIT %s"
+    params.append(settings.MYTHLINE_LOOP_SCAN_LIMIT)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(pk, _when(created_at)) for pk, created_at in cursor.fetchall()]
+
+
+def _when(created_at) -> datetime:
+    """A raw created_at as an aware datetime: SQLite hands back a naive one (or text) in UTC."""
+    if isinstance(created_at, datetime):
+        return created_at if timezone.is_aware(created_at) else timezone.make_aware(created_at, dt_timezone.utc)
+    return timezone.make_aware(parse_datetime(created_at), dt_timezone.utc)
 
 
 def _replies_to_human(fields) -> bool:
@@ -96,13 +174,15 @@ def _replies_to_human(fields) -> bool:
 
 def _earlier_posts(sender, channel, fields) -> list[tuple]:
     """The sender's latest messages of this msg_type within the window that a repeat of this post
-    would repeat, newest first: (id, payload, created_at). Read once per post and shared.
+    would repeat, newest first: (id, created_at, (canonical key, fingerprint key)), the id as the
+    database gives it (`_recent`; `_message_id` reads it).
+    Read once per post and shared.
 
     A reply to a human's message answers new input: it repeats only earlier replies to that same
     message (an agent answering two people's questions alike is no loop; answering one question
-    twice is). Any other post repeats any earlier one.
+    twice is). Any other post repeats any earlier one. In a batch, its earlier messages count as
+    posted just before this one (messaging.services.message_post_batch).
     """
-    window = settings.MYTHLINE_LOOP_WINDOW_SECONDS
     cache = fields.policy_cache
     if "loops.earlier" not in cache:
         human_reply = fields.reply_to.pk if _replies_to_human(fields) else None
@@ -110,19 +190,12 @@ def _earlier_posts(sender, channel, fields) -> list[tuple]:
         shared = fields.batch_cache if fields.batch_cache is not None else cache
         key = ("loops.stored", fields.msg_type, human_reply)
         if key not in shared:
-            since = timezone.now() - timedelta(seconds=window)
-            # Per story: the same words in two stories are two stories, not a loop.
-            qs = Message.objects.filter(sender_id=sender.pk, story_id=channel.story_id, created_at__gte=since,
-                                        msg_type=fields.msg_type)
-            if human_reply is not None:
-                qs = qs.filter(reply_to_id=human_reply)
-            if fields.copy_ids:  # the other copies of a routed message are the same post
-                qs = qs.exclude(pk__in=list(fields.copy_ids))
-            shared[key] = list(qs.order_by("-created_at").values_list("id", "payload", "created_at")
-                               [:settings.MYTHLINE_LOOP_SCAN_LIMIT])
-        # A batch's earlier messages count as posted just before this one (messaging.services.message_post_batch).
+            rows = _recent(sender, channel, fields, human_reply)
+            keys = _stored_keys(rows)
+            shared[key] = [(pk, created_at, keys[(pk, created_at)]) for pk, created_at in rows
+                           if (pk, created_at) in keys]
         now = timezone.now()
-        in_batch = [(message_id, earlier.payload, now) for message_id, earlier in reversed(fields.earlier_in_batch)
+        in_batch = [(message_id, now, _own_keys(earlier)) for message_id, earlier in reversed(fields.earlier_in_batch)
                     if earlier.msg_type == fields.msg_type
                     and (human_reply is None or (earlier.reply_to is not None and earlier.reply_to.pk == human_reply))]
         cache["loops.earlier"] = (in_batch + shared[key])[:settings.MYTHLINE_LOOP_SCAN_LIMIT]
@@ -137,8 +210,12 @@ def _bounded_relation(fields) -> bool:
     return getattr(fields, "rel_type", None) in ("redact", "annotate")
 
 
-def _seconds_ago(when) -> int:
-    return max(0, round((timezone.now() - when).total_seconds()))
+def _seconds_ago(created_at) -> int:
+    return max(0, round((timezone.now() - created_at).total_seconds()))
+
+
+def _message_id(raw) -> str:
+    return str(uuid.UUID(str(raw)))
 
 
 def duplicate_payload_policy(*, sender, channel, fields, **_):
@@ -146,16 +223,16 @@ def duplicate_payload_policy(*, sender, channel, fields, **_):
     window = settings.MYTHLINE_LOOP_WINDOW_SECONDS
     if not sender.is_agent or window <= 0 or _bounded_relation(fields):
         return
-    mine = _canonical(fields.payload)
-    for key, message_id, created_at in _earlier_keys(sender, channel, fields, "loops.canonical", _canonical):
-        if key == mine:
+    mine = _own_keys(fields)[0]
+    for message_id, created_at, keys in _earlier_posts(sender, channel, fields):
+        if keys[0] == mine:
             ago = _seconds_ago(created_at)
             raise LoopDetected(
                 f"'{sender.username}' already posted this exact '{fields.msg_type}' payload {ago} s ago "
-                f"(message {message_id}); posting it again within {window:g} s looks like a loop, so nothing "
-                f"was stored. To retry a post safely, send it with the same id or Idempotency-Key (that "
+                f"(message {_message_id(message_id)}); posting it again within {window:g} s looks like a loop, "
+                f"so nothing was stored. To retry a post safely, send it with the same id or Idempotency-Key (that "
                 f"returns the original); otherwise post something new.",
-                details={"policy": "duplicate_payload", "previous": str(message_id), "seconds_ago": ago,
+                details={"policy": "duplicate_payload", "previous": _message_id(message_id), "seconds_ago": ago,
                          "window_seconds": window})
 
 
@@ -165,9 +242,9 @@ def similar_payload_policy(*, sender, channel, fields, **_):
     if (not sender.is_agent or window <= 0 or limit <= 0
             or fields.msg_type in settings.MYTHLINE_LOOP_SIMILAR_EXEMPT_TYPES or _bounded_relation(fields)):
         return
-    mine = payload_fingerprint(fields.payload)
-    similar = [(message_id, created_at) for key, message_id, created_at
-               in _earlier_keys(sender, channel, fields, "loops.fingerprint", payload_fingerprint) if key == mine]
+    mine = _own_keys(fields)[1]
+    similar = [(message_id, created_at) for message_id, created_at, keys in _earlier_posts(sender, channel, fields)
+               if keys[1] == mine]
     if len(similar) + 1 >= limit:
         latest_id, latest_at = similar[0] if similar else (None, None)
         raise LoopDetected(
@@ -176,7 +253,7 @@ def similar_payload_policy(*, sender, channel, fields, **_):
             f"post number {len(similar) + 1} looks like a loop, so nothing was stored. Post something "
             f"new, or wait until the earlier ones are older than {window:g} s.",
             details={"policy": "similar_payload", "similar": len(similar), "limit": limit,
-                     "previous": str(latest_id) if latest_id else None,
+                     "previous": _message_id(latest_id) if latest_id else None,
                      "seconds_ago": _seconds_ago(latest_at) if latest_at else None, "window_seconds": window})
 
 

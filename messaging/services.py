@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import services as audit
-from messaging import events, relations, rights
+from messaging import events, loops, relations, rights
 from messaging.models import MSG_TYPE_RE, Channel, Membership, Message, MessageRecipient, ReadCursor
 from messaging.policies import ChannelAccess, access_channel, message_policies, message_visible_to
 from messaging.schemas import payload_errors, referenced_message_ids
@@ -434,6 +434,7 @@ def _stored(message: Message, channel: Channel, sender, clean: CleanMessage, *, 
     as the post answers it."""
     if not indexed:
         search.index_posted(message)  # in this transaction: found as soon as it is committed
+    loops.remember(message, clean)
     if clean.recipient_ids:
         MessageRecipient.objects.bulk_create(MessageRecipient(message=message, user_id=uid) for uid in clean.recipient_ids)
     notifications.on_posted(message, channel)

@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.services import token_issue
+from messaging import loops
 from messaging.loops import payload_fingerprint
 from messaging.models import Channel, Message
 from tests.conftest import error_code
@@ -311,3 +312,21 @@ def test_the_same_words_in_two_stories_are_not_a_loop(make_user, make_story, mak
     assert bard.post("/api/stories/two/channels/general/messages", body, format="json").status_code == 201
     again = bard.post("/api/stories/one/channels/general/messages", body, format="json")
     assert again.status_code == 422 and again.json()["error"]["code"] == "loop_detected"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_agents_committed_posts_are_compared_without_reading_their_payloads_again(room):
+    """Each process keeps the comparison keys of what it stored (messaging.loops._KEYS): the next
+    post of the agent reads its earlier posts' ids and times, not their payloads, and still
+    refuses a repeat; a message it did not store itself (another process's) is read once."""
+    first = say(room["ping"], "The tide turned.")
+    say(room["ping"], "Gulls circled.")
+    with CaptureQueriesContext(connection) as ctx:
+        r = post(room["ping"], {"text": "The tide turned."})
+    assert r.status_code == 422 and r.json()["error"]["details"]["previous"] == first["id"]
+    assert not [q["sql"] for q in ctx.captured_queries if '"payload"' in q["sql"] and "SELECT" in q["sql"]]
+    loops._KEYS.clear()  # as if both were stored by another process
+    with CaptureQueriesContext(connection) as ctx:
+        r = post(room["ping"], {"text": "Gulls circled."})
+    assert r.status_code == 422 and error_code(r) == "loop_detected"
+    assert len([q for q in ctx.captured_queries if '"payload"' in q["sql"] and "SELECT" in q["sql"]]) == 1
