@@ -427,11 +427,12 @@ def _new_message(channel: Channel, sender, clean: CleanMessage, message_id: uuid
     )
 
 
-def _stored(message: Message, channel: Channel, sender, clean: CleanMessage, *, indexed: bool = False) -> dict:
+def _stored(message: Message, channel: Channel, sender, clean: CleanMessage, *, indexed: bool = False,
+            frames_out: list | None = None) -> dict:
     """What follows the INSERT of a message, in its transaction: its search entry (unless the
     caller `indexed` it already), recipients, notifications and webhook deliveries (a message is
-    never stored without them), and its live frame, published after commit. Returns the message
-    as the post answers it."""
+    never stored without them), and its live frame, published after commit (or added to
+    `frames_out`, for the caller to publish). Returns the message as the post answers it."""
     if not indexed:
         search.index_posted(message)  # in this transaction: found as soon as it is committed
     loops.remember(message, clean)
@@ -441,8 +442,11 @@ def _stored(message: Message, channel: Channel, sender, clean: CleanMessage, *, 
     webhooks.on_posted(message, channel)
     data = posted_json(message, channel=channel, sender=sender, fresh=True)
     topic = f"channel:{channel.story.slug}/{channel.name}"
-    events.publish_on_commit(channel.group_name, events.message_created_event(
-        message, events.dumps(data), topic, clean.recipient_ids))
+    event = events.message_created_event(message, events.dumps(data), topic, clean.recipient_ids)
+    if frames_out is None:
+        events.publish_on_commit(channel.group_name, event)
+    else:
+        frames_out.append(event)
     return data
 
 
@@ -681,8 +685,11 @@ def _insert_many(channel: Channel, sender, admitted: list, out: list[BatchItem],
     search.index_posted_many(messages)
     Channel.objects.filter(pk=channel.pk).update(last_seq=seq, last_message_at=timezone.now())
     channel.last_seq = seq
+    live: list[dict] = []
     for i, clean, message in kept:
-        out[i].result = PostResult(message, True, _stored(message, channel, sender, clean, indexed=True))
+        out[i].result = PostResult(message, True, _stored(message, channel, sender, clean, indexed=True,
+                                                          frames_out=live))
+    events.publish_all_on_commit(channel.group_name, live)
 
 
 def _check_batch_relation(clean: CleanMessage, sender, seen: dict, i: int, same_relation: dict[int, int]) -> None:
