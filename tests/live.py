@@ -114,6 +114,18 @@ class LiveServer:
 
 # --- clients' helpers ---------------------------------------------------------------------------
 
+async def until(predicate, timeout=20.0, interval=0.05, what="condition"):
+    """Wait until `predicate()` (a function or a coroutine function) is true; return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate() if asyncio.iscoroutinefunction(predicate) else predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+
+
 async def frames_until(ws, predicate, timeout=10):
     """Read JSON frames from a `websockets` client until `predicate(frame)`; return every frame read."""
     seen = []

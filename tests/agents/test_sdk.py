@@ -27,7 +27,7 @@ import pytest
 from accounts.services import token_issue
 from mythline_sdk import (AsyncMythlineClient, Backoff, InvalidRequest, LoopDetected, MythlineClient, RateLimited,
                           ServerError, SubscriptionError, TransportError, Unauthenticated, idempotency_key)
-from tests.live import ROOT, LiveServer
+from tests.live import LiveServer, ROOT, until
 
 live = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -101,15 +101,6 @@ def replies_by_query(messages) -> dict[str, int]:
     return counts
 
 
-async def until(predicate, timeout=20.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await predicate() if asyncio.iscoroutinefunction(predicate) else predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def echo_agent(client: AsyncMythlineClient, handled: list, **options):

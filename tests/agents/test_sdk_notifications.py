@@ -9,14 +9,13 @@
 - A message's `mentions` are typed on `Message`.
 """
 import asyncio
-import time
 
 import pytest
 
 from accounts.services import token_issue
 from mythline_sdk import (NOTIFICATIONS, AsyncMythlineClient, InvalidRequest, MythlineClient, Notification,
                           NotificationEvent, NotificationPage, NotificationsRead, SubscriptionError)
-from tests.live import LiveServer
+from tests.live import LiveServer, until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -35,12 +34,6 @@ def tale(make_user, make_story, make_agent):
     return {"alice": token_issue(user=alice), "bob": token_issue(user=bob), "echo": token_issue(user=echo)}
 
 
-async def until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def test_a_mention_arrives_live_and_in_the_feed_and_is_marked_read(server, tale):

@@ -10,7 +10,6 @@
 """
 import asyncio
 import datetime as dt
-import time
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from accounts.services import token_issue
 from mythline_sdk import (AsyncMythlineClient, Forbidden, InvalidRequest, Message, MythlineClient, NotFound,
                           Reaction, SearchPage, SearchResult)
-from tests.live import LiveServer
+from tests.live import LiveServer, until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 
@@ -37,12 +36,6 @@ def tale(make_user, make_story, make_agent):
     return {"alice": token_issue(user=alice), "bob": token_issue(user=bob), "echo": token_issue(user=echo)}
 
 
-async def until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def test_edit_delete_react_and_unreact(server, tale):

@@ -13,7 +13,6 @@
 - The blocking client: `with client.stream(...) as s: s.append(...)`.
 """
 import asyncio
-import time
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from accounts.services import token_issue
 from mythline_sdk import (AsyncMythlineClient, Backoff, Conflict, MythlineClient, StreamChunk, StreamEnded,
                           StreamStarted)
-from tests.live import LiveServer
+from tests.live import LiveServer, until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
 GENERAL = ("tale", "general")
@@ -44,12 +43,6 @@ def tale(make_user, make_story, make_agent):
     return {"alice": token_issue(user=alice), "narrator": token_issue(user=narrator)}
 
 
-async def until(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def stored(server, token) -> list[dict]:
