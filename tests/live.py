@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -110,6 +111,25 @@ class LiveServer:
     def __exit__(self, *exc):
         self.stop()
         Path(self.log.name).unlink(missing_ok=True)
+
+
+@contextmanager
+def layered_server(layer: str, *, name: str, env: dict | None = None):
+    """A LiveServer on the in-process channel layer (`layer` "memory") or on Redis ("redis", with a
+    key prefix of its own; skipped where Redis is absent, a failure under MYTHLINE_REQUIRE_ALL):
+    the two ways a server delivers across its sockets."""
+    from tests.conftest import require
+
+    env = dict(env or {})
+    if layer == "memory":
+        with LiveServer(env=env) as live:
+            yield live
+        return
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_TEST_REDIS
+    require(redis_available(redis_url), f"Redis at {redis_url}")
+    env["MYTHLINE_REDIS_PREFIX"] = f"mythline-test-{name}-{time.monotonic_ns()}"
+    with LiveServer(redis_url=redis_url, env=env) as live:
+        yield live
 
 
 # --- clients' helpers ---------------------------------------------------------------------------

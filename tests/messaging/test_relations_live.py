@@ -3,31 +3,20 @@ was away come back on resume, in seq order with no gap, on the in-memory layer a
 relation carries `target`, the related message's aggregated view after the change."""
 import asyncio
 import json
-import os
-import time
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 
 from accounts.services import token_issue
-from tests.conftest import require
-from tests.live import DEFAULT_TEST_REDIS, LiveServer, frames_until, redis_available, sse_events
+from tests.live import layered_server, frames_until, sse_events
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
-REDIS = os.environ.get("REDIS_URL") or DEFAULT_TEST_REDIS
 
 
 @pytest.fixture(params=["memory", "redis"])
 def server(request):
-    env = {"MYTHLINE_LOOP_WINDOW_SECONDS": "0"}
-    if request.param == "memory":
-        with LiveServer(env=env) as live:
-            yield live
-        return
-    require(redis_available(REDIS), f"Redis at {REDIS}")
-    env["MYTHLINE_REDIS_PREFIX"] = f"mythline-test-rel-{time.monotonic_ns()}"
-    with LiveServer(redis_url=REDIS, env=env) as live:
+    with layered_server(request.param, name="rel", env={"MYTHLINE_LOOP_WINDOW_SECONDS": "0"}) as live:
         yield live
 
 

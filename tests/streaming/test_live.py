@@ -4,8 +4,6 @@ mid-stream gets the text so far and then only what follows, an `agents` stream n
 human, SSE carries the same events without ids, and the MCP tools do what REST does."""
 import asyncio
 import json
-import os
-import time
 
 import httpx
 import pytest
@@ -13,25 +11,16 @@ from websockets.asyncio.client import connect
 
 from accounts.services import token_issue
 from tests.agents.test_mcp import error, http_session, ok
-from tests.conftest import require
-from tests.live import DEFAULT_TEST_REDIS, LiveServer, frames_until, redis_available
+from tests.live import frames_until, layered_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live]
-REDIS = os.environ.get("REDIS_URL") or DEFAULT_TEST_REDIS
 TOPIC = "channel:tale/general"
 STREAM_FRAMES = ("stream.started", "stream.chunk", "stream.ended")
 
 
 @pytest.fixture(params=["memory", "redis"])
 def server(request):
-    env = {"MYTHLINE_LOOP_WINDOW_SECONDS": "0"}
-    if request.param == "memory":
-        with LiveServer(env=env) as live:
-            yield live
-        return
-    require(redis_available(REDIS), f"Redis at {REDIS}")
-    env["MYTHLINE_REDIS_PREFIX"] = f"mythline-test-stream-{time.monotonic_ns()}"
-    with LiveServer(redis_url=REDIS, env=env) as live:
+    with layered_server(request.param, name="stream", env={"MYTHLINE_LOOP_WINDOW_SECONDS": "0"}) as live:
         yield live
 
 
