@@ -95,6 +95,143 @@ def redis_server_pid() -> int | None:
     return None
 
 
+# --- a run ----------------------------------------------------------------------------------------
+
+def run_meta(**extra) -> dict:
+    """What a results file says of its run: when, the command, the machine, and `extra`."""
+    import platform
+    from datetime import datetime, timezone
+
+    return {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join([Path(PYTHON).name, *sys.argv]), "python": platform.python_version(),
+            "cpus": os.cpu_count(), "platform": platform.platform(), **extra}
+
+
+def run_saving(bench, args, out: Path, meta: dict) -> list | None:
+    """`bench(args, cleanup, save)`, where `save(runs)` writes {"meta", "runs"} to `out` (call it
+    after every phase: an interrupted run keeps what it measured) and every function appended to
+    `cleanup` runs at the end, in reverse, errors and Ctrl-C included. None when interrupted."""
+    import json
+
+    cleanup: list = []
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(runs):
+        out.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2))
+
+    try:
+        return bench(args, cleanup, save)
+    except (KeyboardInterrupt, Interrupted):
+        print(f"interrupted: stopping everything the bench started (partial results: {out})", file=sys.stderr)
+        return None
+    finally:
+        for fn in reversed(cleanup):
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - clean up the rest anyway
+                print(f"cleanup: {exc!r}", file=sys.stderr)
+
+
+# --- client processes -----------------------------------------------------------------------------
+
+class ClientProcesses:
+    """Load-generating client processes (multiprocessing, spawn): process i runs
+    `target(*args_for(i, share_i, ctrl, out_q))`, reads commands from its end of `ctrl` (a Pipe)
+    and reports `(kind, i, data)` on `out_q`. `reports(kind)` waits for every process's report
+    of that kind, failing fast when one dies; `stop(command)` asks them to end, then makes sure."""
+
+    def __init__(self, target, shares: list, args_for, label: str = "client"):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.label = label
+        self.out_q = ctx.Queue()
+        self.procs, self.ctrls = [], []
+        for index, share in enumerate(shares):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=target, daemon=True, args=args_for(index, share, child, self.out_q))
+            proc.start()
+            child.close()
+            self.procs.append(proc)
+            self.ctrls.append(parent)
+
+    def send(self, command_for) -> None:
+        """Send `command_for(i)` to process i."""
+        for index, ctrl in enumerate(self.ctrls):
+            ctrl.send(command_for(index))
+
+    def reports(self, kind: str, timeout: float) -> dict:
+        """Every process's next report of `kind`, by process index."""
+        got = {}
+        deadline = time.monotonic() + timeout
+        while len(got) < len(self.procs):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RuntimeError(f"{self.label} processes: {len(got)}/{len(self.procs)} sent {kind!r} "
+                                   f"in {timeout:.0f}s")
+            try:
+                msg_kind, index, data = self.out_q.get(timeout=min(remaining, 1.0))
+            except Exception:  # noqa: BLE001 - queue.Empty: check the processes are alive, keep waiting
+                dead = [p.pid for p in self.procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"{self.label} process(es) {dead} died") from None
+                continue
+            if msg_kind == kind:
+                got[index] = data
+        return got
+
+    def cpu_seconds(self) -> float:
+        return sum(proc_cpu_seconds(p.pid) or 0.0 for p in self.procs)
+
+    def stop(self, command: tuple, timeout: float = 10) -> None:
+        for ctrl in self.ctrls:
+            try:
+                ctrl.send(command)
+            except (OSError, BrokenPipeError):
+                pass
+        for proc in self.procs:
+            proc.join(timeout=timeout)
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+        for ctrl in self.ctrls:
+            ctrl.close()
+        self.out_q.close()
+
+
+def client_process_main(main, *args) -> None:
+    """The body of a client process: Ctrl-C ignored (the parent handles it and stops us), uvloop
+    when installed, then `asyncio.run(main(*args, loop_kind))` until it ends or the parent's pipe
+    closes."""
+    import asyncio
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import uvloop
+
+        uvloop.install()
+        loop_kind = "uvloop"
+    except ImportError:
+        loop_kind = "asyncio"
+    try:
+        asyncio.run(main(*args, loop_kind))
+    except (EOFError, BrokenPipeError, KeyboardInterrupt):
+        pass
+
+
+def merge_counts(dicts) -> dict:
+    """Sum of counters (dicts of counts)."""
+    out: dict = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
 # --- servers --------------------------------------------------------------------------------------
 
 def server_command(kind: str, port: int, workers: int = 1) -> list[str]:
@@ -111,9 +248,11 @@ def server_command(kind: str, port: int, workers: int = 1) -> list[str]:
 class Server:
     """One server process in its own session, stopped (group-wide) by stop(); its output goes to
     `workdir`/`label`.log. `kind`: daphne, uvicorn (`workers` > 1 for several) or ws (the bare
-    websockets baseline, bench/baseline_ws.py)."""
+    websockets baseline, bench/baseline_ws.py). `extra_args` go at the end of a daphne or uvicorn
+    command line (say `--ws websockets-sansio --backlog 4096`)."""
 
-    def __init__(self, kind: str, env: dict, workdir: Path, label: str, workers: int = 1):
+    def __init__(self, kind: str, env: dict, workdir: Path, label: str, workers: int = 1,
+                 extra_args: tuple[str, ...] = ()):
         self.kind = kind if workers == 1 else f"{kind}-w{workers}"
         self.workers = workers
         self.port = free_port()
@@ -124,7 +263,7 @@ class Server:
         if kind == "ws":
             cmd = [PYTHON, str(ROOT / "bench" / "baseline_ws.py"), "--port", str(self.port)]
         else:
-            cmd = server_command(kind, self.port, workers)
+            cmd = server_command(kind, self.port, workers) + list(extra_args)
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)

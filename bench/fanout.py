@@ -45,10 +45,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
 import os
 import secrets
-import platform
 import shutil
 import signal
 import statistics
@@ -63,8 +61,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # bench.common is stdlib-only at import, as this module is (the subscriber processes import it).
-from bench.common import (PYTHON, RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm,  # noqa: E402
-                          machine_busy_seconds, manage, percentile, proc_cpu_seconds, redis_server_pid)
+from bench.common import (RESULTS_DIR, ROOT, ClientProcesses, Server, _on_sigterm, client_process_main,  # noqa: E402
+                          run_meta, run_saving,
+                          machine_busy_seconds, manage, merge_counts, percentile, proc_cpu_seconds,
+                          redis_server_pid)
 
 STORY, CHANNEL = "bench", "general"
 TOPIC = f"channel:{STORY}/{CHANNEL}"
@@ -126,23 +126,12 @@ def _number_after(text: str, key: str):
 def subscriber_process(index: int, url: str, tokens: list, protocol: str, n_max: int, concurrency: int,
                        connect_timeout: float, ctrl, out_q, deflate: bool = False) -> None:
     """One client process: open its share of the K sockets, read until told to stop, report."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
-    try:
-        import uvloop
-
-        uvloop.install()
-        loop_kind = "uvloop"
-    except ImportError:
-        loop_kind = "asyncio"
-    try:
-        asyncio.run(_subscriber_main(index, url, tokens, protocol, n_max, concurrency, connect_timeout,
-                                     ctrl, out_q, loop_kind, deflate))
-    except (EOFError, BrokenPipeError, KeyboardInterrupt):
-        pass
+    client_process_main(_subscriber_main, index, url, tokens, protocol, n_max, concurrency, connect_timeout, ctrl,
+                        out_q, deflate)
 
 
-async def _subscriber_main(index, url, tokens, protocol, n_max, concurrency, connect_timeout, ctrl, out_q,
-                           loop_kind, deflate=False):
+async def _subscriber_main(index, url, tokens, protocol, n_max, concurrency, connect_timeout, ctrl, out_q, deflate,
+                           loop_kind):
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
@@ -262,85 +251,28 @@ async def _subscriber_main(index, url, tokens, protocol, n_max, concurrency, con
     }))
 
 
-class Subscribers:
+class Subscribers(ClientProcesses):
     def __init__(self, *, url: str, tokens: list, protocol: str, procs: int, n_max: int, connect_timeout: float,
                  deflate: bool = False):
-        ctx = mp.get_context("spawn")
-        self.out_q = ctx.Queue()
-        self.procs, self.ctrls = [], []
         self.connect_timeout = connect_timeout
-        shares = [tokens[i::procs] for i in range(procs)]
-        shares = [s for s in shares if s]
+        shares = [s for s in (tokens[i::procs] for i in range(procs)) if s]
         concurrency = max(4, 64 // len(shares))
-        for index, share in enumerate(shares):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=subscriber_process, daemon=True,
-                               args=(index, url, share, protocol, n_max, concurrency, connect_timeout, child, self.out_q,
-                                     deflate))
-            proc.start()
-            child.close()
-            self.procs.append(proc)
-            self.ctrls.append(parent)
-
-    def _collect(self, kind: str, timeout: float) -> dict:
-        got = {}
-        deadline = time.monotonic() + timeout
-        while len(got) < len(self.procs):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RuntimeError(f"subscriber processes: {len(got)}/{len(self.procs)} sent {kind!r} in {timeout:.0f}s")
-            try:
-                msg_kind, index, data = self.out_q.get(timeout=min(remaining, 1.0))
-            except Exception:  # noqa: BLE001 - queue.Empty: check the processes are alive, keep waiting
-                dead = [p.pid for p in self.procs if p.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(f"subscriber process(es) {dead} died") from None
-                continue
-            if msg_kind == kind:
-                got[index] = data
-        return got
+        super().__init__(subscriber_process, shares, lambda index, share, ctrl, out_q: (
+            index, url, share, protocol, n_max, concurrency, connect_timeout, ctrl, out_q, deflate), "subscriber")
 
     def wait_ready(self) -> dict:
-        ready = self._collect("ready", self.connect_timeout + 60)
+        ready = self.reports("ready", self.connect_timeout + 60)
         return {"connected": sum(r["connected"] for r in ready.values()),
                 "connect_seconds": max(r["connect_seconds"] for r in ready.values()),
                 "connect_errors": merge_counts(r["connect_errors"] for r in ready.values()),
                 "loop": next(iter(ready.values()))["loop"]}
 
     def drain(self, n_measured: int, deadline: float) -> dict:
-        for ctrl in self.ctrls:
-            ctrl.send(("drain", n_measured, deadline))
-        return self._collect("result", max(0.0, deadline - time.time()) + 60)
-
-    def cpu_seconds(self) -> float:
-        return sum(proc_cpu_seconds(p.pid) or 0.0 for p in self.procs)
+        self.send(lambda index: ("drain", n_measured, deadline))
+        return self.reports("result", max(0.0, deadline - time.time()) + 60)
 
     def stop(self) -> None:
-        for ctrl in self.ctrls:
-            try:
-                ctrl.send(("abort",))
-            except (OSError, BrokenPipeError):
-                pass
-        for proc in self.procs:
-            proc.join(timeout=10)
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=5)
-        for ctrl in self.ctrls:
-            ctrl.close()
-        self.out_q.close()
-
-
-def merge_counts(dicts) -> dict:
-    out: dict = {}
-    for d in dicts:
-        for k, v in d.items():
-            out[k] = out.get(k, 0) + v
-    return out
+        super().stop(("abort",))
 
 
 # --- publisher ------------------------------------------------------------------------------------
@@ -903,30 +835,12 @@ def main(argv=None) -> int:
             runs.extend(json.loads(path.read_text())["runs"])
     else:
         signal.signal(signal.SIGTERM, _on_sigterm)
-        cleanup: list = []
-        started = datetime.now(timezone.utc)
-        meta = {"started_at": started.isoformat(timespec="seconds"),
-                "command": " ".join([Path(PYTHON).name, *sys.argv]), "python": platform.python_version(),
-                "cpus": os.cpu_count(), "platform": platform.platform(), "rate": args.rate,
-                "seconds": args.seconds, "warmup": args.warmup, "drain": args.drain, "procs": args.procs,
-                "server_env": SERVER_ENV}
-        out = args.out or RESULTS_DIR / f"fanout-{started:%Y%m%d-%H%M%S}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-
-        def save(runs):  # after every phase, so an interrupted run keeps what it measured
-            out.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2))
-
-        try:
-            runs = bench(args, cleanup, save)
-        except (KeyboardInterrupt, Interrupted):
-            print(f"interrupted: stopping everything the bench started (partial results: {out})", file=sys.stderr)
+        meta = run_meta(rate=args.rate, seconds=args.seconds, warmup=args.warmup, drain=args.drain, procs=args.procs,
+                        server_env=SERVER_ENV)
+        out = args.out or RESULTS_DIR / f"fanout-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+        runs = run_saving(bench, args, out, meta)
+        if runs is None:
             return 130
-        finally:
-            for fn in reversed(cleanup):
-                try:
-                    fn()
-                except Exception as exc:  # noqa: BLE001 - clean up the rest anyway
-                    print(f"cleanup: {exc!r}", file=sys.stderr)
         print(f"results: {out}", file=sys.stderr)
     print(markdown_tables(runs))
     print()
