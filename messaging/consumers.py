@@ -29,7 +29,7 @@ from messaging import frames, rights
 from messaging.connections import Connection, get_connections
 from messaging.fanout import Inbox, get_fanout, subscriber_id
 from messaging.serializers import sender_json
-from messaging.topics import Topic, channel, document, notifications, parse_topic, story
+from messaging.topics import LATER, Topic, channel, document, notifications, parse_topic, story
 from mythline_site import metrics
 from mythline_site.errors import STORE_DOWN_ERRORS, Invalid, MythlineError, RateLimited, Unavailable
 from mythline_site.throttling import TokenBucket
@@ -76,6 +76,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     The socket does not hold a channel of its own in the channel layer: its events come from the
     process's `Fanout` (one layer membership per group and process) through `self.inbox`, read by
     one long-lived task. `self.conn_id` is only this socket's unique id (presence, cursors).
+
+    A live message takes a shorter way when it can (`offer`): while the socket is idle (no turn
+    held, its event task waiting on an empty inbox, no send of its own unfinished), the fan-out
+    hands it the event directly and it writes the frame there and then, with no task woken and no
+    lock taken. Order is kept: whenever the shorter way does not apply, the event is queued and
+    taken in the socket's turn as before.
     """
 
     async def __call__(self, scope, receive, send):
@@ -89,6 +95,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.timers: set[asyncio.TimerHandle] = set()
         self.record: Connection | None = None
         self.closing = self.disconnected = False
+        self.sending: asyncio.Task | None = None  # a send `offer` began that had to wait (see send_now)
         events = asyncio.get_running_loop().create_task(self.handle_events())
         try:
             while True:
@@ -98,7 +105,10 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
+            self.inbox.offer = None
             events.cancel()
+            if self.sending is not None:
+                self.sending.cancel()
             await self.disconnect(None)  # also when the server dropped us without a disconnect
 
     async def dispatch(self, message):
@@ -131,6 +141,70 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         except Exception:  # a bug in a handler: close this socket rather than let it go silent
             logger.exception("event handling failed on %s", self.conn_id)
             await self.shut(CLOSE_SERVER_ERROR)
+
+    def offer(self, event: dict) -> int | None:
+        """The fan-out's synchronous taker (Inbox.offer): handle a live event now if nothing of this
+        socket is in flight, else None (queue it). Returns the number of messages sent (0 or 1)."""
+        if self.closing or self.sending is not None or self.turn.locked() or not self.inbox.parked:
+            return None
+        sub = self.subs.get(event.get("topic"))
+        if sub is None:
+            return None
+        if self.buffer_visible:  # Daphne: a client too far behind is closed in the turn (send_frame)
+            pending = pending_bytes(self.base_send)
+            if pending is not None and pending > settings.MYTHLINE_WS_SEND_BUFFER_BYTES:
+                return None
+        frame = sub.live_frame(event)
+        if frame is LATER:
+            return None
+        if frame is None:
+            return 0
+        self.send_now(frame)
+        return 1
+
+    def send_now(self, text: str) -> None:
+        """Write a frame from synchronous code: run the server's send up to its first wait. It
+        usually has none (the frame is written); when it must wait (its buffer is full, as with a
+        client that reads slowly) a task finishes it, and this socket's other sends wait for that
+        task (`send_frame`, `offer`), so frames keep their order and the slow-consumer bounds hold."""
+        call = self.base_send({"type": "websocket.send", "text": text})
+        try:
+            waiting_on = call.send(None)
+        except StopIteration:
+            return
+        except Exception:  # noqa: BLE001 - as in handle_events: close this socket rather than let it go silent
+            logger.exception("sending failed on %s", self.conn_id)
+            self.sending = asyncio.get_running_loop().create_task(self.shut(CLOSE_SERVER_ERROR))
+            return
+        self.sending = asyncio.get_running_loop().create_task(self.finish_send(call, waiting_on))
+
+    async def finish_send(self, call, waiting_on) -> None:
+        """Drive a send that `send_now` started to its end, as a task of its own would have: each
+        time it yields a future, wait for that future, then resume it (it reads the future's result
+        or exception itself)."""
+        try:
+            while True:
+                if waiting_on is None:  # a bare yield (sleep(0))
+                    await asyncio.sleep(0)
+                elif asyncio.isfuture(waiting_on):
+                    waiting_on._asyncio_future_blocking = False
+                    try:
+                        await asyncio.wait((waiting_on,))
+                    except asyncio.CancelledError:
+                        call.close()
+                        raise
+                else:
+                    call.close()
+                    raise RuntimeError(f"the server's send yielded {waiting_on!r}, not a future")
+                waiting_on = call.send(None)
+        except StopIteration:
+            pass
+        except Exception:  # noqa: BLE001 - as in handle_events
+            logger.exception("sending failed on %s", self.conn_id)
+            await self.shut(CLOSE_SERVER_ERROR)
+        finally:
+            if self.sending is asyncio.current_task():
+                self.sending = None
 
     async def on_event(self, event: dict) -> None:
         if self.closing:
@@ -170,6 +244,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         await self.send_frame(frames.dumps(frames.welcome(
             sender_json(user), heartbeat_seconds=settings.MYTHLINE_HEARTBEAT_SECONDS,
             max_frame_bytes=settings.MYTHLINE_WS_MAX_FRAME_BYTES)))
+        self.inbox.offer = self.offer
 
     async def disconnect(self, code):
         if self.record is None or self.disconnected:
@@ -201,6 +276,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, text: str) -> None:
         """Every frame to the client goes out here (straight to the server's send: this runs once
         per subscriber per message)."""
+        if self.sending is not None:  # a frame `offer` began is still going out: it goes first
+            await asyncio.wait((self.sending,))
         if self.closing:
             return
         if self.buffer_visible:
@@ -232,6 +309,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.closing = True
+        sending = self.sending
+        if sending is not None and sending is not asyncio.current_task():
+            # A frame `offer` began goes out before the close (if the client reads at all, the
+            # close waits for the same drain).
+            await asyncio.wait((sending,))
         if code < 3000 and close_with_protocol_code(self.base_send, code, reason):
             return
         await self.base_send({"type": "websocket.close", "code": code})

@@ -13,12 +13,18 @@ Events name their group (`"group"`), so publish with `group_send` here, not with
 An `Inbox` is a subscriber's bounded queue. A subscriber that falls `MYTHLINE_WS_INBOX_EVENTS`
 events behind (stuck in a slow send, say) is marked overflowed and stops receiving; its owner
 closes it, and the client resumes with `after` (the same contract as a slow consumer).
+
+An owner may also take events on the spot (`Inbox.offer`): a socket that is idle, caught up and
+writable sends a live message there and then, inside `deliver`, with no task woken for it (issue
+18: the wake-up, and the socket writes spread between wake-ups, were most of a delivery's CPU).
+Whatever it does not take goes to the queue, in order, as before.
 """
 import asyncio
 import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -31,13 +37,23 @@ logger = logging.getLogger("mythline.fanout")
 class Inbox:
     """Events for one subscriber (a socket or an SSE stream), in order, bounded."""
 
-    __slots__ = ("events", "limit", "overflowed", "_waiter")
+    __slots__ = ("events", "limit", "overflowed", "offer", "_waiter")
 
     def __init__(self, limit: int | None = None):
         self.events: deque = deque()
         self.limit = limit or settings.MYTHLINE_WS_INBOX_EVENTS
         self.overflowed = False
+        # The owner's synchronous taker for fan-out events, or None: offer(event) handles the event
+        # at once and returns how many messages it delivered (0 or 1), or returns None to have it
+        # queued (its owner is busy, behind, or the event needs the database).
+        self.offer: Callable[[dict], int | None] | None = None
         self._waiter: asyncio.Future | None = None
+
+    @property
+    def parked(self) -> bool:
+        """Is the owner waiting in `get` on an empty inbox (holding no event it has not handled)?"""
+        waiter = self._waiter
+        return waiter is not None and not waiter.done()
 
     def put(self, event: dict) -> None:
         if self.overflowed:
@@ -155,9 +171,23 @@ class Fanout:
 
     def deliver(self, event: dict) -> None:
         entry = self.groups.get(event.get("group"))
-        if entry is not None:
-            for inbox in entry.inboxes:
+        if entry is None:
+            return
+        delivered = 0
+        for inbox in tuple(entry.inboxes):  # a copy: an owner may leave while we go
+            offer = inbox.offer
+            try:
+                taken = offer(event) if offer is not None else None
+            except Exception:  # noqa: BLE001 - a bug in one owner: it resumes from the database, the others go on
+                logger.exception("fan-out offer failed")
+                inbox.resume()
+                continue
+            if taken is None:
                 inbox.put(event)
+            else:
+                delivered += taken
+        if delivered:
+            metrics.MESSAGES_DELIVERED.inc(delivered)  # once per event, not once per socket
 
     async def _receive_forever(self) -> None:
         while True:

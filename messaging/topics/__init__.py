@@ -35,6 +35,10 @@ def parse_topic(topic) -> tuple[str, str, str | None]:
     raise Invalid(TOPIC_SHAPES, details={"topic": "malformed"})
 
 
+# What `Topic.live_frame` answers for an event that needs the socket's turn (it awaits something).
+LATER = object()
+
+
 class Topic:
     """One open subscription of one socket."""
 
@@ -55,6 +59,13 @@ class Topic:
 
     async def on_event(self, conn, event: dict) -> None:
         """A layer event for this topic (already matched by `topic`)."""
+
+    def live_frame(self, event: dict):
+        """The socket's fast path (RealtimeConsumer.offer), for an event it could handle with no
+        await: the frame text to send, None when there is nothing to send (the event is accounted
+        for), or LATER for the usual path (`on_event`, in the socket's turn). Must not change the
+        topic's state when it answers LATER."""
+        return LATER
 
     async def close(self, conn) -> None:
         """Leave what the topic joined (its group, presence)."""

@@ -24,7 +24,7 @@ from messaging.models import Channel, Message, MessageRecipient
 from messaging.policies import ChannelAccess, access_channel
 from messaging.relations import views_for
 from messaging.serializers import message_json, sender_json
-from messaging.topics import Topic, integer, parse_topic
+from messaging.topics import LATER, Topic, integer, parse_topic
 from mythline_site import metrics
 from mythline_site.errors import Archived, Forbidden, Invalid, MythlineError
 from mythline_site.throttling import TokenBucket, check_rate
@@ -125,21 +125,33 @@ class ChannelFeed:
             cursor = covered
         self.last_seq = max(self.last_seq, upto)
 
+    def next_live(self, event: dict):
+        """A `message.created` event that needs no database: the next seq, or one already accounted
+        for. Returns its frame when this subscriber sees it, else None (and accounts for its seq);
+        LATER, changing nothing, when seqs are missing before it (`on_live` backfills them)."""
+        seq = event["seq"]
+        if seq <= self.last_seq:
+            return None  # already replayed or backfilled
+        if seq != self.last_seq + 1:
+            return LATER
+        self.last_seq = seq
+        if self.wants(msg_type=event["msg_type"], audience_kind=event["audience_kind"], sender_id=event["sender_id"],
+                      recipient_ids=event["recipient_ids"]):
+            return event["frame"]
+        return None
+
     async def on_live(self, event: dict, send) -> bool:
         """Handle a `message.created` event; False when the feed fell too far behind to catch up."""
         seq = event["seq"]
-        if seq <= self.last_seq:
-            return True  # already replayed or backfilled
         if seq > self.last_seq + 1:
             if seq - self.last_seq > MAX_BACKFILL:
                 return False
             metrics.GAPS_BACKFILLED.inc()
             await self.send_range(self.last_seq, seq - 1, send, replay=False)
-        if self.wants(msg_type=event["msg_type"], audience_kind=event["audience_kind"], sender_id=event["sender_id"],
-                      recipient_ids=event["recipient_ids"]):
-            await send(event["frame"], seq)
+        frame = self.next_live(event)
+        if frame is not None:
+            await send(frame, seq)
             metrics.MESSAGES_DELIVERED.inc()
-        self.last_seq = seq
         return True
 
     async def start(self, fanout, inbox, after: int | None) -> int:
@@ -212,6 +224,9 @@ class ChannelTopic(Topic):
         elif kind == "stream.event":  # streaming/live.py
             if self.streams.admits(event) and streams.wants(self.feed, event):
                 await conn.send_frame(event["frame"])
+
+    def live_frame(self, event: dict):
+        return self.feed.next_live(event) if event["type"] == "message.created" else LATER
 
     async def close(self, conn) -> None:
         await super().close(conn)

@@ -21,6 +21,92 @@ def general_group(world):
     return world["story"].channels.get(name="general").group_name
 
 
+def live_event(group: str, seq: int) -> dict:
+    return {"type": "message.created", "group": group, "topic": "channel:tale/general", "seq": seq,
+            "msg_type": "text", "audience_kind": "all", "sender_id": 0, "recipient_ids": [],
+            "frame": f'{{"type":"message","seq":{seq}}}'}
+
+
+def sockets_of(fanout, group) -> list:
+    """The consumers whose inboxes are in `group` (each inbox's taker is its socket's `offer`)."""
+    return [inbox.offer.__self__ for inbox in fanout.groups[group].inboxes]
+
+
+async def texts(client, n: int) -> list:
+    return [(await client.ws.receive_output(timeout=5)).get("text") for _ in range(n)]
+
+
+def test_an_idle_socket_sends_at_once_and_a_busy_one_in_its_turn_each_in_seq_order(world):
+    """The fan-out's shorter way (RealtimeConsumer.offer) never overtakes what a socket queued."""
+    group = general_group(world)
+
+    async def go():
+        async with Client(world["alice"]) as a, Client(world["bob"]) as b:
+            for c in (a, b):
+                await c.recv()
+                await c.request(type="subscribe", topic="channel:tale/general")
+            fanout = get_fanout()
+            busy = next(s for s in sockets_of(fanout, group) if s.user.username == "bob")
+            await busy.turn.acquire()
+            fanout.deliver(live_event(group, 1))  # alice's socket writes it now; bob's queues it
+            assert await texts(a, 1) == ['{"type":"message","seq":1}']
+            busy.turn.release()
+            fanout.deliver(live_event(group, 2))  # bob's event task has not run yet: queued behind 1
+            fanout.deliver(live_event(group, 1))  # a repeat: already accounted for, not sent again
+            assert await texts(a, 1) == ['{"type":"message","seq":2}']
+            assert await texts(b, 2) == ['{"type":"message","seq":1}', '{"type":"message","seq":2}']
+            await a.nothing()
+            await b.nothing()
+    try:
+        run(go())
+    finally:
+        channel_layers.backends.clear()
+
+
+def test_a_send_that_has_to_wait_holds_back_the_next_frames_and_a_stuck_one_ends_in_4008(world, settings):
+    """The server's send waits while the client does not read (uvicorn's flow control): the frame the
+    shorter way began goes out first, the next ones queue behind it, and past the inbox bound the
+    socket is closed with 4008 as before."""
+    settings.MYTHLINE_WS_INBOX_EVENTS = 3
+    group = general_group(world)
+
+    async def go():
+        async with Client(world["alice"]) as a:
+            await a.recv()
+            await a.request(type="subscribe", topic="channel:tale/general")
+            fanout = get_fanout()
+            [socket] = sockets_of(fanout, group)
+            writable = asyncio.Event()  # as uvicorn's: cleared while the client's buffer is full
+            server_send = socket.base_send
+
+            async def send(message):
+                await writable.wait()
+                await server_send(message)
+            socket.base_send = send
+            for seq in (1, 2, 3):
+                fanout.deliver(live_event(group, seq))
+            await asyncio.sleep(0.05)
+            await a.nothing()
+            writable.set()
+            assert await texts(a, 3) == [f'{{"type":"message","seq":{seq}}}' for seq in (1, 2, 3)]
+            writable.clear()
+            for seq in range(4, 9):  # one in the stuck send, then four queued: past the bound of 3
+                fanout.deliver(live_event(group, seq))
+            await asyncio.sleep(0.05)
+            writable.set()
+            outputs = [await a.ws.receive_output(timeout=5)]
+            while outputs[-1]["type"] == "websocket.send":
+                outputs.append(await a.ws.receive_output(timeout=5))
+            # What was already on its way goes out in order (4, perhaps 5); then the 4008 close.
+            sent = [o["text"] for o in outputs[:-1]]
+            assert sent == [f'{{"type":"message","seq":{seq}}}' for seq in range(4, 4 + len(sent))] and sent
+            assert outputs[-1] == {"type": "websocket.close", "code": 4008}
+    try:
+        run(go())
+    finally:
+        channel_layers.backends.clear()
+
+
 def test_many_sockets_in_one_process_are_one_layer_member_and_each_gets_every_message(world):
     group = general_group(world)
 
@@ -63,11 +149,15 @@ def test_a_socket_too_far_behind_is_closed_with_4008_and_resumes_with_after(worl
                 await c.recv()
                 await c.request(type="subscribe", topic="channel:tale/general")
             fanout = get_fanout()
-            # Three events land in the inboxes before either socket gets to run: past the bound of 2.
+            # Both sockets are busy (in a long frame handler, say: their turn is held), so three events
+            # land in their inboxes before either gets to run: past the bound of 2.
+            consumers = sockets_of(fanout, group)
+            for consumer in consumers:
+                await consumer.turn.acquire()
             for seq in (1, 2, 3):
-                fanout.deliver({"type": "message.created", "group": group, "topic": "channel:tale/general",
-                                "seq": seq, "msg_type": "text", "audience_kind": "all", "sender_id": 0,
-                                "recipient_ids": [], "frame": "{}"})
+                fanout.deliver(live_event(group, seq))
+            for consumer in consumers:
+                consumer.turn.release()
             for c in (a, b):
                 assert await c.ws.receive_output(timeout=5) == {"type": "websocket.close", "code": 4008}
         # A new socket resumes where the client was (nothing was stored, so nothing to replay).
