@@ -46,9 +46,9 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm, manage, percentile  # noqa: E402
-from bench.ingest import (DEFAULT_PG_URL, SERVER_ENV, SETUP_SCRIPT, Profiler, pg_recreate,  # noqa: E402
-                          pg_url_with_db, shell_json)
+from bench.common import (DEFAULT_PG_URL, RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm, manage,  # noqa: E402
+                          percentile, pg_recreate, pg_url_with_db)
+from bench.ingest import SERVER_ENV, SETUP_SCRIPT, Profiler, shell_json  # noqa: E402
 from stories.changesets import ChangeSet  # noqa: E402  (pure Python, no Django)
 
 STORY, DOC = "bench", "main"

@@ -95,6 +95,36 @@ def redis_server_pid() -> int | None:
     return None
 
 
+# --- Postgres -------------------------------------------------------------------------------------
+
+DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/test"
+
+
+def pg_url_with_db(url: str, dbname: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+def pg_recreate(admin_url: str, dbname: str, *, drop_only: bool = False) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+
+
+def redis_cleanup(url: str, prefix: str) -> None:
+    """Delete the keys a run made under `prefix`."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    for i in range(0, len(keys), 500):
+        client.delete(*keys[i:i + 500])
+    client.close()
+
+
 # --- a run ----------------------------------------------------------------------------------------
 
 def run_meta(**extra) -> dict:

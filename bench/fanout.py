@@ -61,10 +61,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # bench.common is stdlib-only at import, as this module is (the subscriber processes import it).
-from bench.common import (RESULTS_DIR, ROOT, ClientProcesses, Server, _on_sigterm, client_process_main,  # noqa: E402
-                          run_meta, run_saving,
-                          machine_busy_seconds, manage, merge_counts, percentile, proc_cpu_seconds,
-                          redis_server_pid)
+from bench.common import (DEFAULT_PG_URL, RESULTS_DIR, ROOT, ClientProcesses, Server, _on_sigterm,  # noqa: E402
+                          client_process_main, machine_busy_seconds, manage, merge_counts, percentile,
+                          pg_recreate, pg_url_with_db, proc_cpu_seconds, redis_cleanup, redis_server_pid,
+                          run_meta, run_saving)
 
 STORY, CHANNEL = "bench", "general"
 TOPIC = f"channel:{STORY}/{CHANNEL}"
@@ -532,7 +532,12 @@ def bench(args, cleanup: list, save) -> list[dict]:
     run_prefix = f"bench-fanout-{uuid.uuid4().hex[:10]}"
     cleanup.append(lambda: redis_cleanup(args.redis_url, run_prefix))
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    env.update(SERVER_ENV, DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}", MYTHLINE_VAR_DIR=str(workdir),
+    database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    if args.db == "postgres":  # a database of its own, recreated now and dropped at the end
+        database_url = pg_url_with_db(args.pg_url, args.pg_db)
+        pg_recreate(args.pg_url, args.pg_db)
+        cleanup.append(lambda: pg_recreate(args.pg_url, args.pg_db, drop_only=True))
+    env.update(SERVER_ENV, DATABASE_URL=database_url, MYTHLINE_VAR_DIR=str(workdir),
                DJANGO_SETTINGS_MODULE="mythline_site.settings", REDIS_URL=args.redis_url,
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     kmax = max(args.k)
@@ -621,16 +626,6 @@ def run_with_retries(phase, args) -> dict:
             break
         print(f"    other jobs took {others} cores during the phase: again", file=sys.stderr)
     return best
-
-
-def redis_cleanup(url: str, prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    for i in range(0, len(keys), 500):
-        client.delete(*keys[i:i + 500])
-    client.close()
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -790,6 +785,9 @@ def parse_args(argv=None):
                         help="run a phase again (this many times at most) when other jobs took more than "
                              "--quiet-cores during it (default 2)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="with --db postgres: where to create the bench database")
+    parser.add_argument("--pg-db", default="mythline_bench_fanout", help="the database the bench recreates and drops")
     parser.add_argument("--py-spy", metavar="PATH", help="py-spy binary: record the server during each Django target at the largest K "
                              "(collapsed stacks under bench/results/; the sampling slows the server a little)")
     parser.add_argument("--plots", type=Path, metavar="DIR", help="write fanout_rate.png and fanout_p99.png here")

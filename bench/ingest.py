@@ -54,10 +54,10 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import (CLK_TCK, PYTHON, RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm,  # noqa: E402
+from bench.common import (CLK_TCK, DEFAULT_PG_URL, PYTHON, RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm,  # noqa: E402
+                          pg_recreate, pg_url_with_db, redis_cleanup,
                           _proc_stat, machine_busy_seconds, manage, percentile)
 
-DEFAULT_PG_URL = "postgres://postgres@127.0.0.1:5432/test"
 STORY, CHANNEL, BASELINE_CHANNEL = "bench", "general", "bench-baseline"
 MAX_REQUESTS_PER_AGENT = 1_000_000  # a hard bound besides the clock
 
@@ -140,20 +140,6 @@ def shell_json(env: dict, script: str, marker: str, extra_env: dict | None = Non
         if line.startswith(marker + " "):
             return json.loads(line[len(marker) + 1:])
     raise RuntimeError(f"no {marker} line in:\n{out[-2000:]}")
-
-
-def pg_url_with_db(url: str, dbname: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{dbname}"
-
-
-def pg_recreate(admin_url: str, dbname: str, *, drop_only: bool = False) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-        if not drop_only:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
 
 
 def postgres_cpu_seconds() -> float:
@@ -398,6 +384,12 @@ def bench_database(db: str, args, cleanup: list) -> dict:
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     if args.no_housekeeping:
         env["MYTHLINE_ARCHIVE_SWEEP_SECONDS"] = "0"
+    if args.workers > 1:  # several processes share what one keeps in memory through Redis, as deployed
+        # The bare view numbers its rows with a counter of its process: it runs in one process only.
+        args.no_baseline = True
+        prefix = f"mythline-bench-ingest-{uuid.uuid4().hex[:8]}"
+        env.update(REDIS_URL=args.redis_url, MYTHLINE_REDIS_PREFIX=prefix)
+        cleanup.append(lambda: redis_cleanup(args.redis_url, prefix))
 
     print(f"[{db}] migrate + setup ({max(args.agents)} agents) in {workdir}", file=sys.stderr)
     manage(env, "migrate", "--noinput")
@@ -529,7 +521,10 @@ def parse_args(argv=None):
                         help="also post K messages per request to .../messages/batch (and K rows per request to "
                              "the bare view's bulk insert); 0: single posts only (default)")
     parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
-    parser.add_argument("--workers", type=int, default=1, help="server processes (uvicorn only; default 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes (uvicorn only; default 1); more than one use Redis (--redis-url) "
+                             "and run without the baseline (its seq counter is per process)")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-housekeeping", action="store_true", help="turn the idle-archive sweep off in the server")
     parser.add_argument("--py-spy", metavar="PATH",
                         help="py-spy binary: after the largest N, record the server during an extra, unrecorded "

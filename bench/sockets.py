@@ -55,12 +55,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # Both are stdlib-only at import, as this module is (the client processes import it).
-from bench.common import (RESULTS_DIR, ROOT, ClientProcesses, Server, _on_sigterm, client_process_main,  # noqa: E402
-                          run_meta, run_saving,
-                          _proc_stat, machine_busy_seconds, manage, merge_counts, percentile, proc_cpu_seconds,
-                          redis_server_pid)
+from bench.common import (RESULTS_DIR, ROOT, ClientProcesses, Server, _on_sigterm, _proc_stat,  # noqa: E402
+                          client_process_main, machine_busy_seconds, manage, merge_counts, percentile,
+                          proc_cpu_seconds, redis_cleanup, redis_server_pid, run_meta, run_saving)
 from bench.fanout import (CHANNEL, SERVER_ENV, SETUP_SCRIPT, STORY, TEXT, TOPIC, _number_after,  # noqa: E402
-                          ms, redis_cleanup, wait_quiet)
+                          ms, wait_quiet)
 
 MAX_SOCKETS = 15_000
 TARGETS = ("ours", "ws")
