@@ -384,9 +384,9 @@ def bench_database(db: str, args, cleanup: list) -> dict:
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     if args.no_housekeeping:
         env["MYTHLINE_ARCHIVE_SWEEP_SECONDS"] = "0"
-    if args.workers > 1:  # several processes share what one keeps in memory through Redis, as deployed
+    if args.workers > 1 or args.redis:  # processes share what one keeps in memory through Redis, as deployed
         # The bare view numbers its rows with a counter of its process: it runs in one process only.
-        args.no_baseline = True
+        args.no_baseline = args.no_baseline or args.workers > 1
         prefix = f"mythline-bench-ingest-{uuid.uuid4().hex[:8]}"
         env.update(REDIS_URL=args.redis_url, MYTHLINE_REDIS_PREFIX=prefix)
         cleanup.append(lambda: redis_cleanup(args.redis_url, prefix))
@@ -524,6 +524,7 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes (uvicorn only; default 1); more than one use Redis (--redis-url) "
                              "and run without the baseline (its seq counter is per process)")
+    parser.add_argument("--redis", action="store_true", help="use Redis (--redis-url) with one worker too")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--no-housekeeping", action="store_true", help="turn the idle-archive sweep off in the server")
     parser.add_argument("--py-spy", metavar="PATH",
