@@ -46,8 +46,8 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import (DEFAULT_PG_URL, RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm, manage,  # noqa: E402
-                          percentile, pg_recreate, pg_url_with_db)
+from bench.common import (DEFAULT_PG_URL, RESULTS_DIR, Interrupted, Server, _on_sigterm, django_env,  # noqa: E402
+                          manage, percentile, pg_recreate, pg_url_with_db)
 from bench.ingest import SERVER_ENV, SETUP_SCRIPT, Profiler, shell_json  # noqa: E402
 from stories.changesets import ChangeSet  # noqa: E402  (pure Python, no Django)
 
@@ -359,10 +359,7 @@ def bench_database(db: str, args, cleanup: list) -> dict:
         database_url = pg_url_with_db(args.pg_url, args.pg_db)
         pg_recreate(args.pg_url, args.pg_db)
         cleanup.append(lambda: pg_recreate(args.pg_url, args.pg_db, drop_only=True))
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(COEDIT_ENV, DATABASE_URL=database_url, MYTHLINE_VAR_DIR=str(workdir),
-               DJANGO_SETTINGS_MODULE="mythline_site.settings",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = django_env(workdir, database_url, COEDIT_ENV)
     print(f"[{db}] migrate + setup in {workdir}", file=sys.stderr)
     manage(env, "migrate", "--noinput")
     setup = shell_json(env, SETUP_SCRIPT, "BENCH-SETUP", {"BENCH_AGENTS": str(args.editors + 2)})

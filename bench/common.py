@@ -162,6 +162,19 @@ def run_saving(bench, args, out: Path, meta: dict) -> list | None:
                 print(f"cleanup: {exc!r}", file=sys.stderr)
 
 
+def django_env(workdir: Path, database_url: str, *overrides: dict, **extra) -> dict:
+    """The environment of a bench's servers and `manage.py` runs: this process's, without what a
+    run must choose itself (REDIS_URL, DATABASE_URL, DJANGO_SETTINGS_MODULE), then `overrides`
+    (a bench's SERVER_ENV), the database, the temp dir as MYTHLINE_VAR_DIR, the checkout on
+    PYTHONPATH, and `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    for override in overrides:
+        env.update(override)
+    env.update(DATABASE_URL=database_url, MYTHLINE_VAR_DIR=str(workdir), DJANGO_SETTINGS_MODULE="mythline_site.settings",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), **extra)
+    return env
+
+
 # --- client processes -----------------------------------------------------------------------------
 
 class ClientProcesses:
@@ -251,6 +264,18 @@ def client_process_main(main, *args) -> None:
         asyncio.run(main(*args, loop_kind))
     except (EOFError, BrokenPipeError, KeyboardInterrupt):
         pass
+
+
+def merged_latencies(reports) -> list[float]:
+    """The latencies of the client processes' reports (`report["latencies"]`: array('d') bytes), sorted."""
+    from array import array
+
+    merged = array("d")
+    for report in reports:
+        chunk = array("d")
+        chunk.frombytes(report["latencies"])
+        merged.extend(chunk)
+    return sorted(merged)
 
 
 def merge_counts(dicts) -> dict:

@@ -62,7 +62,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # bench.common is stdlib-only at import, as this module is (the subscriber processes import it).
 from bench.common import (DEFAULT_PG_URL, RESULTS_DIR, ROOT, ClientProcesses, Server, _on_sigterm,  # noqa: E402
-                          client_process_main, machine_busy_seconds, manage, merge_counts, percentile,
+                          client_process_main, django_env, machine_busy_seconds, manage, merge_counts,
+                          merged_latencies, percentile,
                           pg_recreate, pg_url_with_db, proc_cpu_seconds, redis_cleanup, redis_server_pid,
                           run_meta, run_saving)
 
@@ -470,12 +471,7 @@ def run_phase(*, target: str, server: Server, k: int, setup: dict, args, profile
     finally:
         subs.stop()
         profiler.stop()
-    lat = array("d")
-    for r in results.values():
-        chunk = array("d")
-        chunk.frombytes(r["latencies"])
-        lat.extend(chunk)
-    lat = sorted(lat)
+    lat = merged_latencies(results.values())
     unique = sum(r["unique"] for r in results.values())
     connected = sum(r["connected"] for r in results.values())
     last_recv = max((r["last"] for r in results.values() if r["last"]), default=None)
@@ -531,15 +527,12 @@ def bench(args, cleanup: list, save) -> list[dict]:
     cleanup.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
     run_prefix = f"bench-fanout-{uuid.uuid4().hex[:10]}"
     cleanup.append(lambda: redis_cleanup(args.redis_url, run_prefix))
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
     database_url = f"sqlite:///{workdir / 'bench.sqlite3'}"
     if args.db == "postgres":  # a database of its own, recreated now and dropped at the end
         database_url = pg_url_with_db(args.pg_url, args.pg_db)
         pg_recreate(args.pg_url, args.pg_db)
         cleanup.append(lambda: pg_recreate(args.pg_url, args.pg_db, drop_only=True))
-    env.update(SERVER_ENV, DATABASE_URL=database_url, MYTHLINE_VAR_DIR=str(workdir),
-               DJANGO_SETTINGS_MODULE="mythline_site.settings", REDIS_URL=args.redis_url,
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = django_env(workdir, database_url, SERVER_ENV, REDIS_URL=args.redis_url)
     kmax = max(args.k)
     print(f"migrate + setup ({kmax} subscribers) in {workdir}", file=sys.stderr)
     manage(env, "migrate", "--noinput")

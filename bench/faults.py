@@ -60,7 +60,7 @@ from glob import glob
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm, free_port, manage  # noqa: E402
+from bench.common import RESULTS_DIR, Interrupted, Server, _on_sigterm, django_env, free_port, manage  # noqa: E402
 
 SCENARIOS = ("redis", "postgres", "sigkill")
 SERVERS = {"redis": 2, "postgres": 2, "sigkill": 3}
@@ -556,11 +556,8 @@ def run(args, cleanup: list) -> list[dict]:
     redis_server.start()
     args._pg_url = pg.url
 
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    env.update(SERVER_ENV, DATABASE_URL=pg.url, REDIS_URL=redis_server.url, MYTHLINE_VAR_DIR=str(workdir),
-               DJANGO_SETTINGS_MODULE="mythline_site.settings", SECRET_KEY=uuid.uuid4().hex * 2,
-               MYTHLINE_REDIS_PREFIX="drill", PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = django_env(workdir, pg.url, SERVER_ENV, REDIS_URL=redis_server.url, SECRET_KEY=uuid.uuid4().hex * 2,
+                     MYTHLINE_REDIS_PREFIX="drill", PYTHONUNBUFFERED="1")
     log("migrate + setup")
     manage(env, "migrate", "--noinput")
     out = manage({**env, "DRILL_AGENTS": str(args.agents), "DRILL_SUBSCRIBERS": str(args.subscribers),

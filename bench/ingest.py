@@ -39,7 +39,6 @@ import asyncio
 import json
 import os
 import secrets
-import platform
 import shutil
 import signal
 import statistics
@@ -54,9 +53,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import (CLK_TCK, DEFAULT_PG_URL, PYTHON, RESULTS_DIR, ROOT, Interrupted, Server, _on_sigterm,  # noqa: E402
-                          pg_recreate, pg_url_with_db, redis_cleanup,
-                          _proc_stat, machine_busy_seconds, manage, percentile)
+from bench.common import (CLK_TCK, DEFAULT_PG_URL, RESULTS_DIR, ROOT, Server, _on_sigterm,  # noqa: E402
+                          _proc_stat, django_env, machine_busy_seconds, manage, percentile, pg_recreate,
+                          pg_url_with_db, redis_cleanup, run_meta, run_saving)
 
 STORY, CHANNEL, BASELINE_CHANNEL = "bench", "general", "bench-baseline"
 MAX_REQUESTS_PER_AGENT = 1_000_000  # a hard bound besides the clock
@@ -378,10 +377,7 @@ def bench_database(db: str, args, cleanup: list) -> dict:
         pg_recreate(args.pg_url, args.pg_db)
         if not args.keep:
             cleanup.append(lambda: pg_recreate(args.pg_url, args.pg_db, drop_only=True))
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(SERVER_ENV, DATABASE_URL=database_url, MYTHLINE_VAR_DIR=str(workdir),
-               DJANGO_SETTINGS_MODULE="mythline_site.settings",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = django_env(workdir, database_url, SERVER_ENV)
     if args.no_housekeeping:
         env["MYTHLINE_ARCHIVE_SWEEP_SECONDS"] = "0"
     if args.workers > 1 or args.redis:  # processes share what one keeps in memory through Redis, as deployed
@@ -547,31 +543,14 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    cleanup: list = []
-    results = []
-    started = datetime.now(timezone.utc)
-    try:
-        for db in dbs:
-            results.append(bench_database(db, args, cleanup))
-    except (KeyboardInterrupt, Interrupted):
-        print("interrupted: stopping everything the bench started", file=sys.stderr)
+    meta = run_meta(seconds=args.seconds, warmup=args.warmup, rounds=args.rounds, agents=args.agents,
+                    batch=args.batch, server=args.server, workers=args.workers, server_env=SERVER_ENV)
+    out = args.out or RESULTS_DIR / f"ingest-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+    results = run_saving(lambda args, cleanup, save: [bench_database(db, args, cleanup) for db in dbs], args, out, meta)
+    if results is None:
         return 130
-    finally:
-        for fn in reversed(cleanup):
-            try:
-                fn()
-            except Exception as exc:  # noqa: BLE001 - clean up the rest anyway
-                print(f"cleanup: {exc!r}", file=sys.stderr)
     rows = summarize(results)
     table = markdown_table(rows)
-    meta = {
-        "started_at": started.isoformat(timespec="seconds"), "command": " ".join([Path(PYTHON).name, *sys.argv]),
-        "python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-        "seconds": args.seconds, "warmup": args.warmup, "rounds": args.rounds, "agents": args.agents,
-        "batch": args.batch, "server": args.server, "workers": args.workers, "server_env": SERVER_ENV,
-    }
-    out = args.out or RESULTS_DIR / f"ingest-{started:%Y%m%d-%H%M%S}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "summary": rows, "databases": results}, indent=2))
     print(table)
     print()

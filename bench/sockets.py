@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import shutil
 import signal
@@ -56,8 +55,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # Both are stdlib-only at import, as this module is (the client processes import it).
 from bench.common import (RESULTS_DIR, ROOT, ClientProcesses, Server, _on_sigterm, _proc_stat,  # noqa: E402
-                          client_process_main, machine_busy_seconds, manage, merge_counts, percentile,
-                          proc_cpu_seconds, redis_cleanup, redis_server_pid, run_meta, run_saving)
+                          client_process_main, django_env, machine_busy_seconds, manage, merge_counts,
+                          merged_latencies, percentile, proc_cpu_seconds, redis_cleanup, redis_server_pid, run_meta,
+                          run_saving)
 from bench.fanout import (CHANNEL, SERVER_ENV, SETUP_SCRIPT, STORY, TEXT, TOPIC, _number_after,  # noqa: E402
                           ms, wait_quiet)
 
@@ -387,12 +387,7 @@ def run_target(target: str, server: Server, setup: dict, args) -> dict:
         # One broadcast to all, --messages times.
         pub = asyncio.run(publish(target, server, setup["publisher"], args.messages, args.spacing))
         collected = clients.collect(pub["sent"], time.time() + args.drain)
-        lat = array("d")
-        for r in collected.values():
-            chunk = array("d")
-            chunk.frombytes(r["latencies"])
-            lat.extend(chunk)
-        lat = sorted(lat)
+        lat = merged_latencies(collected.values())
         connected = sum(r["connected"] for r in collected.values())
         delivered = sum(r["delivered"] for r in collected.values())
         expected = connected * pub["sent"]
@@ -416,10 +411,7 @@ def run_target(target: str, server: Server, setup: dict, args) -> dict:
 def bench(args, cleanup: list, save) -> list[dict]:
     workdir = Path(tempfile.mkdtemp(prefix="mythline-sockets-"))
     cleanup.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
-    env.update(SERVER_ENV, DATABASE_URL=f"sqlite:///{workdir / 'bench.sqlite3'}", MYTHLINE_VAR_DIR=str(workdir),
-               DJANGO_SETTINGS_MODULE="mythline_site.settings",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = django_env(workdir, f"sqlite:///{workdir / 'bench.sqlite3'}", SERVER_ENV)
     env.pop("MYTHLINE_HEARTBEAT_SECONDS", None)  # the default heartbeat, as the goal says
     if args.workers > 1:  # several processes share the layer, presence and leases through Redis
         run_prefix = f"bench-sockets-{uuid.uuid4().hex[:10]}"
