@@ -1,5 +1,6 @@
 """Per-process fan-out (messaging/fanout.py): one channel-layer membership per group and process."""
 import asyncio
+from contextlib import asynccontextmanager
 
 import pytest
 from channels.layers import channel_layers
@@ -32,6 +33,15 @@ def sockets_of(fanout, group) -> list:
     return [inbox.offer.__self__ for inbox in fanout.groups[group].inboxes]
 
 
+@asynccontextmanager
+async def subscribed(user):
+    """A socket of `user`, welcomed and subscribed to tale/general."""
+    async with Client(user) as client:
+        await client.recv()
+        await client.request(type="subscribe", topic="channel:tale/general")
+        yield client
+
+
 async def texts(client, n: int) -> list:
     return [(await client.ws.receive_output(timeout=5)).get("text") for _ in range(n)]
 
@@ -41,10 +51,7 @@ def test_an_idle_socket_sends_at_once_and_a_busy_one_in_its_turn_each_in_seq_ord
     group = general_group(world)
 
     async def go():
-        async with Client(world["alice"]) as a, Client(world["bob"]) as b:
-            for c in (a, b):
-                await c.recv()
-                await c.request(type="subscribe", topic="channel:tale/general")
+        async with subscribed(world["alice"]) as a, subscribed(world["bob"]) as b:
             fanout = get_fanout()
             busy = next(s for s in sockets_of(fanout, group) if s.user.username == "bob")
             await busy.turn.acquire()
@@ -144,10 +151,7 @@ def test_a_socket_too_far_behind_is_closed_with_4008_and_resumes_with_after(worl
     group = general_group(world)
 
     async def go():
-        async with Client(world["alice"]) as a, Client(world["bob"]) as b:
-            for c in (a, b):
-                await c.recv()
-                await c.request(type="subscribe", topic="channel:tale/general")
+        async with subscribed(world["alice"]) as a, subscribed(world["bob"]) as b:
             fanout = get_fanout()
             # Both sockets are busy (in a long frame handler, say: their turn is held), so three events
             # land in their inboxes before either gets to run: past the bound of 2.
