@@ -40,8 +40,11 @@ def publish_on_commit(group: str, event: dict) -> None:
 
 
 async def _send_each(group: str, events: list[dict]) -> None:
-    for event in events:
-        await group_send(group, event)
+    for event in events:  # one failing does not keep the others back (each is backfilled by seq)
+        try:
+            await group_send(group, event)
+        except Exception:  # noqa: BLE001 - as in _send
+            logger.exception("publishing %s to %s failed", event.get("type"), group)
 
 
 def _send_all(group: str, events: list[dict]) -> None:

@@ -27,6 +27,7 @@ against concurrent posts of the same agent: two identical posts racing each othe
 import hashlib
 import json
 import re
+import threading
 import uuid
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -79,6 +80,7 @@ def payload_fingerprint(payload) -> str:
 # ids and times from the database, not their payloads.
 _KEYS: dict = {}
 _KEYS_MAX = 20_000
+_KEYS_LOCK = threading.Lock()  # request threads add and evict; reads are single `get`s
 _PK = Message._meta.pk
 
 
@@ -107,19 +109,24 @@ def remember(message: Message, fields) -> None:
     keys = fields.policy_cache.get("loops.keys")
     if keys is not None:
         slot = _slot(message.pk, message.created_at)
-        transaction.on_commit(lambda: _keep(slot, keys))
+        transaction.on_commit(lambda: _keep(slot, keys), robust=True)
 
 
 def _keep(slot: tuple, keys) -> None:
-    _KEYS[slot] = keys
-    while len(_KEYS) > _KEYS_MAX:
-        _KEYS.pop(next(iter(_KEYS)), None)
+    with _KEYS_LOCK:
+        _KEYS[slot] = keys
+        while len(_KEYS) > _KEYS_MAX:
+            _KEYS.pop(next(iter(_KEYS)), None)
 
 
 def _stored_keys(rows: list[tuple]) -> dict:
     """The keys of stored messages, by their raw (id, created_at): from `_KEYS`, the rest read in
     one query (and kept)."""
-    found = {slot: _KEYS[slot] for slot in rows if slot in _KEYS}
+    found = {}
+    for slot in rows:
+        keys = _KEYS.get(slot)  # one lookup: another thread may evict it between two
+        if keys is not None:
+            found[slot] = keys
     missing = [slot for slot in rows if slot not in found]
     if missing:
         by_pk = {uuid.UUID(str(pk)): (pk, created_at) for pk, created_at in missing}

@@ -695,7 +695,7 @@ def _insert_many(channel: Channel, sender, admitted: list, out: list[BatchItem],
 def _check_batch_relation(clean: CleanMessage, sender, seen: dict, i: int, same_relation: dict[int, int]) -> None:
     """`_check_relation_state`, and what the batch's earlier relations did to the same target: a
     second deletion, or the same reaction again, repeats the earlier one (`same_relation`); an edit or a
-    reaction after a deletion is refused."""
+    reaction after a deletion is refused; a reaction whose stored twin the batch took back is new."""
     target = clean.relates_to.pk
     deleted = seen.get(("delete", target))
     if deleted is not None:
@@ -707,7 +707,13 @@ def _check_batch_relation(clean: CleanMessage, sender, seen: dict, i: int, same_
     if reaction_key in seen:
         same_relation[i] = seen[reaction_key]
         return
-    _check_relation_state(clean, sender)
+    try:
+        _check_relation_state(clean, sender)
+    except RelationRepeat as repeated:
+        # The same reaction is stored, but an earlier message of the batch takes it back: posted
+        # one after the other, this one would be a new reaction.
+        if reaction_key is None or ("delete", repeated.message.pk) not in seen:
+            raise
     if clean.msg_type == "delete":
         seen[("delete", target)] = i
     elif reaction_key is not None:

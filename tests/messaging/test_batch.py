@@ -138,6 +138,23 @@ def test_relations_in_a_batch_answer_as_they_would_alone(room):
     assert room["vera"].get(f"/api/messages/{other['id']}").json()["deleted"] is True
 
 
+def test_taking_a_reaction_back_and_reacting_again_in_one_batch_is_a_new_reaction(room):
+    target = room["bob"].post("/api/stories/tale/channels/general/messages", text("react to me"),
+                              format="json").json()
+    thumbs = {"msg_type": "reaction", "payload": {"key": "👍"}, "relates_to": target["id"]}
+    first = room["bob"].post("/api/stories/tale/channels/general/messages", thumbs, format="json").json()
+    results = batch(room["bob"], [{"msg_type": "delete", "payload": {}, "relates_to": first["id"]},
+                                  thumbs]).json()["results"]
+    assert [item["status"] for item in results] == [201, 201]
+    assert results[1]["message"]["id"] != first["id"]
+    assert room["vera"].get(f"/api/messages/{target['id']}").json()["reactions"] == [
+        {"key": "👍", "count": 1, "me": False}]
+    # ... and the new one is the reaction now: taking it back leaves none.
+    room["bob"].post("/api/stories/tale/channels/general/messages",
+                     {"msg_type": "delete", "payload": {}, "relates_to": results[1]["message"]["id"]}, format="json")
+    assert room["vera"].get(f"/api/messages/{target['id']}").json()["reactions"] == []
+
+
 def test_a_reference_names_a_message_stored_before_the_batch(room):
     mine = str(uuid.uuid4())
     results = batch(room["bob"], [text("question", id=mine), text("answer", reply_to=mine)]).json()["results"]
