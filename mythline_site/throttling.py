@@ -4,10 +4,12 @@ One cache key per (scope, user) holding a single float, the "theoretical arrival
 read and write, smooth (no window edges), with a burst allowance. Limits are settings
 (MYTHLINE_RATES); over the limit the API answers 429 `rate_limited` with `Retry-After`.
 """
+import threading
 import time
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import BaseThrottle
 
 from mythline_site.errors import RateLimited
@@ -26,16 +28,46 @@ def check_rate(scope: str, key: str, *, now: float | None = None, cost: int = 1)
     """Consume `cost` units of `scope` for `key`, or raise RateLimited with the delay to wait.
 
     A request is let through when one unit is free, whatever its cost (a batch larger than the
-    burst can pass); its cost then counts against what follows, as that many single requests would."""
+    burst can pass); its cost then counts against what follows, as that many single requests would.
+    The read and the write of the key are one step (`_take`): requests racing each other, in one
+    process or many, are each counted."""
     rate, burst = settings.MYTHLINE_RATES[scope]
     interval = parse_rate(rate)
     now = time.time() if now is None else now
-    cache_key = f"{settings.MYTHLINE_RATE_KEY_PREFIX}:{scope}:{key}"
-    tat = max(cache.get(cache_key) or now, now)
-    allowance = interval * burst
-    if tat - now > allowance:
-        raise RateLimited(retry_after=tat - now - allowance + interval)
-    cache.set(cache_key, tat + interval * cost, timeout=int(tat - now + interval * cost) + 1)
+    wait = _take(f"{settings.MYTHLINE_RATE_KEY_PREFIX}:{scope}:{key}", now=now, interval=interval,
+                 allowance=interval * burst, cost=cost)
+    if wait > 0:
+        raise RateLimited(retry_after=wait)
+
+
+# GCRA in one Redis step: KEYS[1] holds the theoretical arrival time (a plain number); ARGV: now,
+# interval, allowance, cost. Answers 0 (taken) or the seconds to wait, as text (Redis would cut a
+# Lua number to an integer).
+_GCRA_SCRIPT = """
+local now, interval, allowance, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tat < now then tat = now end
+if tat - now > allowance then return tostring(tat - now - allowance + interval) end
+local new = tat + interval * cost
+redis.call('SET', KEYS[1], string.format('%.6f', new), 'PX', math.ceil((new - now) * 1000) + 1000)
+return '0'
+"""
+_local_lock = threading.Lock()
+
+
+def _take(cache_key: str, *, now: float, interval: float, allowance: float, cost: int) -> float:
+    """One GCRA step on `cache_key`: 0 when the units were taken, else the seconds to wait."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        key = backend.make_and_validate_key(cache_key)
+        client = backend._cache.get_client(key, write=True)
+        return float(client.eval(_GCRA_SCRIPT, 1, key, repr(now), repr(interval), repr(allowance), cost))
+    with _local_lock:  # the in-process cache: one process, whose threads take turns here
+        tat = max(cache.get(cache_key) or now, now)
+        if tat - now > allowance:
+            return tat - now - allowance + interval
+        cache.set(cache_key, tat + interval * cost, timeout=int(tat - now + interval * cost) + 1)
+        return 0.0
 
 
 class TokenBucket:
