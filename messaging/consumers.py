@@ -181,21 +181,29 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def finish_send(self, call, waiting_on) -> None:
         """Drive a send that `send_now` started to its end, as a task of its own would have: each
         time it yields a future, wait for that future, then resume it (it reads the future's result
-        or exception itself)."""
+        or exception itself). Cancelled (the socket is going away), it cancels the send as a task's
+        `cancel()` would: the future the send waits on is cancelled and CancelledError is raised
+        inside the send, so that the server's own clean-up runs (an asyncio.Lock waiter hands the
+        lock on to the next one; a drain waiter is not left pending), then the send is driven to
+        its end as before (a server that takes the cancellation and goes on is not cut off)."""
+        cancelled = False
         try:
             while True:
-                if waiting_on is None:  # a bare yield (sleep(0))
-                    await asyncio.sleep(0)
-                elif asyncio.isfuture(waiting_on):
-                    waiting_on._asyncio_future_blocking = False
-                    try:
+                try:
+                    if waiting_on is None:  # a bare yield (sleep(0))
+                        await asyncio.sleep(0)
+                    elif asyncio.isfuture(waiting_on):
+                        waiting_on._asyncio_future_blocking = False
                         await asyncio.wait((waiting_on,))
-                    except asyncio.CancelledError:
+                    else:
                         call.close()
-                        raise
-                else:
-                    call.close()
-                    raise RuntimeError(f"the server's send yielded {waiting_on!r}, not a future")
+                        raise RuntimeError(f"the server's send yielded {waiting_on!r}, not a future")
+                except asyncio.CancelledError:
+                    cancelled = True
+                    if asyncio.isfuture(waiting_on):
+                        waiting_on.cancel()
+                    waiting_on = call.throw(asyncio.CancelledError())
+                    continue
                 waiting_on = call.send(None)
         except StopIteration:
             pass
@@ -205,6 +213,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         finally:
             if self.sending is asyncio.current_task():
                 self.sending = None
+        if cancelled:
+            raise asyncio.CancelledError()
 
     async def on_event(self, event: dict) -> None:
         if self.closing:

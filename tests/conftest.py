@@ -7,6 +7,7 @@ import os
 import uuid
 
 import pytest
+from channels.layers import channel_layers
 from rest_framework.test import APIClient
 
 from accounts.services import token_issue
@@ -39,6 +40,21 @@ def _fresh_rate_limits(settings):
     settings.MYTHLINE_RATE_KEY_PREFIX = f"rl-test-{uuid.uuid4().hex[:12]}"
     # Likewise the per-user connection leases (messaging/connections.py) on a shared Redis.
     settings.MYTHLINE_LEASE_KEY_PREFIX = f"{settings.MYTHLINE_RATE_KEY_PREFIX}:leases"
+
+
+@pytest.fixture(autouse=True)
+def fresh_channel_layer():
+    """Each test gets a channel layer of its own (and `tests.messaging.test_consumers.run`, each event
+    loop). The process's layer is made once and kept, while tests run many short event loops
+    (asyncio.run, async_to_sync). channels-redis keeps asyncio locks across loops: a receive cancelled
+    while it waits for the lock on its process's channels (as a loop's end cancels the fan-out's
+    receive) leaves that lock's waiter count up, so the lock, bound to the finished loop, is never
+    dropped, and the next loop's first receive that has to wait for it fails ("bound to a different
+    event loop"; the fan-out then logs "fan-out receive failed" and closes its sockets). A server
+    process runs one loop for good, so only tests meet this."""
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
 
 
 @pytest.fixture

@@ -63,7 +63,13 @@ class Client:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    """Run `coro` in an event loop of its own, with a channel layer of its own (see `fresh_channel_layer`
+    in tests/conftest.py: a layer that outlives its loop can fail a later loop's receive)."""
+    channel_layers.backends.clear()
+    try:
+        return asyncio.run(coro)
+    finally:
+        channel_layers.backends.clear()
 
 
 def post_sync(user, text, channel="general", **extra):
@@ -440,4 +446,48 @@ def test_a_batch_reaches_subscribers_as_messages_in_seq_order(world):
                     [await agent.until("message") for _ in range(3)]]
             assert seen == [(1, "one"), (2, "for the narrator"), (3, "three")]
             await viewer.nothing()
+    run(go())
+
+
+def test_a_stalled_send_cancelled_with_its_socket_hands_the_servers_send_lock_on(world):
+    """A live frame whose send had to wait (RealtimeConsumer.send_now / finish_send) is cancelled
+    when its socket goes away as a task would be: CancelledError inside the server's send, so a
+    server that serializes its writes with an asyncio.Lock hands the lock to its next write. (Closed
+    with GeneratorExit instead, the send took the lock's wake-up with it: the server's next write on
+    that connection, a close frame or a ping, waited forever.)"""
+    from messaging.fanout import get_fanout
+    from tests.messaging.test_fanout import general_group, live_event, sockets_of
+
+    group = general_group(world)
+
+    async def go():
+        async with Client(world["alice"]) as a:
+            await a.recv()
+            await a.request(type="subscribe", topic="channel:tale/general")
+            fanout = get_fanout()
+            [socket] = sockets_of(fanout, group)
+            write_lock = asyncio.Lock()  # the server's: one write at a time on a connection
+            server_send = socket.base_send
+
+            async def send(message):
+                async with write_lock:
+                    await server_send(message)
+            socket.base_send = send
+
+            await write_lock.acquire()  # the server is busy writing (a ping, say)
+            while not socket.inbox.parked or socket.turn.locked():  # the socket idle: it takes the event at once
+                await asyncio.sleep(0)
+            fanout.deliver(live_event(group, 1))  # the socket's send waits for the lock: a task finishes it
+            stalled = socket.sending
+            assert stalled is not None
+            after = asyncio.ensure_future(send({"type": "websocket.send", "text": "the server's next write"}))
+            while len(write_lock._waiters or ()) < 2:  # both wait for the lock, the socket's first
+                await asyncio.sleep(0)
+            write_lock.release()  # hands the lock to the socket's send...
+            stalled.cancel()  # ...which is cancelled before it runs: the socket goes away
+            await asyncio.wait_for(after, 5)
+            # The cancelled frame never went out; the server's next write did.
+            assert await a.ws.receive_from(timeout=5) == "the server's next write"
+            await a.nothing()
+            assert stalled.cancelled() and socket.sending is None
     run(go())
