@@ -297,10 +297,12 @@ def build_server(*, agent=None) -> MythlineMCP:
     @server.tool(annotations=WRITE)
     async def post_messages(
         ctx: Context, story: StoryArg, channel: ChannelArg,
-        messages: Annotated[list[dict[str, Any]], Field(
+        # list[Any], not list[dict]: an item that is not an object is that item's own 400, as over REST.
+        messages: Annotated[list[Any], Field(
             description="1 to MYTHLINE_BATCH_MAX_MESSAGES (100 by default) message objects, each with the fields "
                         "of post_message (msg_type, payload, and any of id, reply_to, correlation_id, audience, "
-                        "relates_to, mentions); give each an id to make a retry safe")],
+                        "relates_to, mentions); give each an id to make a retry safe; an item that is not an "
+                        "object is refused on its own (status 400)")],
     ) -> dict[str, Any]:
         """Post several messages to one channel at once: one transaction, consecutive seqs in their order.
         Each is checked as if posted alone and answered on its own: {"results": [{"status": 201 or 200,

@@ -153,10 +153,15 @@ async def exercise_every_tool(session, alice_token: str, base: str | None):
     # post_messages: a batch, each message answered on its own (stored in the channel "room").
     batch = await ok(session, "post_messages", story="tale", channel="room", messages=[
         {"msg_type": "narration", "payload": {"text": "Fog."}, "id": first_id},
-        {"msg_type": "narration", "payload": {"text": "Gulls."}}, {"msg_type": "narration", "payload": {}}])
-    assert [item["status"] for item in batch["results"]] == [409, 201, 400]
+        {"msg_type": "narration", "payload": {"text": "Gulls."}}, {"msg_type": "narration", "payload": {}},
+        "not an object", {"msg_type": "narration", "payload": {"text": "Rain."}}])
+    assert [item["status"] for item in batch["results"]] == [409, 201, 400, 400, 201]
     assert batch["results"][0]["error"]["code"] == "conflict" and batch["results"][1]["message"]["seq"] == 1
     assert "payload.text" in batch["results"][2]["error"]["details"]
+    # An item that is not an object is refused on its own, as over REST; the others are stored.
+    assert batch["results"][3]["error"]["code"] == "invalid"
+    assert batch["results"][3]["error"]["message"] == "The message must be a JSON object."
+    assert batch["results"][4]["message"]["seq"] == 2
     assert (await error(session, "post_messages", story="tale", channel="room", messages=[]))["code"] == "invalid"
 
     # Relations: each edit, reaction and deletion is a new entry of the log (docs/protocol.md 4.4).
