@@ -29,7 +29,10 @@ import json
 import re
 import threading
 import uuid
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone as dt_timezone
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -44,8 +47,24 @@ _PUNCTUATION = re.compile(r"[^\w\s]+")
 
 
 def _canonical(payload) -> str:
-    """One text per JSON value, whatever the key order (and `true` is not `1`, unlike in Python)."""
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """One text per JSON value, whatever the key order (and `true` is not `1`, unlike in Python),
+    and whatever form a number took: an integral float is written as the integer its JSON text
+    names (`_same_number`), so a payload hashes alike as posted and as the database gives it back."""
+    return json.dumps(_same_number(payload), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _same_number(value):
+    """`value` with every integral float as the int its JSON text (`repr`) names: 1e16 posted is a
+    float, but PostgreSQL's jsonb (exact numerics) hands back 10000000000000000 (SQLite the text as
+    posted); 1e300 comes back as 10**300 (not int(1e300), the float's binary value). 1.0 stays 1.0
+    in jsonb and becomes 1 here too. Other numbers, and everything else, stay as they are."""
+    if isinstance(value, float):
+        return int(Decimal(repr(value))) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {key: _same_number(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_same_number(item) for item in value]
+    return value
 
 
 def _normalize_text(text: str) -> str:
@@ -103,18 +122,49 @@ def _slot(pk, created_at) -> tuple:
     return _PK.get_db_prep_value(pk, connection), _when(created_at)
 
 
+# Inside `one_commit_hook()`: what `remember` was given, kept by one hook when the transaction commits.
+_pending: ContextVar[list | None] = ContextVar("loops_pending", default=None)
+
+
 def remember(message: Message, fields) -> None:
     """Called by messaging.services for a message it stores: once its transaction commits, keep
-    the keys its policies computed (nothing when none ran), so later posts need not read it back."""
+    the keys its policies computed (nothing when none ran), so later posts need not read it back.
+    One on_commit hook per message, or per batch inside `one_commit_hook()`."""
     keys = fields.policy_cache.get("loops.keys")
-    if keys is not None:
-        slot = _slot(message.pk, message.created_at)
-        transaction.on_commit(lambda: _keep(slot, keys), robust=True)
+    if keys is None:
+        return
+    entry = (_slot(message.pk, message.created_at), keys)
+    pending = _pending.get()
+    if pending is not None:
+        pending.append(entry)
+    else:
+        transaction.on_commit(lambda: _keep([entry]), robust=True)
 
 
-def _keep(slot: tuple, keys) -> None:
+@contextmanager
+def one_commit_hook():
+    """Within (inside the transaction that stores them): the messages `remember`ed are kept by one
+    on_commit hook, registered on the way out (none when nothing was remembered, or when the block
+    raised: its transaction does not commit). A hook that raises does not break the commit (robust).
+    Nested: the outermost one registers the hook."""
+    if _pending.get() is not None:
+        yield
+        return
+    entries: list = []
+    token = _pending.set(entries)
+    try:
+        yield
+    finally:
+        _pending.reset(token)
+    if entries:
+        transaction.on_commit(lambda: _keep(entries), robust=True)
+
+
+def _keep(entries: list) -> None:
+    """Keep (slot, keys) pairs; past the bound the oldest go first."""
     with _KEYS_LOCK:
-        _KEYS[slot] = keys
+        for slot, keys in entries:
+            _KEYS[slot] = keys
         while len(_KEYS) > _KEYS_MAX:
             _KEYS.pop(next(iter(_KEYS)), None)
 
@@ -133,7 +183,7 @@ def _stored_keys(rows: list[tuple]) -> dict:
         for pk, payload in Message.objects.filter(pk__in=list(by_pk)).values_list("id", "payload"):
             slot = by_pk[pk]
             found[slot] = _keys_of(payload)
-            _keep(slot, found[slot])
+        _keep([(slot, found[slot]) for slot in missing if slot in found])
     return found
 
 

@@ -8,6 +8,8 @@ IMMEDIATE, so the seq is gapless and unique under any number of threads or proce
 import json
 import re
 import uuid
+from contextlib import nullcontext
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -15,6 +17,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from audit import services as audit
@@ -427,6 +431,57 @@ def _new_message(channel: Channel, sender, clean: CleanMessage, message_id: uuid
     )
 
 
+def _plain(clean: CleanMessage, channel: Channel) -> bool:
+    """A post that writes nothing but its own row and search entry: no relation (whose target's state
+    is checked under the channel's lock), no recipients, nothing that notifies (mentions, a reply,
+    a decision) and not into an inbox (webhook deliveries). `_stored` would write nothing else for
+    it; tests/messaging/test_post_path.py holds the two to each other."""
+    return (clean.relates_to is None and clean.reply_to is None and not clean.recipient_ids
+            and not clean.mentions and clean.msg_type != "decision" and channel.kind != Channel.Kind.INBOX)
+
+
+_PLAIN_SQL: str | None = None
+
+
+def _plain_sql(insert_sql: str) -> str:
+    """One statement that stores a plain post: bump the channel's seq (its row lock), insert the
+    message with it and its search entry. Run outside a transaction, the statement is the
+    transaction: the lock is held from the UPDATE to the end of the COMMIT, with no round trip to
+    the process (and no wait for its GIL) in between, so posts into one channel from many threads
+    and processes queue for the database's time only (docs/benchmarks.md, "Ingest scale-out")."""
+    channel_table = connection.ops.quote_name(Channel._meta.db_table)
+    head, values = insert_sql.split(" VALUES (", 1)
+    assert values.endswith(")"), insert_sql
+    return (f"WITH s AS (UPDATE {channel_table} SET last_seq = last_seq + 1, last_message_at = %s "
+            f"WHERE id = %s AND archived_at IS NULL RETURNING last_seq), "
+            f"m AS ({head} SELECT {values[:-1]} FROM s RETURNING id, seq), "
+            f"t AS (INSERT INTO {search.TEXT_TABLE} (message_id, text) SELECT id, %s FROM m) "
+            f"SELECT seq FROM m")
+
+
+def _insert_plain(channel: Channel, sender, clean: CleanMessage, message_id: uuid.UUID, *,
+                  key: str | None = None) -> tuple[Message, dict]:
+    """`_insert` + `_stored` for a `_plain` post on Postgres, in one statement (`_plain_sql`)."""
+    global _PLAIN_SQL
+    message = _new_message(channel, sender, clean, message_id, RawSQL("s.last_seq", ()), key=key)
+    fields = Message._meta.local_concrete_fields
+    query = InsertQuery(Message)
+    query.insert_values(fields, [message])
+    [(insert_sql, params)] = query.get_compiler(connection=connection).as_sql()
+    if _PLAIN_SQL is None:
+        _PLAIN_SQL = _plain_sql(insert_sql)
+    text = search.message_text(message.msg_type, message.payload)
+    with connection.cursor() as cursor:
+        cursor.execute(_PLAIN_SQL, [message.created_at, channel.pk, *params, text])
+        row = cursor.fetchone()
+    if row is None:
+        raise Archived(f"Channel '{channel.name}' is archived and read-only.")
+    message.seq = channel.last_seq = row[0]
+    message._state.adding, message._state.db = False, connection.alias
+    loops.remember(message, clean)
+    return message, _announce(message, channel, sender, clean)
+
+
 def _stored(message: Message, channel: Channel, sender, clean: CleanMessage, *, indexed: bool = False,
             frames_out: list | None = None) -> dict:
     """What follows the INSERT of a message, in its transaction: its search entry (unless the
@@ -440,6 +495,12 @@ def _stored(message: Message, channel: Channel, sender, clean: CleanMessage, *, 
         MessageRecipient.objects.bulk_create(MessageRecipient(message=message, user_id=uid) for uid in clean.recipient_ids)
     notifications.on_posted(message, channel)
     webhooks.on_posted(message, channel)
+    return _announce(message, channel, sender, clean, frames_out)
+
+
+def _announce(message: Message, channel: Channel, sender, clean: CleanMessage, frames_out: list | None = None) -> dict:
+    """The stored message as the post answers it, and its live frame: published after commit (or
+    added to `frames_out`, for the caller to publish)."""
     data = posted_json(message, channel=channel, sender=sender, fresh=True)
     topic = f"channel:{channel.story.slug}/{channel.name}"
     event = events.message_created_event(message, events.dumps(data), topic, clean.recipient_ids)
@@ -464,6 +525,14 @@ def posted_json(message: Message, *, channel: Channel, sender=None, fresh: bool 
     return data
 
 
+def _stream_ids_taken(ids, sender) -> set:
+    """Of these message ids, those a stream holds against `sender` (one query): a stream's id is
+    its final message's (streaming/), readers see it live, and no one else may take it; nor its
+    opener while it is open (stream_complete marks it completed before it posts)."""
+    return set(Stream.objects.filter(pk__in=list(ids)).filter(Q(status=Stream.Status.OPEN) | ~Q(sender_id=sender.pk))
+               .values_list("pk", flat=True))
+
+
 def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | None = None) -> PostResult:
     """Validate, apply the policies, and store one message (or return the earlier one for a repeat).
 
@@ -486,8 +555,7 @@ def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | 
     existing = repeat()
     if existing is not None:
         return PostResult(existing, False, posted_json(existing, channel=channel, sender=existing.sender))
-    if clean.id is not None and Stream.objects.filter(pk=clean.id).filter(
-            Q(status=Stream.Status.OPEN) | ~Q(sender_id=sender.pk)).exists():
+    if clean.id is not None and _stream_ids_taken([clean.id], sender):
         # A stream's id is its final message's (streaming/): readers see it live, and must not take it;
         # nor its opener while it is open (stream_complete marks it completed before it posts).
         raise Conflict(ID_TAKEN, details={"id": "already taken"})
@@ -497,8 +565,12 @@ def message_post(*, sender, access: ChannelAccess, data, idempotency_key: str | 
     if _idle_expired(channel, now) and _set_archived(channel=channel, by=None, archived=True, idle_at=now):
         raise Archived(f"Channel '{channel.name}' was archived after {channel.idle_archive_seconds}s without messages.")
     try:
-        with transaction.atomic():
-            message, data = _insert(channel, sender, clean, clean.id or uuid.uuid4(), key=key)
+        if connection.vendor == "postgresql" and _plain(clean, channel):
+            with transaction.atomic() if connection.in_atomic_block else nullcontext():  # (a savepoint)
+                message, data = _insert_plain(channel, sender, clean, clean.id or uuid.uuid4(), key=key)
+        else:
+            with transaction.atomic():
+                message, data = _insert(channel, sender, clean, clean.id or uuid.uuid4(), key=key)
     except RelationRepeat as repeated:
         # The same reaction again, or a second deletion: nothing stored, the earlier one answers.
         return PostResult(repeated.message, False, posted_json(repeated.message, channel=channel))
@@ -568,16 +640,55 @@ def message_post_batch(*, sender, access: ChannelAccess, items: list) -> list[Ba
     """Post several messages to one channel in one transaction, in their order, with consecutive seqs.
 
     Each is validated, checked for a repeat (by its `id`) and policy-checked as if posted alone
-    right after the batch's earlier messages, and answered on its own: one refused message stores
-    nothing of itself and nothing less of the others. What a message names (reply_to, relates_to,
-    a payload's message ids) must be stored before the batch. The same id twice in a batch is one
-    post: the second answers as a repeat of the first (or 409 for other content)."""
+    right after the batch's earlier messages that are stored (one refused, even under the lock,
+    does not count), and answered on its own: one refused message stores nothing of itself and
+    nothing less of the others. What a message names (reply_to, relates_to, a payload's message
+    ids) must be stored before the batch. The same id twice in a batch is one post: the second
+    answers as a repeat of the first (or 409 for other content). A relation's `target` is its
+    target as right after it, as its post alone would answer."""
     try:
         return _post_batch(sender, access.channel, items)
     except IntegrityError:
         # A concurrent post stored one of these ids first (committed by the time our INSERT failed):
         # the batch again, which now finds that message a repeat, or a conflict.
         return _post_batch(sender, access.channel, items)
+
+
+class _Earlier(Sequence):
+    """The first `count` (id, CleanMessage) of a list of a batch's admitted messages, which only
+    grows: what one message of the batch sees as posted before it (`CleanMessage.earlier_in_batch`),
+    without a copy for each message."""
+    __slots__ = ("_items", "_count")
+
+    def __init__(self, items: list, count: int):
+        self._items, self._count = items, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self._items[:self._count][index]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError(index)
+        return self._items[index]
+
+
+def _batch_verdict(sender, channel: Channel, clean: CleanMessage, earlier: list, first_with_id: dict):
+    """What a batch's message gets posted right after `earlier` (the batch's messages admitted so
+    far, as (id, CleanMessage)): the index of the earlier message with its id (the same post), the
+    policies' refusal, or None (admitted; the caller adds it to `earlier` and `first_with_id`)."""
+    if clean.id is not None and clean.id in first_with_id:
+        return first_with_id[clean.id]
+    clean.earlier_in_batch = _Earlier(earlier, len(earlier))
+    try:
+        for policy in message_policies():
+            policy(sender=sender, channel=channel, fields=clean, encoded_payload=clean.encoded_payload)
+    except MythlineError as error:
+        return error
+    return None
 
 
 def _post_batch(sender, channel: Channel, items: list) -> list[BatchItem]:
@@ -592,54 +703,52 @@ def _post_batch(sender, channel: Channel, items: list) -> list[BatchItem]:
     stored, streams = {}, set()
     if asked:  # two queries for the whole batch: the ids already stored, and streams' ids (message_post)
         stored = {m.pk: m for m in Message.objects.select_related("sender").filter(pk__in=asked)}
-        streams = set(Stream.objects.filter(pk__in=asked).filter(Q(status=Stream.Status.OPEN)
-                                                                 | ~Q(sender_id=sender.pk)).values_list("pk", flat=True))
-    admitted: list[tuple[int, uuid.UUID, CleanMessage]] = []
-    first_with_id: dict[uuid.UUID, int] = {}
-    same_as: dict[int, int] = {}  # a later message of the batch -> the earlier one with its id
-    same_relation: dict[int, int] = {}  # a later relation -> the earlier one it repeats (RelationRepeat)
+        streams = _stream_ids_taken(asked, sender)
+    candidates: list[int] = []  # in order: the messages to post (neither a repeat nor an id taken)
     batch_cache: dict = {}
-    earlier: list[tuple[uuid.UUID, CleanMessage]] = []  # the admitted ones, for the policies
     for i, clean in cleans.items():
-        try:
-            if clean.id in stored:
+        if clean.id in stored:
+            try:
                 existing = _same_post_or_conflict(stored[clean.id], channel=channel, sender=sender, clean=clean)
+            except MythlineError as error:
+                out[i].error = error
+            else:
                 out[i].result = PostResult(existing, False, posted_json(existing, channel=channel,
                                                                         sender=existing.sender))
-                continue
-            if clean.id in first_with_id:
-                same_as[i] = first_with_id[clean.id]
-                continue
-            if clean.id in streams:
-                raise Conflict(ID_TAKEN, details={"id": "already taken"})
-            clean.batch_cache = batch_cache
-            clean.earlier_in_batch = earlier[:]
-            for policy in message_policies():
-                policy(sender=sender, channel=channel, fields=clean, encoded_payload=clean.encoded_payload)
-        except MythlineError as error:
-            out[i].error = error
             continue
-        if clean.id is not None:
-            first_with_id[clean.id] = i
-        message_id = clean.id or uuid.uuid4()
-        admitted.append((i, message_id, clean))
-        earlier.append((message_id, clean))
-    if admitted:
+        if clean.id in streams:
+            out[i].error = Conflict(ID_TAKEN, details={"id": "already taken"})
+            continue
+        clean.batch_cache = batch_cache
+        candidates.append(i)
+    # The policies, before the lock: each message as if posted right after the batch's earlier
+    # messages admitted so far. Under the lock, `_insert_many` checks again those after one it refuses.
+    message_ids = {i: cleans[i].id or uuid.uuid4() for i in candidates}
+    verdicts: dict[int, object] = {}
+    earlier: list[tuple[uuid.UUID, CleanMessage]] = []
+    first_with_id: dict[uuid.UUID, int] = {}
+    for i in candidates:
+        clean = cleans[i]
+        verdicts[i] = _batch_verdict(sender, channel, clean, earlier, first_with_id)
+        if verdicts[i] is None:
+            earlier.append((message_ids[i], clean))
+            if clean.id is not None:
+                first_with_id[clean.id] = i
+    same_as: dict[int, int] = {}  # a later message of the batch -> the earlier one with its id
+    if earlier:
         now = timezone.now()
         if _idle_expired(channel, now) and _set_archived(channel=channel, by=None, archived=True, idle_at=now):
             raise Archived(f"Channel '{channel.name}' was archived after {channel.idle_archive_seconds}s without messages.")
         with transaction.atomic():
-            _insert_many(channel, sender, admitted, out, same_relation)
-    for i, first in same_relation.items():  # a second deletion, the same reaction again: the earlier answers
-        message = out[first].result.message
-        out[i].result = PostResult(message, False, posted_json(message, channel=channel))
+            _insert_many(channel, sender, [(i, message_ids[i], cleans[i], verdicts[i]) for i in candidates], out,
+                         same_as)
+    else:
+        for i in candidates:
+            out[i].error = verdicts[i]  # every one refused by the policies
     for i, first in same_as.items():
-        earlier = out[first]
-        if earlier.result is None:  # the first was refused under the lock (a relation's state)
-            out[i].error = earlier.error
-        elif cleans[i].same_content(earlier.result.message):
-            message = earlier.result.message
-            out[i].result = PostResult(message, False, earlier.result.data)
+        original = out[first].result  # stored by this batch (`_insert_many`)
+        if cleans[i].same_content(original.message):
+            out[i].result = PostResult(original.message, False, original.data)
         else:
             out[i].error = Conflict(f"Message id {cleans[i].id} was already used for different content.",
                                     details={"id": str(cleans[i].id)})
@@ -649,10 +758,15 @@ def _post_batch(sender, channel: Channel, items: list) -> list[BatchItem]:
 _LOCK_SQL = None
 
 
-def _insert_many(channel: Channel, sender, admitted: list, out: list[BatchItem],
-                 same_relation: dict[int, int]) -> None:
+def _insert_many(channel: Channel, sender, candidates: list, out: list[BatchItem], same_as: dict[int, int]) -> None:
     """Store the admitted messages of a batch under the channel's row lock, with consecutive seqs:
-    one UPDATE takes the lock (and the last seq), one INSERT stores them, one UPDATE moves the seq."""
+    one UPDATE takes the lock (and the last seq), one INSERT stores them (one per run, see below),
+    one UPDATE moves the seq.
+
+    `candidates`: (index, id, CleanMessage, verdict before the lock: `_batch_verdict`), in order.
+    A relation the lock refuses (its target deleted by an earlier message, a repeat of a stored or
+    earlier relation) stores nothing, so it is not an earlier post for the messages after it:
+    from there on, each one's policies run again, with the messages kept so far."""
     global _LOCK_SQL
     if _LOCK_SQL is None:
         table = connection.ops.quote_name(Channel._meta.db_table)
@@ -663,33 +777,91 @@ def _insert_many(channel: Channel, sender, admitted: list, out: list[BatchItem],
     if row is None:
         raise Archived(f"Channel '{channel.name}' is archived and read-only.")
     seq = row[0]
-    kept, relations_in_batch = [], {}
-    for i, message_id, clean in admitted:
+    # In order: ("store", i, CleanMessage, Message) for each message to store; ("answer", i, message)
+    # for a relation already stored (RelationRepeat); ("repeat", i, k) for the batch's message k again.
+    steps: list[tuple] = []
+    relations_in_batch: dict = {}
+    same_relation: dict[int, int] = {}
+    kept_earlier: list[tuple[uuid.UUID, CleanMessage]] = []
+    kept_ids: dict[uuid.UUID, int] = {}
+    recheck = False  # once one admitted before the lock is refused under it
+    for i, message_id, clean, verdict in candidates:
+        if recheck:
+            clean.policy_cache = {}
+            verdict = _batch_verdict(sender, channel, clean, kept_earlier, kept_ids)
+        if isinstance(verdict, MythlineError):
+            out[i].error = verdict
+            continue
+        if verdict is not None:
+            same_as[i] = verdict
+            continue
         if clean.relates_to is not None:
             try:
                 _check_batch_relation(clean, sender, relations_in_batch, i, same_relation)
             except RelationRepeat as repeated:
-                out[i].result = PostResult(repeated.message, False, posted_json(repeated.message, channel=channel))
+                steps.append(("answer", i, repeated.message))
+                recheck = True
                 continue
             except MythlineError as error:
                 out[i].error = error
+                recheck = True
                 continue
             if i in same_relation:
+                steps.append(("repeat", i, same_relation[i]))
+                recheck = True
                 continue
         seq += 1
-        kept.append((i, clean, _new_message(channel, sender, clean, message_id, seq)))
-    if not kept:
-        return
-    messages = [message for _, _, message in kept]
-    Message.objects.bulk_create(messages)
-    search.index_posted_many(messages)
-    Channel.objects.filter(pk=channel.pk).update(last_seq=seq, last_message_at=timezone.now())
-    channel.last_seq = seq
+        steps.append(("store", i, clean, _new_message(channel, sender, clean, message_id, seq)))
+        kept_earlier.append((message_id, clean))
+        if clean.id is not None:
+            kept_ids[clean.id] = i
+    if kept_earlier:
+        Channel.objects.filter(pk=channel.pk).update(last_seq=seq, last_message_at=timezone.now())
+        channel.last_seq = seq
     live: list[dict] = []
-    for i, clean, message in kept:
-        out[i].result = PostResult(message, True, _stored(message, channel, sender, clean, indexed=True,
-                                                          frames_out=live))
+    with loops.one_commit_hook(), webhooks.one_batch():  # one hook, one webhook lookup for the batch
+        _store_in_runs(channel, sender, steps, out, live)
     events.publish_all_on_commit(channel.group_name, live)
+
+
+def _store_in_runs(channel: Channel, sender, steps: list[tuple], out: list[BatchItem], live: list[dict]) -> None:
+    """Store and answer a batch's `steps` (`_insert_many`) in order, one INSERT per run.
+
+    A relation answers with its `target` as right after it, as its post alone would: the messages
+    are stored in one run until one changes (relates to, or takes back a reaction to) a message
+    that an answer of the run shows as a target; the run is then stored and answered first."""
+    run: list[tuple] = []  # stored messages not yet inserted, and the steps waiting on them
+    shown: set = set()  # the targets the run's answers show
+
+    def flush():
+        messages = [step[3] for step in run if step[0] == "store"]
+        if messages:
+            Message.objects.bulk_create(messages)
+            search.index_posted_many(messages)
+        for step in run:
+            kind, i = step[0], step[1]
+            if kind == "store":
+                out[i].result = PostResult(step[3], True, _stored(step[3], channel, sender, step[2], indexed=True,
+                                                                  frames_out=live))
+            else:
+                message = step[2] if kind == "answer" else out[step[2]].result.message
+                out[i].result = PostResult(message, False, posted_json(message, channel=channel))
+        run.clear()
+        shown.clear()
+
+    target_of: dict[int, uuid.UUID] = {}  # a stored relation (by index) -> its target
+    for step in steps:
+        kind, i = step[0], step[1]
+        if kind == "store":
+            target = step[2].relates_to
+            if target is not None:
+                if {target.pk, target.relates_to_id} & shown:
+                    flush()
+                shown.add(target_of.setdefault(i, target.pk))
+        else:  # it stores nothing, and shows the target of the relation it answers with
+            shown.add(step[2].relates_to_id if kind == "answer" else target_of[step[2]])
+        run.append(step)
+    flush()
 
 
 def _check_batch_relation(clean: CleanMessage, sender, seen: dict, i: int, same_relation: dict[int, int]) -> None:

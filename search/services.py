@@ -1,7 +1,8 @@
 """Writes of the search index. A message's text is indexed in the transaction that stores it.
 
 `index_posted` is called by messaging.services when it stores a message (the one way a message
-is stored): one INSERT of its extracted text (search/extract.py) on the same connection and
+is stored; a plain post on Postgres writes the same row, `message_text` into `TEXT_TABLE`, in the
+statement that stores the message): one INSERT of its extracted text (search/extract.py) on the same connection and
 transaction as the message's own, and the database's full-text index follows (an FTS5 trigger on
 SQLite, a generated tsvector column on PostgreSQL).
 
@@ -19,6 +20,7 @@ from search.extract import message_text
 from search.models import MessageText
 
 _TABLE = MessageText._meta.db_table
+TEXT_TABLE = _TABLE  # messaging's one-statement post on Postgres inserts its row with the message's
 _MESSAGE_PK = Message._meta.pk
 
 

@@ -6,11 +6,13 @@ Deliveries are only *enqueued* here, in the post's transaction (`on_posted`); th
 import base64
 import json
 import secrets
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging.models import Channel
+from messaging.models import Channel, Message
 from messaging.policies import message_visible_to
 from messaging.relations import fresh_view
 from messaging.serializers import iso, message_json
@@ -126,21 +128,67 @@ def delivery_body(message, channel) -> str:
                       separators=(",", ":"), ensure_ascii=False)
 
 
+# Inside `one_batch()`: each inbox agent's active webhook as looked up (None: none), and the
+# deliveries to insert on the way out.
+_batch: ContextVar[dict | None] = ContextVar("webhooks_batch", default=None)
+
+
+@contextmanager
+def one_batch():
+    """Within (in the transaction that stores a batch of messages): `on_posted` looks each inbox
+    agent's active webhook up once, and the deliveries are inserted together on the way out (not
+    when the block raises: its transaction rolls back). Nested: the outermost one inserts."""
+    if _batch.get() is not None:
+        yield
+        return
+    batch = {"webhooks": {}, "visible": {}, "deliveries": []}
+    token = _batch.set(batch)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    if batch["deliveries"]:
+        Delivery.objects.bulk_create(batch["deliveries"], ignore_conflicts=True)
+
+
+def _active_webhook(agent_id: int, batch: dict | None) -> Webhook | None:
+    if batch is not None and agent_id in batch["webhooks"]:
+        return batch["webhooks"][agent_id]
+    webhook = Webhook.objects.select_related("agent").filter(agent_id=agent_id, status=Webhook.Status.ACTIVE).first()
+    if batch is not None:
+        batch["webhooks"][agent_id] = webhook
+    return webhook
+
+
+def _visible(message, agent, batch: dict | None) -> bool:
+    """`message_visible_to`; in a batch, once per channel and audience kind (the same answer for
+    every message of it), except for a list of users (each message its own recipients)."""
+    if batch is None or message.audience_kind == Message.Audience.USERS:
+        return message_visible_to(message, agent)
+    key = (agent.pk, message.channel_id, message.audience_kind)
+    if key not in batch["visible"]:
+        batch["visible"][key] = message_visible_to(message, agent)
+    return batch["visible"][key]
+
+
 def on_posted(message, channel) -> None:
     """Called by messaging.services._insert in the post's transaction, once the message is stored:
     a message in an agent's inbox becomes a pending delivery to the agent's active webhook, if the
     agent may read it (its story, the message's audience). Posts in other channels cost nothing;
-    an inbox whose agent has no active webhook costs one indexed query."""
+    an inbox whose agent has no active webhook costs one indexed query (per batch, in `one_batch()`)."""
     if channel.kind != Channel.Kind.INBOX or channel.inbox_agent_id is None:
         return
     if message.sender_id == channel.inbox_agent_id:
         return  # the agent's own post: nothing to tell it
-    webhook = (Webhook.objects.select_related("agent")
-               .filter(agent_id=channel.inbox_agent_id, status=Webhook.Status.ACTIVE).first())
+    batch = _batch.get()
+    webhook = _active_webhook(channel.inbox_agent_id, batch)
     if webhook is None:
         return
-    if not message_visible_to(message, webhook.agent):
+    if not _visible(message, webhook.agent, batch):
         return
-    now = timezone.now()
-    Delivery.objects.bulk_create([Delivery(webhook=webhook, message=message, body=delivery_body(message, channel),
-                                           next_attempt_at=now)], ignore_conflicts=True)
+    delivery = Delivery(webhook=webhook, message=message, body=delivery_body(message, channel),
+                        next_attempt_at=timezone.now())
+    if batch is not None:
+        batch["deliveries"].append(delivery)
+    else:
+        Delivery.objects.bulk_create([delivery], ignore_conflicts=True)

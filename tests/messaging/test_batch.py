@@ -2,7 +2,9 @@
 import uuid
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from messaging.models import Channel, Message
 from tests.conftest import error_code
@@ -218,3 +220,89 @@ def test_a_batch_takes_one_post_unit_per_message(room):
     r = batch(room["bob"], [text("more")])
     assert r.status_code == 429 and error_code(r) == "rate_limited"
     assert Message.objects.count() == 10
+
+
+def narration(words, **extra):
+    return {"msg_type": "narration", "payload": {"text": words}, **extra}
+
+
+def test_a_message_refused_under_the_lock_is_not_an_earlier_post(room):
+    """An edit of a message the batch deleted is refused (400) and stores nothing: a later, identical
+    edit of another message is no repeat of it (as two posts one after the other would answer)."""
+    gone = room["narrator"].post("/api/stories/tale/channels/general/messages", narration("The lamp."),
+                                 format="json").json()
+    kept = room["narrator"].post("/api/stories/tale/channels/general/messages", narration("The gull."),
+                                 format="json").json()
+    fix = {"payload": {"text": "The fog."}}
+    results = batch(room["narrator"], [
+        {"msg_type": "delete", "payload": {}, "relates_to": gone["id"]},
+        {"msg_type": "edit", "payload": fix, "relates_to": gone["id"]},
+        {"msg_type": "edit", "payload": fix, "relates_to": kept["id"]},
+        {"msg_type": "edit", "payload": fix, "relates_to": kept["id"]},
+    ]).json()["results"]
+    assert [item["status"] for item in results] == [201, 400, 201, 422], results
+    assert results[1]["error"]["details"] == {"relates_to": "was deleted"}
+    # The policies still see what was stored: the second edit of `kept` repeats the first.
+    assert results[3]["error"]["details"]["policy"] == "duplicate_payload"
+    assert results[3]["error"]["details"]["previous"] == results[2]["message"]["id"]
+    assert [m["seq"] for m in (results[0]["message"], results[2]["message"])] == [3, 4]
+    assert room["vera"].get(f"/api/messages/{kept['id']}").json()["payload"] == {"text": "The fog."}
+
+
+def test_a_relations_target_is_shown_as_right_after_it(room):
+    """Each relation answers with its target as its post alone would: the reaction sees the message
+    not yet deleted, the deletion after it sees it deleted."""
+    target = room["bob"].post("/api/stories/tale/channels/general/messages", text("react, then delete"),
+                              format="json").json()
+    results = batch(room["bob"], [{"msg_type": "reaction", "payload": {"key": "👍"}, "relates_to": target["id"]},
+                                  {"msg_type": "delete", "payload": {}, "relates_to": target["id"]},
+                                  text("after")]).json()["results"]
+    assert [item["status"] for item in results] == [201, 201, 201]
+    reacted, deleted = results[0]["message"]["target"], results[1]["message"]["target"]
+    assert reacted["id"] == deleted["id"] == target["id"]
+    assert reacted["deleted"] is False and reacted["payload"] == {"text": "react, then delete"}
+    assert reacted["reactions"] == [{"key": "👍", "count": 1, "me": None}]
+    assert deleted["deleted"] is True and deleted["payload"] is None
+    assert "target" not in results[2]["message"]
+    assert [item["message"]["seq"] for item in results] == [2, 3, 4]
+    assert room["vera"].get(f"/api/messages/{target['id']}").json()["deleted"] is True
+
+
+def test_a_repeated_relation_shows_its_target_as_right_after_it(room):
+    """A relation answered with the one already there (200) shows the target as at its place in the
+    batch too: after the batch's earlier edit, before its later deletion."""
+    target = room["bob"].post("/api/stories/tale/channels/general/messages", text("first words"),
+                              format="json").json()
+    thumbs = {"msg_type": "reaction", "payload": {"key": "👍"}, "relates_to": target["id"]}
+    stored = room["bob"].post("/api/stories/tale/channels/general/messages", thumbs, format="json").json()
+    eyes = {"msg_type": "reaction", "payload": {"key": "👀"}, "relates_to": target["id"]}
+    results = batch(room["bob"], [
+        {"msg_type": "edit", "payload": {"payload": {"text": "second words"}}, "relates_to": target["id"]},
+        thumbs, eyes, eyes,
+        {"msg_type": "delete", "payload": {}, "relates_to": target["id"]},
+    ]).json()["results"]
+    assert [item["status"] for item in results] == [201, 200, 201, 200, 201]
+    assert results[1]["message"]["id"] == stored["id"] and results[3]["message"]["id"] == results[2]["message"]["id"]
+    shown = [item["message"]["target"] for item in results]
+    assert [t["payload"] for t in shown] == [{"text": "second words"}] * 4 + [None]
+    assert [t["deleted"] for t in shown] == [False] * 4 + [True]
+    assert [[r["key"] for r in t["reactions"]] for t in shown[:4]] == [["👍"], ["👍"], ["👍", "👀"], ["👍", "👀"]]
+
+
+def test_a_batch_keeps_its_loop_keys_with_one_commit_hook(room, django_capture_on_commit_callbacks):
+    """The comparison keys of a batch's messages are kept once it commits, by one hook whatever its size
+    (messaging.loops.one_commit_hook): the next post of a repeat is refused without reading payloads."""
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+
+    def hooks(lines):
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            r = batch(room["narrator"], [narration(line) for line in lines])
+        assert [item["status"] for item in r.json()["results"]] == [201] * len(lines), r.content
+        return len(callbacks)
+
+    assert hooks([f"The {word} bell." for word in words]) == hooks(["A tide.", "A storm."])
+    with CaptureQueriesContext(connection) as ctx:
+        r = room["narrator"].post("/api/stories/tale/channels/general/messages", narration("The echo bell."),
+                                  format="json")
+    assert r.status_code == 422 and r.json()["error"]["details"]["policy"] == "duplicate_payload"
+    assert not [q["sql"] for q in ctx.captured_queries if '"payload"' in q["sql"] and "SELECT" in q["sql"]]
