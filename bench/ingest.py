@@ -54,7 +54,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (CLK_TCK, DEFAULT_PG_URL, RESULTS_DIR, ROOT, Server, _on_sigterm,  # noqa: E402
-                          _proc_stat, django_env, machine_busy_seconds, manage, percentile, pg_recreate,
+                          _proc_stat, django_env, proc_cpu_seconds, machine_busy_seconds, manage, percentile, pg_recreate,
                           pg_url_with_db, redis_cleanup, run_meta, run_saving)
 
 STORY, CHANNEL, BASELINE_CHANNEL = "bench", "general", "bench-baseline"
@@ -169,6 +169,99 @@ def postgres_cpu_seconds() -> float:
     return total
 
 
+def server_processes(server: Server) -> list[int]:
+    """The server's processes that serve (with several workers, not their idle supervisor)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields is not None and int(fields[3]) == server.proc.pid:
+                pids.append(int(entry.name))
+    def helper(pid):  # multiprocessing's resource tracker shares the session
+        try:
+            return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True
+    return ([pid for pid in pids if pid != server.proc.pid and not helper(pid)] if server.workers > 1
+            else [server.proc.pid])
+
+
+def connections_by_process(pids: list[int], port: int) -> dict[int, int]:
+    """Established TCP connections to `port` that each process holds (from /proc/net/tcp{,6} and
+    each process's fds): which worker the kernel gave the agents' keep-alive connections to."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if cols[3] == "01" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])
+    out = {}
+    for pid in pids:
+        n = 0
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    link = os.readlink(fd)
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    n += 1
+        except OSError:
+            pass
+        out[pid] = n
+    return out
+
+
+PG_ACTIVITY_SCRIPT = r"""
+import json, select, sys, psycopg
+url, dbname = sys.argv[1], sys.argv[2]
+n = waiting = idle_in_transaction = active = 0
+with psycopg.connect(url, autocommit=True) as conn:
+    while not select.select([sys.stdin], [], [], 0.01)[0]:  # until the parent writes a line
+        rows = conn.execute("SELECT state, wait_event_type FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", [dbname]).fetchall()
+        n += 1
+        for state, wait in rows:
+            waiting += wait == "Lock"
+            idle_in_transaction += state == "idle in transaction"
+            active += state == "active" and wait != "Lock"
+print(json.dumps([n, waiting, idle_in_transaction, active]))
+"""
+
+
+class PgActivity:
+    """Samples pg_stat_activity of the bench database every 10 ms while a slice runs (in a process
+    of its own, off the load generator's GIL): how many backends wait for a lock (posts to one
+    channel queue on its row lock: the gapless seq) and how many sit idle in a transaction (a
+    transaction waiting for its process: with the lock held, every other post of the channel waits
+    for that process too)."""
+
+    def __init__(self, url: str, dbname: str):
+        self.url, self.dbname = url, dbname
+        self.totals = [0, 0, 0, 0]  # samples, waiting, idle in transaction, active
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", PG_ACTIVITY_SCRIPT, self.url, self.dbname],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def stop(self):
+        if self.proc is not None:
+            out, _ = self.proc.communicate("stop\n", timeout=30)
+            self.totals = [a + b for a, b in zip(self.totals, json.loads(out.strip().splitlines()[-1]))]
+            self.proc = None
+
+    def means(self) -> dict:
+        n, waiting, idle, active = self.totals
+        n = n or 1
+        return {"samples": self.totals[0], "lock_waiting": round(waiting / n, 3),
+                "idle_in_transaction": round(idle / n, 3), "active": round(active / n, 3)}
+
+
 class Profiler:
     """Optional: py-spy records the server (GIL-holding samples, collapsed stacks) during an extra
     phase of ours alone at the largest N, after the measured rounds."""
@@ -279,6 +372,9 @@ class Side:
         self.latencies: list[float] = []
         self.errors: dict = {}
         self.cpu = {"server": 0.0, "client": 0.0, "postgres": 0.0, "machine": 0.0}
+        self.worker_cpu: dict[int, float] = {}  # per serving process
+        self.worker_connections: dict[int, int] = {}
+        self.pg: PgActivity | None = None
 
     async def run(self, seconds: float, *, record: bool = True) -> None:
         deadline = time.perf_counter() + seconds
@@ -314,6 +410,11 @@ class Side:
             "machine_busy_cores": round(cpu["machine"] / wall, 2) if wall else None,
             "others_busy_cores": round((cpu["machine"] - cpu["server"] - cpu["client"] - cpu["postgres"]) / wall, 2)
             if wall else None,
+            # Each serving process: its cores and the agents' connections it holds (most busy first).
+            "workers": sorted(({"cores": round(c / wall, 2) if wall else None,
+                                "connections": self.worker_connections.get(pid, 0)}
+                               for pid, c in self.worker_cpu.items()), key=lambda w: -(w["cores"] or 0)),
+            "pg_activity": self.pg.means() if self.pg is not None else None,
         }
 
 
@@ -324,7 +425,8 @@ def cpu_snapshot(server: Server, with_pg: bool) -> dict:
 
 async def run_level(server: Server, *, n: int, agents: list[dict], setup: dict, seconds: float, warmup: float,
                     rounds: int, with_baseline: bool, with_pg: bool, profiler: Profiler | None = None,
-                    profile_out: Path | None = None, batch: int = 0) -> list[dict]:
+                    profile_out: Path | None = None, batch: int = 0,
+                    pg_activity: tuple[str, str] | None = None) -> list[dict]:
     """Both sides at N agents, in `rounds` alternating slices (ours, baseline, baseline, ours, ...)
 
     so both see the same machine: on a shared 2-core box, other work comes and goes by the second.
@@ -343,13 +445,25 @@ async def run_level(server: Server, *, n: int, agents: list[dict], setup: dict, 
         slice_seconds = seconds / rounds
         for r in range(rounds):
             for side in (sides if r % 2 == 0 else sides[::-1]):
+                pids = server_processes(server)
                 before = cpu_snapshot(server, with_pg)
+                before_workers = {pid: proc_cpu_seconds(pid) for pid in pids}
+                if pg_activity is not None:
+                    side.pg = side.pg or PgActivity(*pg_activity)
+                    side.pg.start()
                 started = time.perf_counter()
                 await side.run(slice_seconds)
                 side.wall += time.perf_counter() - started
+                if side.pg is not None:
+                    side.pg.stop()
                 after = cpu_snapshot(server, with_pg)
                 for key in side.cpu:
                     side.cpu[key] += after[key] - before[key]
+                for pid, cpu in before_workers.items():
+                    now = proc_cpu_seconds(pid)
+                    if cpu is not None and now is not None:
+                        side.worker_cpu[pid] = side.worker_cpu.get(pid, 0.0) + now - cpu
+                side.worker_connections = connections_by_process(pids, server.port)  # open between slices
                 if server.proc.poll() is not None:
                     raise RuntimeError(f"{server.kind} died:\n{server.log_tail()}")
         if profiler is not None and profile_out is not None:
@@ -411,7 +525,8 @@ def bench_database(db: str, args, cleanup: list) -> dict:
             results = asyncio.run(run_level(server, n=n, agents=agents, setup=setup, seconds=args.seconds,
                                             warmup=args.warmup, rounds=args.rounds,
                                             with_baseline=not args.no_baseline, with_pg=db == "postgres",
-                                            profiler=profiler, profile_out=profile_out, batch=args.batch))
+                                            profiler=profiler, profile_out=profile_out, batch=args.batch,
+                                            pg_activity=(args.pg_url, args.pg_db) if db == "postgres" else None))
             for result in results:
                 if profile_out is not None:
                     result["profile"] = str(profile_out.relative_to(ROOT))
@@ -420,7 +535,12 @@ def bench_database(db: str, args, cleanup: list) -> dict:
                 print(f"[{db}] N={n:<3} {result['kind']:<8} {result['posts_per_s']:>8} posts/s"
                       f"  p50 {result['p50_ms']} ms  p99 {result['p99_ms']} ms  errors {result['errors'] or 0}"
                       f"  server {result['server_cpu_ms_per_post']} ms CPU/post"
-                      f"  (machine busy {result['machine_busy_cores']} cores, others {result['others_busy_cores']})",
+                      f"  (machine busy {result['machine_busy_cores']} cores, others {result['others_busy_cores']})"
+                      + (f"  workers' cores {'/'.join(str(w['cores']) for w in result['workers'])}, connections "
+                         f"{'/'.join(str(w['connections']) for w in result['workers'])}" if args.workers > 1 else "")
+                      + (f"  pg: waiting for a lock {result['pg_activity']['lock_waiting']}, idle in transaction "
+                         f"{result['pg_activity']['idle_in_transaction']}, active {result['pg_activity']['active']}"
+                         if result["pg_activity"] else ""),
                       file=sys.stderr)
     finally:
         server.stop()
