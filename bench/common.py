@@ -290,10 +290,15 @@ def merge_counts(dicts) -> dict:
 # --- servers --------------------------------------------------------------------------------------
 
 def server_command(kind: str, port: int, workers: int = 1) -> list[str]:
-    """The command line of a Mythline server (daphne or uvicorn) on 127.0.0.1:`port`."""
+    """The command line of a Mythline server (daphne or uvicorn) on 127.0.0.1:`port`. uvicorn with
+    `workers` > 1 runs python -m mythline_site.workers, which takes uvicorn's --ws and --backlog too."""
     if kind == "daphne":
         return [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "mythline_site.asgi:application"]
-    if kind == "uvicorn":
+    if kind == "uvicorn" and workers > 1:  # as `manage.py serve` runs them: each worker on its own
+        # SO_REUSEPORT socket (mythline_site/workers.py), the workers children in this process's session
+        return [PYTHON, "-m", "mythline_site.workers", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    if kind in ("uvicorn", "uvicorn-shared"):  # uvicorn-shared: `uvicorn --workers N`, one socket for all
         cmd = [str(BIN / "uvicorn"), "mythline_site.asgi:application", "--host", "127.0.0.1",
                "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
         return cmd + ["--workers", str(workers)] if workers > 1 else cmd

@@ -10,8 +10,10 @@ What one run does, building everything from scratch and tearing it down at the e
 1. a temp dir (MYTHLINE_VAR_DIR: SQLite file, static root, server logs); `manage.py migrate`; the
    fan-out benchmark's set-up script (bench/fanout.py) creates the story `bench`, its public
    channel `general`, an editor who publishes and max(--steps) viewers, each with a bearer token;
-2. `ours`: one server (`uvicorn ... --ws websockets-sansio --backlog 8192`, --workers N; with 2
-   workers the Redis channel layer on a db of its own, with 1 the embedded configuration) with the
+2. `ours`: one server (`uvicorn ... --ws websockets-sansio --backlog 8192`; with --workers 2,
+   `python -m mythline_site.workers` as `manage.py serve` runs them, each worker on its own
+   SO_REUSEPORT socket, and the Redis channel layer on a db of its own; with 1 the embedded
+   configuration) with the
    rate limits raised out of the way and the default heartbeat (MYTHLINE_HEARTBEAT_SECONDS unset:
    15 s). Its RSS once idle is the baseline. --procs client processes (asyncio + `websockets`,
    uvloop when installed, no compression) then open sockets in steps up to each of --steps: each

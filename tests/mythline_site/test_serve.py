@@ -2,7 +2,10 @@
 
 The live test runs it with two uvicorn workers over Postgres and Redis, opens sockets until both
 workers hold one (found through /proc: which worker process owns each accepted TCP socket), posts
-over REST and checks every socket gets every message, then stops it with SIGTERM.
+over REST and checks every socket gets every message, then stops it with SIGTERM. The server
+process it starts, `python -m mythline_site.workers` (each worker on its own SO_REUSEPORT socket),
+is tested on its own too: a burst of connections spread over both workers, a second server on the
+port refused, a killed worker replaced, a clean stop on SIGTERM, a broken app stopping it.
 """
 import asyncio
 import json
@@ -80,10 +83,16 @@ def alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
-def uvicorn_workers(serve_pid: int) -> tuple[int | None, list[int]]:
+def worker_pids(server_pid: int) -> list[int]:
+    """The running workers of a `python -m mythline_site.workers` process."""
+    return [pid for pid in children(server_pid) if "--serve-fd" in cmdline(pid) and alive(pid)]
+
+
+def server_and_workers(serve_pid: int) -> tuple[int | None, list[int]]:
+    """`serve`'s server process (python -m mythline_site.workers) and its workers."""
     for child in children(serve_pid):
-        if "uvicorn" in cmdline(child):
-            return child, [pid for pid in children(child) if "multiprocessing.spawn" in cmdline(pid)]
+        if "mythline_site.workers" in cmdline(child):
+            return child, worker_pids(child)
     return None, []
 
 
@@ -149,7 +158,7 @@ def test_two_workers_over_postgres_and_redis_deliver_across_workers_and_stop_on_
         workers = []
         while time.monotonic() < deadline:
             assert proc.poll() is None, f"serve exited with {proc.returncode}:\n{output()}"
-            uvicorn, workers = uvicorn_workers(proc.pid)
+            server, workers = server_and_workers(proc.pid)
             try:
                 healthy = httpx.get(base + "/healthz", timeout=2).status_code == 200
             except httpx.HTTPError:
@@ -159,13 +168,14 @@ def test_two_workers_over_postgres_and_redis_deliver_across_workers_and_stop_on_
             time.sleep(0.2)
         else:
             pytest.fail(f"serve did not come up with two healthy workers:\n{output()}")
-        assert uvicorn is not None and len(workers) == 2, output()
-        tree = [uvicorn, *children(uvicorn)]  # the workers and multiprocessing's resource tracker
+        assert server is not None and len(workers) == 2, output()
+        tree = [server, *children(server)]  # the server process and its workers
 
         async def go():
             sockets, owners = [], {}
             try:
-                # Open sockets until both workers hold at least one (the kernel spreads the accepts).
+                # Open sockets until both workers hold at least one (the kernel spreads the connections
+                # over the workers' SO_REUSEPORT sockets).
                 while len(set(owners.values())) < 2:
                     assert len(sockets) < 24, f"24 sockets, all on one worker: {owners}\n{output()}"
                     ws = await connect(ws_url, additional_headers={"Authorization": f"Bearer {alice_token}"})
@@ -218,3 +228,173 @@ def test_two_workers_over_postgres_and_redis_deliver_across_workers_and_stop_on_
                 os.kill(pid, signal.SIGKILL)
         log.close()
         Path(log.name).unlink(missing_ok=True)
+
+
+# --- the server process: python -m mythline_site.workers ----------------------------------------
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on `port` (state 0A in /proc/net/tcp*): one per worker."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        count += sum(1 for line in lines if line.split()[3] == "0A"
+                     and int(line.split()[1].rsplit(":", 1)[1], 16) == port)
+    return count
+
+
+def accepted_by(port: int, client_ports: list[int], workers: list[int], timeout: float = 20) -> dict[int, int]:
+    """{client port: the worker pid that accepted that connection}, once every one is accepted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        inodes = {}
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    inodes[int(parts[2].rsplit(":", 1)[1], 16)] = f"socket:[{parts[9]}]"
+        holders = {}
+        for pid in workers:
+            try:
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    try:
+                        holders[os.readlink(fd)] = pid
+                    except OSError:
+                        continue
+            except OSError:
+                continue
+        owners = {cp: holders.get(inodes.get(cp)) for cp in client_ports}
+        if all(owners.values()) or time.monotonic() > deadline:
+            return owners
+        time.sleep(0.05)
+
+
+def burst(port: int, workers: list[int], n: int = 32) -> dict[int, int]:
+    """Open `n` TCP connections at once, then ask /healthz on each: {worker pid: connections it
+    accepted}. Every connection must be accepted by a worker and answered 200."""
+    import socket
+
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=15) for _ in range(n)]
+    try:
+        client_ports = [c.getsockname()[1] for c in conns]
+        owners = accepted_by(port, client_ports, workers)
+        assert all(owners.values()), f"not accepted by a worker: {[cp for cp, o in owners.items() if not o]}"
+        for c in conns:
+            c.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for c in conns:
+            head = b""
+            while b"\r\n" not in head:
+                chunk = c.recv(4096)
+                assert chunk, "the server closed the connection without an answer"
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    finally:
+        for c in conns:
+            c.close()
+    return {pid: sum(1 for o in owners.values() if o == pid) for pid in workers}
+
+
+def wait_for(condition, what: str, output, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"{what}: not within {timeout:g} s\n{output()}")
+
+
+def healthy(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_workers_spread_a_burst_refuse_a_second_server_replace_a_dead_worker_and_stop_on_sigterm():
+    """The server `serve` runs, on its own (no Redis needed to serve /healthz on each worker)."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile(prefix="mythline-workers-", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, "-m", "mythline_site.workers", "--host", "127.0.0.1", "--port",
+                             str(port), "--workers", "2", "--graceful-timeout", "3"],
+                            cwd=ROOT, env=serve_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output():
+        return Path(log.name).read_text(errors="replace")[-4000:]
+
+    seen = set()
+    try:
+        workers = wait_for(lambda: proc.poll() is None and len(worker_pids(proc.pid)) == 2 and healthy(base)
+                           and worker_pids(proc.pid), "two workers answering /healthz", output)
+        seen.update(workers)
+        assert proc.poll() is None, output()
+        assert listening_sockets(port) == 2, "each worker listens on its own socket"
+
+        # (a) 32 connections opened at once land on both workers. The kernel hashes each
+        # connection onto one of the 2 sockets: a worker gets fewer than 6 of 32 with probability
+        # 2 * P(Binomial(32, 1/2) <= 5) = 1.1e-4. One shared socket gave 32/0 often.
+        per_worker = burst(port, workers)
+        assert min(per_worker.values()) >= 6, f"connections per worker: {per_worker}"
+
+        # (b) A second server on the same port is refused: it must not join the SO_REUSEPORT group.
+        second = subprocess.run([sys.executable, "-m", "mythline_site.workers", "--host", "127.0.0.1",
+                                 "--port", str(port), "--workers", "2"],
+                                cwd=ROOT, env=serve_env(), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 3, second.stdout + second.stderr
+        assert f"127.0.0.1:{port} is already in use" in second.stderr
+        assert "Refusing to start" in second.stderr
+        again = subprocess.run([sys.executable, "manage.py", "serve", "--workers", "1", "--no-collectstatic",
+                                "--no-crew-worker", "--no-webhook-worker", "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=ROOT, env=serve_env(), capture_output=True, text=True, timeout=60)
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert f"127.0.0.1:{port} is already in use" in again.stderr
+        assert listening_sockets(port) == 2, "the refused servers left a socket in the group"
+        assert sorted(worker_pids(proc.pid)) == sorted(workers)
+
+        # (c) A worker killed with SIGKILL is replaced: a new worker, on a new socket, gets its share.
+        victim, survivor = workers
+        os.kill(victim, signal.SIGKILL)
+        workers = wait_for(lambda: (len(pids := worker_pids(proc.pid)) == 2 and victim not in pids
+                                    and listening_sockets(port) == 2 and pids),
+                           "the killed worker replaced", output)
+        seen.update(workers)
+        assert survivor in workers and proc.poll() is None, output()
+        assert f"Worker process [{victim}] died (exit code -9); replacing it." in output()
+        for _ in range(8):  # fresh connections, on either socket
+            assert healthy(base), output()
+        per_worker = burst(port, workers)
+        assert min(per_worker.values()) >= 6, f"connections per worker after the replacement: {per_worker}"
+
+        # (d) SIGTERM stops the workers and the server process, exit code 0.
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0, output()
+        assert time.monotonic() - started < 15
+        wait_for(lambda: not [pid for pid in seen if alive(pid)], "every worker gone", output, timeout=5)
+        assert listening_sockets(port) == 0
+        assert not healthy(base)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        for pid in seen:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
+
+
+def test_workers_that_cannot_import_the_app_stop_the_server():
+    """A worker that dies before it imported the app is not replaced over and over: the server
+    stops, exit code 3 (uvicorn's STARTUP_FAILURE)."""
+    result = subprocess.run([sys.executable, "-m", "mythline_site.workers", "--host", "127.0.0.1",
+                             "--port", str(free_port()), "--workers", "2"],
+                            cwd=ROOT, env=serve_env(DJANGO_SETTINGS_MODULE="mythline_site.no_such_settings"),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "before it imported the app" in result.stderr
+    assert "stopping the server" in result.stderr
+    assert "replacing it" not in result.stderr

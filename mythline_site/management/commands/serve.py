@@ -1,12 +1,19 @@
 """`python manage.py serve`: Mythline as it runs in production on one machine (docs/deploy.md).
 
-Before anything starts it refuses (exit 1) when migrations are unapplied, or when more than one
+Before anything starts it refuses (exit 1) when migrations are unapplied, when more than one
 worker is asked for without REDIS_URL (the in-process channel layer, presence and connection
-caps cannot span processes). It then collects the static files (unless --no-collectstatic) and
-starts, each as a child process in its own session:
+caps cannot span processes), or when something listens on --host:--port already (a second
+server must not join the first one's SO_REUSEPORT group and take part of its connections). It
+then collects the static files (unless --no-collectstatic) and starts, each as a child process in
+its own session:
 
-- uvicorn with --workers N (default: the CPU count with REDIS_URL, 1 without), --proxy-headers,
-  --lifespan off (the app implements no lifespan events);
+- the server, `python -m mythline_site.workers` (mythline_site/workers.py): N uvicorn workers
+  (--workers, default: the CPU count with REDIS_URL, 1 without), each listening on its own
+  SO_REUSEPORT socket on the same port so that the kernel spreads the connections over them (one
+  shared socket, as `uvicorn --workers N` has, lets a burst land on one worker), with uvicorn's
+  --proxy-headers, --lifespan off (the app implements no lifespan events) and
+  --timeout-graceful-shutdown; it replaces a worker that dies, and stops (exit code 3) when one
+  cannot even import the app;
 - `manage.py run_crew`, the crew worker: the writers' room of every story that has one (docs/crew.md),
   unless --no-crew-worker;
 - `manage.py run_webhooks`, the webhook worker: the agents' webhook deliveries (docs/protocol.md,
@@ -17,10 +24,11 @@ The idle-channel sweeper is no process of its own: every server process archives
 in the background (mythline_site/housekeeping.py) when MYTHLINE_ARCHIVE_SWEEP_SECONDS > 0.
 
 SIGTERM or SIGINT is forwarded as SIGTERM to the children: first the crew and the webhook worker
-(up to 5 s, so the crew's agents can still report `offline`), then uvicorn, which closes the sockets and finishes open
-requests within --graceful-timeout; what is still running after that, plus a few seconds, is
-killed with its whole process group. A second signal kills at once. The command exits with the
-server's exit code (0 after a clean stop on SIGTERM/SIGINT).
+(up to 5 s, so the crew's agents can still report `offline`), then the server, which forwards it
+to its workers: they close the sockets and finish open requests within --graceful-timeout; what
+is still running after that, plus a few seconds, is killed with its whole process group. A second
+signal kills at once. The command exits with the server's exit code (0 after a clean stop on
+SIGTERM/SIGINT).
 """
 import os
 import signal
@@ -34,6 +42,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from mythline_site.workers import port_in_use, terminate as sigterm_each
 from writers.models import StoryCrew
 
 DEV_SECRET_PREFIX = "dev-insecure-"
@@ -81,6 +90,9 @@ class Command(BaseCommand):
                 "per-user connection caps live inside one process and cannot span several, so a message "
                 "posted through one worker would never reach a socket on another. Set REDIS_URL, or run "
                 "--workers 1.")
+        problem = port_in_use(host, port)  # mythline_site.workers checks again, just before it binds
+        if problem:
+            raise CommandError(problem)
         pending = unapplied_migrations()
         if pending:
             shown = ", ".join(pending[:10]) + (f" and {len(pending) - 10} more" if len(pending) > 10 else "")
@@ -101,10 +113,9 @@ class Command(BaseCommand):
         self.children = []  # (name, Popen), the server first
         previous = {sig: signal.signal(sig, self.on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            server = self.start("uvicorn", [
-                sys.executable, "-m", "uvicorn", "mythline_site.asgi:application", "--host", host,
-                "--port", str(port), "--workers", str(workers), "--proxy-headers", "--lifespan", "off",
-                "--timeout-graceful-shutdown", str(graceful_timeout)])
+            server = self.start("server", [
+                sys.executable, "-m", "mythline_site.workers", "--host", host, "--port", str(port),
+                "--workers", str(workers), "--graceful-timeout", str(graceful_timeout)])
             local = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
             url = f"http://[{local}]:{port}" if ":" in local else f"http://{local}:{port}"
             if not no_crew_worker:
@@ -146,7 +157,7 @@ class Command(BaseCommand):
                 self.kill_group(proc)
         code = server.returncode
         if self.stopping is not None and code in (-signal.SIGTERM, -signal.SIGINT):
-            code = 0  # uvicorn re-raises the signal it stopped on, after a clean shutdown
+            code = 0  # one worker: uvicorn, in the server process, re-raises the signal it stopped on
         elif code is None or code < 0:  # killed by a signal
             code = 128 + (-code if code else signal.SIGKILL)
         self.stdout.write(f"Stopped (server exit code {server.returncode}).")
@@ -155,7 +166,7 @@ class Command(BaseCommand):
 
     def start(self, name, cmd):
         # Each child in its own session: a terminal's Ctrl-C reaches only this command, which
-        # forwards it once, and killpg() reaches a child's own children (uvicorn's workers).
+        # forwards it once, and killpg() reaches a child's own children (the server's workers).
         proc = subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
         self.children.append((name, proc))
         return proc
@@ -167,14 +178,7 @@ class Command(BaseCommand):
             return
         self.stopping = signum  # the main loop sees it within 0.2 s and shuts down
 
-    @staticmethod
-    def terminate(procs):
-        for proc in procs:
-            if proc.poll() is None:
-                try:
-                    proc.send_signal(signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+    terminate = staticmethod(sigterm_each)
 
     @staticmethod
     def wait_all(procs, seconds):
