@@ -250,10 +250,19 @@ class PgActivity:
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
     def stop(self):
-        if self.proc is not None:
-            out, _ = self.proc.communicate("stop\n", timeout=30)
-            self.totals = [a + b for a, b in zip(self.totals, json.loads(out.strip().splitlines()[-1]))]
-            self.proc = None
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        try:
+            out, _ = proc.communicate("stop\n", timeout=30)
+        except (subprocess.TimeoutExpired, OSError):
+            proc.kill()
+            proc.wait(10)
+            raise RuntimeError("the pg_stat_activity sampler did not stop") from None
+        lines = out.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(f"the pg_stat_activity sampler failed (exit code {proc.returncode})")
+        self.totals = [a + b for a, b in zip(self.totals, json.loads(lines[-1]))]
 
     def means(self) -> dict:
         n, waiting, idle, active = self.totals
@@ -452,10 +461,12 @@ async def run_level(server: Server, *, n: int, agents: list[dict], setup: dict, 
                     side.pg = side.pg or PgActivity(*pg_activity)
                     side.pg.start()
                 started = time.perf_counter()
-                await side.run(slice_seconds)
-                side.wall += time.perf_counter() - started
-                if side.pg is not None:
-                    side.pg.stop()
+                try:
+                    await side.run(slice_seconds)
+                finally:
+                    side.wall += time.perf_counter() - started
+                    if side.pg is not None:
+                        side.pg.stop()
                 after = cpu_snapshot(server, with_pg)
                 for key in side.cpu:
                     side.cpu[key] += after[key] - before[key]
@@ -526,7 +537,8 @@ def bench_database(db: str, args, cleanup: list) -> dict:
                                             warmup=args.warmup, rounds=args.rounds,
                                             with_baseline=not args.no_baseline, with_pg=db == "postgres",
                                             profiler=profiler, profile_out=profile_out, batch=args.batch,
-                                            pg_activity=(args.pg_url, args.pg_db) if db == "postgres" else None))
+                                            pg_activity=(args.pg_url, args.pg_db) if db == "postgres"
+                                            and args.pg_activity else None))
             for result in results:
                 if profile_out is not None:
                     result["profile"] = str(profile_out.relative_to(ROOT))
@@ -636,7 +648,13 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=0, metavar="K",
                         help="also post K messages per request to .../messages/batch (and K rows per request to "
                              "the bare view's bulk insert); 0: single posts only (default)")
-    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn")
+    parser.add_argument("--server", choices=["uvicorn", "daphne", "uvicorn-shared"], default="uvicorn",
+                        help="uvicorn (default; several --workers as `manage.py serve` runs them, each on its own "
+                             "SO_REUSEPORT socket), daphne, or uvicorn-shared: `uvicorn --workers N`, one socket")
+    parser.add_argument("--pg-activity", action="store_true",
+                        help="Postgres: sample pg_stat_activity every 10 ms during the measured slices (backends "
+                             "waiting for a lock, idle in a transaction, active); its own backend's CPU counts in "
+                             "Postgres's, so compare CPU figures only between runs that both had it")
     parser.add_argument("--workers", type=int, default=1,
                         help="server processes (uvicorn only; default 1); more than one use Redis (--redis-url) "
                              "and run without the baseline (its seq counter is per process)")
