@@ -259,6 +259,17 @@ def _earlier_posts(sender, channel, fields) -> list[tuple]:
     return cache["loops.earlier"]
 
 
+def earlier_changed(fields) -> None:
+    """A batch's earlier messages changed under the lock (one was refused there): forget what this
+    message's policies read of them; the stored posts and its own keys stay read."""
+    fields.policy_cache.pop("loops.earlier", None)
+
+
+def same_json(a, b) -> bool:
+    """Whether two payloads are the same JSON value (`_canonical`)."""
+    return _canonical(a) == _canonical(b)
+
+
 def _bounded_relation(fields) -> bool:
     """A deletion or a reaction cannot loop: one deletion per message, one reaction per key, user
     and message (messaging/relations.py). Each one's payload ({} or {"key": "👍"}) is the same for
@@ -324,13 +335,20 @@ def agent_reply_depth_policy(*, sender, channel, fields, **_):
         return
     # The new message and its parent are two agent messages in a row; walk on up from the
     # grandparent: at most max_depth - 1 lookups by primary key tell whether the row is too long.
-    depth, parent_id = 2, fields.reply_to.reply_to_id
-    while parent_id is not None and depth <= max_depth:
-        row = Message.objects.filter(pk=parent_id).values_list("reply_to_id", "sender__is_agent").first()
-        if row is None or not row[1]:
-            break  # a human wrote it: the row of agent messages starts after it
-        depth += 1
-        parent_id = row[0]
+    # A stored message's chain never changes: one walk serves every message of a batch that
+    # replies to the same parent, and a message whose policies run again.
+    cache = fields.batch_cache if fields.batch_cache is not None else fields.policy_cache
+    key = ("loops.depth", fields.reply_to.pk, max_depth)
+    if key not in cache:
+        depth, parent_id = 2, fields.reply_to.reply_to_id
+        while parent_id is not None and depth <= max_depth:
+            row = Message.objects.filter(pk=parent_id).values_list("reply_to_id", "sender__is_agent").first()
+            if row is None or not row[1]:
+                break  # a human wrote it: the row of agent messages starts after it
+            depth += 1
+            parent_id = row[0]
+        cache[key] = depth
+    depth = cache[key]
     if depth > max_depth:
         raise LoopDetected(
             f"This reply would be agent message number {depth} in a row in its reply chain, with no human "

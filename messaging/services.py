@@ -3,7 +3,9 @@
 The message write path (`message_post`) is one transaction: bump the channel's `last_seq` under
 its row lock (UPDATE ... RETURNING), insert the message with that seq, and publish after commit.
 Postgres serializes the UPDATE on the row lock; SQLite runs every write transaction as BEGIN
-IMMEDIATE, so the seq is gapless and unique under any number of threads or processes.
+IMMEDIATE, so the seq is gapless and unique under any number of threads or processes. On Postgres
+a plain post (`_plain`: nothing but its row and search entry to write) is one statement, so the lock
+is held for the database's time only (`_insert_plain`).
 """
 import json
 import re
@@ -84,7 +86,8 @@ class CleanMessage:
     batch_cache: dict | None = field(default=None, repr=False, compare=False)
 
     def same_content(self, message: Message) -> bool:
-        return (message.msg_type == self.msg_type and message.payload == self.payload
+        # Payloads compared as JSON values: `true` is not `1`, and 1e23 posted is the 10**23 jsonb gives back.
+        return (message.msg_type == self.msg_type and loops.same_json(message.payload, self.payload)
                 and message.reply_to_id == (self.reply_to.pk if self.reply_to else None)
                 and message.correlation_id == self.correlation_id and message.audience == self.audience
                 and message.relates_to_id == (self.relates_to.pk if self.relates_to else None))
@@ -786,8 +789,8 @@ def _insert_many(channel: Channel, sender, candidates: list, out: list[BatchItem
     kept_ids: dict[uuid.UUID, int] = {}
     recheck = False  # once one admitted before the lock is refused under it
     for i, message_id, clean, verdict in candidates:
-        if recheck:
-            clean.policy_cache = {}
+        if recheck:  # what it read of the batch is stale; what it read of the database is not (no query)
+            loops.earlier_changed(clean)
             verdict = _batch_verdict(sender, channel, clean, kept_earlier, kept_ids)
         if isinstance(verdict, MythlineError):
             out[i].error = verdict

@@ -306,3 +306,47 @@ def test_a_batch_keeps_its_loop_keys_with_one_commit_hook(room, django_capture_o
                                   format="json")
     assert r.status_code == 422 and r.json()["error"]["details"]["policy"] == "duplicate_payload"
     assert not [q["sql"] for q in ctx.captured_queries if '"payload"' in q["sql"] and "SELECT" in q["sql"]]
+
+
+def _queries_from_the_lock_on(make_user, make_story, make_agent, *, words: int, refused_first: bool) -> int:
+    """An agent's batch of `words` replies in an agent-only chain (the loop policies read the chain
+    and the agent's recent posts), after a second deletion that only the lock refuses when
+    `refused_first`: the queries run from the channel's lock to the end of the batch."""
+    from messaging.policies import access_channel
+    from messaging.services import message_post, message_post_batch
+
+    alice = make_user()
+    story = make_story(alice)
+    bard = make_agent(f"bard-{story.slug}", capabilities=["narration", "text", "delete"], stories=[story])
+
+    def post(data):
+        return message_post(sender=bard, access=access_channel(bard, story.slug, "general", for_write=True),
+                            data=data).message
+
+    parent = post({"msg_type": "text", "payload": {"text": "root"}})
+    for line in ("one fish", "two crabs", "red whale"):
+        parent = post({"msg_type": "text", "payload": {"text": line}, "reply_to": str(parent.pk)})
+    gone = post({"msg_type": "text", "payload": {"text": "gone"}})
+    post({"msg_type": "delete", "payload": {}, "relates_to": str(gone.pk)})
+    names = "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november".split()
+    items = [{"msg_type": "narration", "payload": {"text": f"The {name} bell."}, "reply_to": str(parent.pk)}
+             for name in names[:words]]
+    if refused_first:
+        items.insert(0, {"msg_type": "delete", "payload": {}, "relates_to": str(gone.pk)})
+    with CaptureQueriesContext(connection) as ctx:
+        out = message_post_batch(sender=bard, access=access_channel(bard, story.slug, "general", for_write=True),
+                                 items=items)
+    assert [item.result.created for item in out] == [False] * refused_first + [True] * words
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    return len(sqls) - next(i for i, sql in enumerate(sqls) if "UPDATE" in sql and "last_seq" in sql)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_refused_under_the_lock_costs_the_later_ones_no_query_there(make_user, make_story, make_agent,
+                                                                                settings):
+    """The later messages' policies run again under the lock with what they read before it: the
+    batch's refusal there adds the same queries for 2 messages after it as for 12."""
+    settings.MYTHLINE_LOOP_WINDOW_SECONDS = 600
+    count = lambda words, refused: _queries_from_the_lock_on(  # noqa: E731
+        make_user, make_story, make_agent, words=words, refused_first=refused)
+    assert count(12, True) - count(12, False) == count(2, True) - count(2, False)

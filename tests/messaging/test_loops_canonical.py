@@ -53,3 +53,19 @@ def test_a_repeat_is_found_whichever_process_stored_the_first(bard, kept):
     assert again.status_code == 422, again.content
     assert again.json()["error"]["details"]["policy"] == "duplicate_payload"
     assert again.json()["error"]["details"]["previous"] == first.json()["id"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("first, again, status", [
+    ({"text": "x", "n": 1e23}, {"text": "x", "n": 1e23}, 200),  # Postgres gives back 10**23: the same post
+    ({"text": "x", "flag": True}, {"text": "x", "flag": 1}, 409),  # True == 1 in Python, not in JSON
+    ({"text": "x", "n": 2.0}, {"text": "x", "n": 2}, 200),
+])
+def test_a_repeat_of_an_id_is_the_same_post_when_its_payload_is_the_same_json(first, again, status, bard):
+    message_id = "8c3f8a52-6c1d-4c3e-9a4e-0b6f1f4f2a11"
+    created = bard.post(URL, {"id": message_id, "msg_type": "narration", "payload": first}, format="json")
+    assert created.status_code == 201, created.content
+    repeat = bard.post(URL, {"id": message_id, "msg_type": "narration", "payload": again}, format="json")
+    assert repeat.status_code == status, repeat.content
+    if status == 200:
+        assert repeat.json()["seq"] == created.json()["seq"]
