@@ -374,6 +374,53 @@ class Server:
             self._log.close()
 
 
+def server_processes(server: "Server") -> list[int]:
+    """The server's processes that serve (with several workers, not their idle supervisor)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields is not None and int(fields[3]) == server.proc.pid:
+                pids.append(int(entry.name))
+    def helper(pid):  # multiprocessing's resource tracker shares the session
+        try:
+            return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return True
+    return ([pid for pid in pids if pid != server.proc.pid and not helper(pid)] if server.workers > 1
+            else [server.proc.pid])
+
+
+def connections_by_process(pids: list[int], port: int) -> dict[int, int]:
+    """Established TCP connections to `port` that each process holds (from /proc/net/tcp{,6} and
+    each process's fds): which worker the kernel gave the agents' keep-alive connections to."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if cols[3] == "01" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(cols[9])
+    out = {}
+    for pid in pids:
+        n = 0
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    link = os.readlink(fd)
+                except OSError:
+                    continue
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    n += 1
+        except OSError:
+            pass
+        out[pid] = n
+    return out
+
+
 # --- numbers --------------------------------------------------------------------------------------
 
 def percentile(sorted_values: list[float], q: float) -> float | None:

@@ -54,8 +54,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (CLK_TCK, DEFAULT_PG_URL, RESULTS_DIR, ROOT, Server, _on_sigterm,  # noqa: E402
-                          _proc_stat, django_env, proc_cpu_seconds, machine_busy_seconds, manage, percentile, pg_recreate,
-                          pg_url_with_db, redis_cleanup, run_meta, run_saving)
+                          _proc_stat, connections_by_process, django_env, machine_busy_seconds, manage,
+                          percentile, pg_recreate, pg_url_with_db, proc_cpu_seconds, redis_cleanup, run_meta,
+                          run_saving, server_processes)
 
 STORY, CHANNEL, BASELINE_CHANNEL = "bench", "general", "bench-baseline"
 MAX_REQUESTS_PER_AGENT = 1_000_000  # a hard bound besides the clock
@@ -167,53 +168,6 @@ def postgres_cpu_seconds() -> float:
         if not parent_is_postgres:  # the postmaster: add its reaped children (cutime + cstime)
             total += (int(fields[13]) + int(fields[14])) / CLK_TCK
     return total
-
-
-def server_processes(server: Server) -> list[int]:
-    """The server's processes that serve (with several workers, not their idle supervisor)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _proc_stat(int(entry.name))
-            if fields is not None and int(fields[3]) == server.proc.pid:
-                pids.append(int(entry.name))
-    def helper(pid):  # multiprocessing's resource tracker shares the session
-        try:
-            return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return True
-    return ([pid for pid in pids if pid != server.proc.pid and not helper(pid)] if server.workers > 1
-            else [server.proc.pid])
-
-
-def connections_by_process(pids: list[int], port: int) -> dict[int, int]:
-    """Established TCP connections to `port` that each process holds (from /proc/net/tcp{,6} and
-    each process's fds): which worker the kernel gave the agents' keep-alive connections to."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if cols[3] == "01" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(cols[9])
-    out = {}
-    for pid in pids:
-        n = 0
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                try:
-                    link = os.readlink(fd)
-                except OSError:
-                    continue
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    n += 1
-        except OSError:
-            pass
-        out[pid] = n
-    return out
 
 
 PG_ACTIVITY_SCRIPT = r"""

@@ -6,8 +6,8 @@ Why not `uvicorn --workers N`: its supervisor binds one listening socket that ev
 from, and asyncio's accept loop takes every pending connection in one wake-up, so a burst of
 connections (agents opening their keep-alive connections together, thousands of WebSockets
 reconnecting after a restart) lands mostly on one worker and stays there. Measured with 2 workers
-and 16 connections: 16/0 in some runs, 9/7 in others; ingest throughput 74-128 posts/s from run
-to run. Here each worker gets its own listening socket, bound to the same (host, port) with
+(bench/accept_spread.py): bursts of 16 connections went 16/0 in 4 bursts of 10; with a socket per
+worker, 10/6 at the worst. Here each worker gets its own listening socket, bound to the same (host, port) with
 SO_REUSEPORT, and the Linux kernel hashes each new connection (its 4-tuple) onto one of the
 sockets' queues. The same fix upstream: uvicorn PR #2472 (Kludex/uvicorn, "add socket-load-balance
 flag"), gunicorn PR #2938, skypilot PR #10016. This module uses only uvicorn's public API
