@@ -74,6 +74,18 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def kill_all(proc, pids, log) -> None:
+    """A test's clean-up: the process group it started, any process of `pids` left, its log file."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    log.close()
+    Path(log.name).unlink(missing_ok=True)
+
+
 def alive(pid: int) -> bool:
     """Running (a zombie, or a process that is gone, is not)."""
     try:
@@ -220,14 +232,7 @@ def test_two_workers_over_postgres_and_redis_deliver_across_workers_and_stop_on_
         assert not [pid for pid in tree if alive(pid)], f"left running: {tree}\n{output()}"
         assert "Stopped (server exit code" in output()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        for pid in tree:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        log.close()
-        Path(log.name).unlink(missing_ok=True)
+        kill_all(proc, tree, log)
 
 
 # --- the server process: python -m mythline_site.workers ----------------------------------------
@@ -377,14 +382,7 @@ def test_workers_spread_a_burst_refuse_a_second_server_replace_a_dead_worker_and
         assert listening_sockets(port) == 0
         assert not healthy(base)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        for pid in seen:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        log.close()
-        Path(log.name).unlink(missing_ok=True)
+        kill_all(proc, seen, log)
 
 
 def test_workers_that_cannot_import_the_app_stop_the_server():
