@@ -130,8 +130,9 @@ def open_as(browser, server, db_call):
         client.force_login(user)
         return client.cookies["sessionid"].value
 
-    def open_page(user, path="/", *, wait_live=True, before=None, viewport=VIEWPORT):
-        """`before(page)` runs before the page loads (say, to route its WebSocket)."""
+    def open_page(user, path="/", *, wait_live=True, before=None, viewport=VIEWPORT, wait_until="load"):
+        """`before(page)` runs before the page loads (say, to route its WebSocket); `wait_until`
+        is Playwright's `goto` condition ("commit" returns before the page's scripts ran)."""
         context = browser.new_context(viewport=viewport, base_url=server.base)
         contexts.append(context)
         context.add_cookies([{"name": "sessionid", "value": db_call(session_for, user),
@@ -142,7 +143,7 @@ def open_as(browser, server, db_call):
         page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
         if before is not None:
             before(page)
-        page.goto(path)
+        page.goto(path, wait_until=wait_until)
         if wait_live:
             from playwright.sync_api import expect
 

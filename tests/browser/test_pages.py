@@ -67,6 +67,24 @@ def test_sign_up_create_a_story_sign_out_sign_in_and_join_a_public_story(browser
         context.close()
 
 
+def test_a_title_typed_before_the_page_script_ran_still_names_the_slug(open_as, tale):
+    """The lobby's form is usable before its script runs: a title typed while the script is on its
+    way gives the slug once the script runs, and a slug typed by hand before then is kept."""
+    for slug_typed, slug_after in [("", "storm-over-skerry"), ("my-own", "my-own")]:
+        held = []
+        page = open_as(tale["alice"], "/", wait_live=False, wait_until="commit",
+                       before=lambda page: page.route("**/static/js/mythline*.js", lambda route: held.append(route)))
+        page.fill("#id_new-title", "Storm Over Skerry")
+        if slug_typed:
+            page.fill("#id_new-slug", slug_typed)
+        assert len(held) == 1, "the page's script is held until the form is filled"
+        expect(page.locator("#id_new-slug")).to_have_value(slug_typed)
+        held[0].continue_()
+        page.wait_for_load_state("load")  # module scripts, and so the lobby's start, ran before "load"
+        expect(page.locator("#id_new-slug")).to_have_value(slug_after)
+        assert page.errors == []
+
+
 def test_the_agent_monitor_updates_live(open_as, rest, tale):
     page = open_as(tale["alice"], "/stories/tale/agents/")
     row = page.locator('#monitor-body tr[data-agent="narrator"]')
