@@ -29,8 +29,6 @@ import json
 import re
 import threading
 import uuid
-from contextlib import contextmanager
-from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
@@ -40,6 +38,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from messaging.models import Message
+from messaging.scope import BatchScope
 from mythline_site.errors import LoopDetected
 
 _DIGITS = re.compile(r"\d+")
@@ -122,10 +121,6 @@ def _slot(pk, created_at) -> tuple:
     return _PK.get_db_prep_value(pk, connection), _when(created_at)
 
 
-# Inside `one_commit_hook()`: what `remember` was given, kept by one hook when the transaction commits.
-_pending: ContextVar[list | None] = ContextVar("loops_pending", default=None)
-
-
 def remember(message: Message, fields) -> None:
     """Called by messaging.services for a message it stores: once its transaction commits, keep
     the keys its policies computed (nothing when none ran), so later posts need not read it back.
@@ -134,30 +129,21 @@ def remember(message: Message, fields) -> None:
     if keys is None:
         return
     entry = (_slot(message.pk, message.created_at), keys)
-    pending = _pending.get()
-    if pending is not None:
-        pending.append(entry)
-    else:
+    if not _batch.add(entry):
         transaction.on_commit(lambda: _keep([entry]), robust=True)
 
 
-@contextmanager
+# Inside `one_commit_hook()`: what `remember` was given, kept by one hook when the transaction commits.
+_batch = BatchScope("loops_batch", lambda entries: transaction.on_commit(lambda: _keep(entries), robust=True))
+
+
 def one_commit_hook():
     """Within (inside the transaction that stores them): the messages `remember`ed are kept by one
     on_commit hook, registered on the way out (none when nothing was remembered, or when the block
-    raised: its transaction does not commit). A hook that raises does not break the commit (robust).
-    Nested: the outermost one registers the hook."""
-    if _pending.get() is not None:
-        yield
-        return
-    entries: list = []
-    token = _pending.set(entries)
-    try:
-        yield
-    finally:
-        _pending.reset(token)
-    if entries:
-        transaction.on_commit(lambda: _keep(entries), robust=True)
+    raised: its transaction does not commit; without those remembered inside a savepoint that
+    rolled back). A hook that raises does not break the commit (robust). Nested: the outermost one
+    registers the hook."""
+    return _batch.open()
 
 
 def _keep(entries: list) -> None:

@@ -436,11 +436,13 @@ def _new_message(channel: Channel, sender, clean: CleanMessage, message_id: uuid
 
 def _plain(clean: CleanMessage, channel: Channel) -> bool:
     """A post that writes nothing but its own row and search entry: no relation (whose target's state
-    is checked under the channel's lock), no recipients, nothing that notifies (mentions, a reply,
-    a decision) and not into an inbox (webhook deliveries). `_stored` would write nothing else for
-    it; tests/messaging/test_post_path.py holds the two to each other."""
-    return (clean.relates_to is None and clean.reply_to is None and not clean.recipient_ids
-            and not clean.mentions and clean.msg_type != "decision" and channel.kind != Channel.Kind.INBOX)
+    is checked under the channel's lock), no recipients, and nothing notifications or webhooks
+    would write for (each app says when it writes: `writes_on_post`). `_stored` would write nothing
+    else for it; tests/messaging/test_post_path.py holds the two to each other."""
+    return (clean.relates_to is None and not clean.recipient_ids
+            and not notifications.writes_on_post(msg_type=clean.msg_type, rel_type=clean.rel_type,
+                                                 mentions=clean.mentions, replies=clean.reply_to is not None)
+            and not webhooks.writes_on_post(channel))
 
 
 _PLAIN_SQL: str | None = None
@@ -468,11 +470,13 @@ def _insert_plain(channel: Channel, sender, clean: CleanMessage, message_id: uui
     global _PLAIN_SQL
     message = _new_message(channel, sender, clean, message_id, RawSQL("s.last_seq", ()), key=key)
     fields = Message._meta.local_concrete_fields
-    query = InsertQuery(Message)
-    query.insert_values(fields, [message])
-    [(insert_sql, params)] = query.get_compiler(connection=connection).as_sql()
-    if _PLAIN_SQL is None:
+    if _PLAIN_SQL is None:  # Django's INSERT for the model, compiled once: seq is `s.last_seq`
+        query = InsertQuery(Message)
+        query.insert_values(fields, [message])
+        [(insert_sql, _params)] = query.get_compiler(connection=connection).as_sql()
         _PLAIN_SQL = _plain_sql(insert_sql)
+    # Its parameters as the compiler prepares them (pre_save, then get_db_prep_save), but for seq.
+    params = [f.get_db_prep_save(f.pre_save(message, True), connection) for f in fields if f.attname != "seq"]
     text = search.message_text(message.msg_type, message.payload)
     with connection.cursor() as cursor:
         cursor.execute(_PLAIN_SQL, [message.created_at, channel.pk, *params, text])

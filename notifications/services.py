@@ -99,6 +99,17 @@ def _readers(message: Message, channel: Channel, users: list) -> list:
             and audience_includes(message, u, story_owner_id=owner_id, recipient_ids=recipients)]
 
 
+def writes_on_post(*, msg_type: str, rel_type: str | None, mentions, replies: bool) -> bool:
+    """Whether `on_posted` may write (or read) anything for a post with these fields; false only
+    where it certainly does nothing. messaging's one-statement post asks it (`_plain`), and
+    tests/messaging/test_post_path.py holds the two to each other."""
+    if rel_type == Message.RelType.REDACT or rel_type == Message.RelType.REPLACE:
+        return True
+    if msg_type == MENTION_COPY_TYPE or rel_type == Message.RelType.ANNOTATE:
+        return False
+    return bool(mentions) or replies or msg_type == "decision"
+
+
 def on_posted(message: Message, channel: Channel) -> None:
     """Called by messaging.services._insert in the post's transaction, once the message is stored."""
     if message.rel_type == Message.RelType.REDACT:

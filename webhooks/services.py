@@ -6,8 +6,6 @@ Deliveries are only *enqueued* here, in the post's transaction (`on_posted`); th
 import base64
 import json
 import secrets
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -15,6 +13,7 @@ from django.utils import timezone
 from messaging.models import Channel, Message
 from messaging.policies import message_visible_to
 from messaging.relations import fresh_view
+from messaging.scope import BatchScope
 from messaging.serializers import iso, message_json
 from mythline_site.errors import Conflict, Forbidden, Invalid, NotFound
 from webhooks.addresses import Refused, check_url
@@ -128,35 +127,26 @@ def delivery_body(message, channel) -> str:
                       separators=(",", ":"), ensure_ascii=False)
 
 
-# Inside `one_batch()`: each inbox agent's active webhook as looked up (None: none), and the
-# deliveries to insert on the way out.
-_batch: ContextVar[dict | None] = ContextVar("webhooks_batch", default=None)
+# Inside `one_batch()`: each inbox agent's active webhook as looked up (None: none), each
+# visibility answer, and the deliveries, inserted together on the way out.
+_batch = BatchScope("webhooks_batch", lambda deliveries: Delivery.objects.bulk_create(deliveries, ignore_conflicts=True))
 
 
-@contextmanager
 def one_batch():
     """Within (in the transaction that stores a batch of messages): `on_posted` looks each inbox
     agent's active webhook up once, and the deliveries are inserted together on the way out (not
-    when the block raises: its transaction rolls back). Nested: the outermost one inserts."""
-    if _batch.get() is not None:
-        yield
-        return
-    batch = {"webhooks": {}, "visible": {}, "deliveries": []}
-    token = _batch.set(batch)
-    try:
-        yield
-    finally:
-        _batch.reset(token)
-    if batch["deliveries"]:
-        Delivery.objects.bulk_create(batch["deliveries"], ignore_conflicts=True)
+    when the block raises: its transaction rolls back; without those made inside a savepoint that
+    rolled back). Nested: the outermost one inserts."""
+    return _batch.open()
 
 
 def _active_webhook(agent_id: int, batch: dict | None) -> Webhook | None:
-    if batch is not None and agent_id in batch["webhooks"]:
-        return batch["webhooks"][agent_id]
+    webhooks = batch.setdefault("webhooks", {}) if batch is not None else None
+    if webhooks is not None and agent_id in webhooks:
+        return webhooks[agent_id]
     webhook = Webhook.objects.select_related("agent").filter(agent_id=agent_id, status=Webhook.Status.ACTIVE).first()
-    if batch is not None:
-        batch["webhooks"][agent_id] = webhook
+    if webhooks is not None:
+        webhooks[agent_id] = webhook
     return webhook
 
 
@@ -165,10 +155,17 @@ def _visible(message, agent, batch: dict | None) -> bool:
     every message of it), except for a list of users (each message its own recipients)."""
     if batch is None or message.audience_kind == Message.Audience.USERS:
         return message_visible_to(message, agent)
+    visible = batch.setdefault("visible", {})
     key = (agent.pk, message.channel_id, message.audience_kind)
-    if key not in batch["visible"]:
-        batch["visible"][key] = message_visible_to(message, agent)
-    return batch["visible"][key]
+    if key not in visible:
+        visible[key] = message_visible_to(message, agent)
+    return visible[key]
+
+
+def writes_on_post(channel) -> bool:
+    """Whether `on_posted` may write (or read) anything for a post into `channel`: only into an
+    agent's inbox. messaging's one-statement post asks it (`_plain`)."""
+    return channel.kind == Channel.Kind.INBOX and channel.inbox_agent_id is not None
 
 
 def on_posted(message, channel) -> None:
@@ -176,11 +173,11 @@ def on_posted(message, channel) -> None:
     a message in an agent's inbox becomes a pending delivery to the agent's active webhook, if the
     agent may read it (its story, the message's audience). Posts in other channels cost nothing;
     an inbox whose agent has no active webhook costs one indexed query (per batch, in `one_batch()`)."""
-    if channel.kind != Channel.Kind.INBOX or channel.inbox_agent_id is None:
+    if not writes_on_post(channel):
         return
     if message.sender_id == channel.inbox_agent_id:
         return  # the agent's own post: nothing to tell it
-    batch = _batch.get()
+    batch = _batch.state()
     webhook = _active_webhook(channel.inbox_agent_id, batch)
     if webhook is None:
         return
@@ -188,7 +185,5 @@ def on_posted(message, channel) -> None:
         return
     delivery = Delivery(webhook=webhook, message=message, body=delivery_body(message, channel),
                         next_attempt_at=timezone.now())
-    if batch is not None:
-        batch["deliveries"].append(delivery)
-    else:
+    if not _batch.add(delivery):
         Delivery.objects.bulk_create([delivery], ignore_conflicts=True)
