@@ -15,9 +15,12 @@ flag"), gunicorn PR #2938, skypilot PR #10016. This module uses only uvicorn's p
 
 The supervisor (this process, which imports neither Django nor the app):
 
-- first binds a plain probe socket (SO_REUSEADDR, no SO_REUSEPORT) to (host, port) and closes it:
-  when something listens there already it exits with STARTUP_FAILURE (3) and says so, rather
-  than joining a running server's SO_REUSEPORT group and taking half its connections;
+- first claims (host, port) among Mythline servers, by binding an abstract Unix socket name that
+  it holds while it runs (`claim_port`: atomic, so two servers started at the same instant cannot
+  both pass), then binds a plain probe socket (SO_REUSEADDR, no SO_REUSEPORT) to (host, port) and
+  closes it: when either fails, something serves there already, and it exits with
+  STARTUP_FAILURE (3) and says so, rather than joining a running server's SO_REUSEPORT group and
+  taking half its connections;
 - per worker, binds a socket (SO_REUSEADDR + SO_REUSEPORT, backlog 2048 as uvicorn's), starts
   `python -m mythline_site.workers --serve-fd K --control-fd C ...` with both descriptors, and
   closes its own copy of the socket: a worker's queue leaves the group when the worker dies, so
@@ -118,6 +121,42 @@ def port_in_use(host: str, port: int) -> str | None:
     finally:
         probe.close()
     return None
+
+
+def claim_name(host: str, port: int) -> str:
+    """The abstract Unix socket name a server holds for (host, port) while it runs (Linux)."""
+    return f"\0mythline-serve:{_address(host, port)}"
+
+
+def claim_port(host: str, port: int) -> tuple[socket.socket | None, str | None]:
+    """(a socket to keep open for the process's life, or a reason to refuse). The probe alone
+    leaves a window: two servers started at the same instant could both find the port free and
+    then both join one SO_REUSEPORT group. Binding an abstract Unix socket name is atomic, and the
+    kernel frees it when the process ends however it ends, so of two, one holds the claim and the
+    other is refused. Without abstract names (not Linux) there is no group to join: (None, None)."""
+    if not sys.platform.startswith("linux"):
+        return None, None
+    holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        holder.bind(claim_name(host, port))
+    except OSError as exc:
+        holder.close()
+        if exc.errno == errno.EADDRINUSE:
+            return None, (f"{_address(host, port)} is already in use: another `manage.py serve` is starting or "
+                          "running on it. Refusing to start rather than share its port and take part of its "
+                          "connections; stop it first, or choose another --port.")
+        return None, None  # no claim to be had here: the probe still guards the port
+    return holder, None
+
+
+def serving_problem(host: str, port: int) -> str | None:
+    """Why a server could not start on (host, port) now (`claim_port`, then `port_in_use`), or
+    None; nothing is held. `manage.py serve` asks it before it migrates; main() asks again, holding
+    the claim."""
+    holder, problem = claim_port(host, port)
+    if holder is not None:
+        holder.close()
+    return problem or port_in_use(host, port)
 
 
 def listening_socket(host: str, port: int, backlog: int, reuseport: bool) -> socket.socket:
@@ -305,18 +344,23 @@ def main(argv=None) -> int:
     if args.serve_fd is not None:
         run_worker(args)
         return 0
-    problem = port_in_use(args.host, args.port)
-    if problem:
-        print(problem, file=sys.stderr, flush=True)
-        return STARTUP_FAILURE
-    if args.workers == 1:  # plain uvicorn in this process: it binds, and re-raises the signal it stops on
-        import uvicorn
+    claim, problem = claim_port(args.host, args.port)
+    try:
+        problem = problem or port_in_use(args.host, args.port)
+        if problem:
+            print(problem, file=sys.stderr, flush=True)
+            return STARTUP_FAILURE
+        if args.workers == 1:  # plain uvicorn in this process: it binds, and re-raises the signal it stops on
+            import uvicorn
 
-        server = uvicorn.Server(make_config(args))
-        server.run()
-        return 0 if server.started else STARTUP_FAILURE
-    make_config(args)  # uvicorn's logging, as in the workers
-    return Supervisor(args).run()
+            server = uvicorn.Server(make_config(args))
+            server.run()
+            return 0 if server.started else STARTUP_FAILURE
+        make_config(args)  # uvicorn's logging, as in the workers
+        return Supervisor(args).run()
+    finally:
+        if claim is not None:  # held while this server ran; the kernel would free it at exit too
+            claim.close()
 
 
 if __name__ == "__main__":

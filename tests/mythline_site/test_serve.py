@@ -396,3 +396,33 @@ def test_workers_that_cannot_import_the_app_stop_the_server():
     assert "before it imported the app" in result.stderr
     assert "stopping the server" in result.stderr
     assert "replacing it" not in result.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the claim is an abstract Unix socket name (Linux)")
+def test_a_server_starting_on_a_port_another_claimed_a_moment_ago_is_refused():
+    """The probe alone leaves a window: two servers started at the same instant could both find the
+    port free, then both join one SO_REUSEPORT group. Each holds a claim on (host, port) from its
+    first step (mythline_site.workers.claim_port), so the second is refused even before the first
+    listens. Here the test process holds the claim on a free port, as a server starting would."""
+    import socket
+
+    from mythline_site.workers import claim_name
+
+    port = free_port()
+    holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    holder.bind(claim_name("127.0.0.1", port))
+    try:
+        for workers in ("2", "1"):
+            refused = subprocess.run([sys.executable, "-m", "mythline_site.workers", "--host", "127.0.0.1",
+                                      "--port", str(port), "--workers", workers],
+                                     cwd=ROOT, env=serve_env(), capture_output=True, text=True, timeout=60)
+            assert refused.returncode == 3, refused.stdout + refused.stderr
+            assert f"127.0.0.1:{port} is already in use: another `manage.py serve` is starting" in refused.stderr
+        refused = subprocess.run([sys.executable, "manage.py", "serve", "--workers", "1", "--no-collectstatic",
+                                  "--no-crew-worker", "--no-webhook-worker", "--host", "127.0.0.1", "--port", str(port)],
+                                 cwd=ROOT, env=serve_env(), capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"127.0.0.1:{port} is already in use" in refused.stderr
+        assert listening_sockets(port) == 0 and not healthy(f"http://127.0.0.1:{port}")
+    finally:
+        holder.close()

@@ -42,7 +42,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
-from mythline_site.workers import port_in_use, terminate as sigterm_each
+from mythline_site.workers import serving_problem, terminate as sigterm_each
 from writers.models import StoryCrew
 
 DEV_SECRET_PREFIX = "dev-insecure-"
@@ -90,7 +90,7 @@ class Command(BaseCommand):
                 "per-user connection caps live inside one process and cannot span several, so a message "
                 "posted through one worker would never reach a socket on another. Set REDIS_URL, or run "
                 "--workers 1.")
-        problem = port_in_use(host, port)  # mythline_site.workers checks again, just before it binds
+        problem = serving_problem(host, port)  # mythline_site.workers checks again, just before it binds
         if problem:
             raise CommandError(problem)
         pending = unapplied_migrations()
