@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench import procnet
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 PYTHON = sys.executable
@@ -392,33 +394,11 @@ def server_processes(server: "Server") -> list[int]:
 
 
 def connections_by_process(pids: list[int], port: int) -> dict[int, int]:
-    """Established TCP connections to `port` that each process holds (from /proc/net/tcp{,6} and
-    each process's fds): which worker the kernel gave the agents' keep-alive connections to."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if cols[3] == "01" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(cols[9])
-    out = {}
-    for pid in pids:
-        n = 0
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                try:
-                    link = os.readlink(fd)
-                except OSError:
-                    continue
-                if link.startswith("socket:[") and link[8:-1] in inodes:
-                    n += 1
-        except OSError:
-            pass
-        out[pid] = n
-    return out
+    """Established TCP connections to `port` that each process holds (bench/procnet.py): which
+    worker the kernel gave the agents' keep-alive connections to."""
+    established = {sock.inode for sock in procnet.tcp_sockets(port) if sock.state == procnet.ESTABLISHED}
+    holders = procnet.socket_holders(pids)
+    return {pid: sum(1 for inode in established if holders.get(inode) == pid) for pid in pids}
 
 
 # --- numbers --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from django.db import connection
 from websockets.asyncio.client import connect
 
 from accounts.services import token_issue
+from bench import procnet
 from tests.conftest import require
 from tests.live import DEFAULT_TEST_REDIS, ROOT, frames_until, free_port, redis_available
 from tests.live import test_database_url as database_url  # not collected as a test
@@ -110,32 +111,11 @@ def server_and_workers(serve_pid: int) -> tuple[int | None, list[int]]:
 
 def server_side_inode(server_port: int, client_port: int) -> str | None:
     """The inode of the accepted socket of the TCP connection 127.0.0.1:client_port -> server_port."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            local, remote, inode = parts[1], parts[2], parts[9]
-            if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
-                return inode
-    return None
+    return next((sock.inode for sock in procnet.tcp_sockets(server_port) if sock.remote_port == client_port), None)
 
 
 def socket_owner(pids: list[int], inode: str) -> int | None:
-    target = f"socket:[{inode}]"
-    for pid in pids:
-        try:
-            for fd in Path(f"/proc/{pid}/fd").iterdir():
-                try:
-                    if os.readlink(fd) == target:
-                        return pid
-                except OSError:
-                    continue
-        except OSError:
-            continue
-    return None
+    return procnet.socket_holders(pids).get(inode)
 
 
 # --- the live test ----------------------------------------------------------------------------
@@ -238,38 +218,16 @@ def test_two_workers_over_postgres_and_redis_deliver_across_workers_and_stop_on_
 # --- the server process: python -m mythline_site.workers ----------------------------------------
 
 def listening_sockets(port: int) -> int:
-    """How many sockets listen on `port` (state 0A in /proc/net/tcp*): one per worker."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        count += sum(1 for line in lines if line.split()[3] == "0A"
-                     and int(line.split()[1].rsplit(":", 1)[1], 16) == port)
-    return count
+    """How many sockets listen on `port`: one per worker."""
+    return sum(1 for sock in procnet.tcp_sockets(port) if sock.state == procnet.LISTEN)
 
 
 def accepted_by(port: int, client_ports: list[int], workers: list[int], timeout: float = 20) -> dict[int, int]:
     """{client port: the worker pid that accepted that connection}, once every one is accepted."""
     deadline = time.monotonic() + timeout
     while True:
-        inodes = {}
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            for line in Path(table).read_text().splitlines()[1:]:
-                parts = line.split()
-                if int(parts[1].rsplit(":", 1)[1], 16) == port:
-                    inodes[int(parts[2].rsplit(":", 1)[1], 16)] = f"socket:[{parts[9]}]"
-        holders = {}
-        for pid in workers:
-            try:
-                for fd in Path(f"/proc/{pid}/fd").iterdir():
-                    try:
-                        holders[os.readlink(fd)] = pid
-                    except OSError:
-                        continue
-            except OSError:
-                continue
+        inodes = {sock.remote_port: sock.inode for sock in procnet.tcp_sockets(port)}
+        holders = procnet.socket_holders(workers)
         owners = {cp: holders.get(inodes.get(cp)) for cp in client_ports}
         if all(owners.values()) or time.monotonic() > deadline:
             return owners
