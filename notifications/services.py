@@ -121,8 +121,10 @@ def on_posted(message: Message, channel: Channel) -> None:
     wanted: dict = {}  # user id or username -> kind
     if message.rel_type == Message.RelType.REPLACE:
         about, payload = message.relates_to, (message.payload or {}).get("payload")
-        # The feed shows what the message says now, as every read of it does.
-        Notification.objects.filter(message=about).update(excerpt=excerpt_of(payload))
+        # The feed shows what the message says now, as every read of it does; so do agents' copies.
+        excerpt = excerpt_of(payload)
+        if Notification.objects.filter(message=about).exclude(excerpt=excerpt).update(excerpt=excerpt):
+            _revise_copies(message, excerpt)
         for username in message.mentions or ():
             wanted.setdefault(username, Notification.Kind.MENTION)
     else:
@@ -190,6 +192,32 @@ def _copy_to_inbox(n: Notification, about: Message, channel: Channel) -> None:
             messaging._insert(inbox, n.actor, clean, copy_id(about.pk, n.user.username))
     except (Archived, IntegrityError):
         return
+
+
+def _revise_copies(edit: Message, excerpt: str) -> None:
+    """An edited message's new excerpt reaches each agent's inbox copy of its notification as an
+    `edit` of the copy (by whoever edited the message, in the inbox's log), so the agent's socket,
+    replay and webhook hear of it, as `_forget` tells them of a deletion. A copy deleted already,
+    or in an archived inbox, is left as it is."""
+    from messaging import services as messaging  # messaging.services calls this module
+    from mythline_site.errors import Archived, Invalid
+
+    target_id = edit.relates_to_id
+    agents = Notification.objects.filter(message_id=target_id, user__is_agent=True).values_list(
+        "user__username", flat=True)
+    copies = Message.objects.select_related("channel__story").filter(
+        pk__in=[copy_id(target_id, name) for name in agents], rel_type__isnull=True)
+    for copy in copies:
+        payload = {"payload": {**copy.payload, "excerpt": excerpt}}
+        clean = messaging.CleanMessage(msg_type="edit", payload=payload, encoded_payload=events.dumps(payload).encode(),
+                                       id=None, reply_to=None, correlation_id=None, audience=copy.audience,
+                                       audience_kind=copy.audience_kind)
+        clean.relates_to, clean.rel_type = copy, Message.RelType.REPLACE
+        try:
+            with transaction.atomic():
+                messaging._insert(copy.channel, edit.sender, clean, uuid.uuid5(edit.pk, f"copy:{copy.pk}"))
+        except (Archived, Invalid, IntegrityError):  # Invalid: the copy was deleted
+            continue
 
 
 def _forget(deletion: Message) -> None:

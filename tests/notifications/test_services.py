@@ -117,17 +117,27 @@ def test_an_agent_gets_a_copy_in_its_inbox_that_is_never_scanned(cast):
 
 
 def test_an_edit_and_a_deletion_reach_the_feed_and_the_agents_copy(cast):
-    """The feed shows a message as it is now: an edit rewrites the excerpt, a deletion empties it and
-    deletes the agent's inbox copy (in the inbox's log, by whoever deleted the message)."""
+    """The feed shows a message as it is now: an edit rewrites the excerpt and edits the agent's inbox
+    copy; a deletion empties it and deletes the copy (in the inbox's log, by whoever edited or
+    deleted the message)."""
     from messaging import relations
 
     first = post(cast["bob"], payload={"text": "@scribe and @carol: the key is under the mat"}).message
+    copy = Message.objects.get(channel__name="inbox.scribe", msg_type="mention")
     post(cast["bob"], msg_type="edit", payload={"payload": {"text": "@scribe and @carol: the plan changed"}},
          relates_to=str(first.pk))
     assert feed(cast["carol"]) == [("mention", "bob", "@scribe and @carol: the plan changed")]
+    assert feed(cast["scribe"]) == [("mention", "bob", "@scribe and @carol: the plan changed")]
+    copy_edit = Message.objects.get(channel__name="inbox.scribe", msg_type="edit")
+    assert (copy_edit.relates_to_id, copy_edit.sender) == (copy.pk, cast["bob"])
+    assert relations.views_for([copy], cast["scribe"])[copy.pk]["payload"]["excerpt"] == (
+        "@scribe and @carol: the plan changed")
+    # An edit that leaves the excerpt as it was tells the agent nothing new.
+    post(cast["bob"], msg_type="edit", payload={"payload": {"text": "@scribe and @carol: the plan changed"}},
+         relates_to=str(first.pk))
+    assert Message.objects.filter(channel__name="inbox.scribe", msg_type="edit").count() == 1
     post(cast["alice"], msg_type="delete", payload={}, relates_to=str(first.pk))  # the owner deletes it
     assert feed(cast["carol"]) == [("mention", "bob", "")] and feed(cast["scribe"]) == [("mention", "bob", "")]
-    copy = Message.objects.get(channel__name="inbox.scribe", msg_type="mention")
     deletion = Message.objects.get(channel__name="inbox.scribe", msg_type="delete")
     assert (deletion.relates_to_id, deletion.sender) == (copy.pk, cast["alice"])
     assert relations.views_for([copy], cast["scribe"])[copy.pk]["deleted"] is True
