@@ -50,6 +50,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -133,20 +134,69 @@ def claim_port(host: str, port: int) -> tuple[socket.socket | None, str | None]:
     leaves a window: two servers started at the same instant could both find the port free and
     then both join one SO_REUSEPORT group. Binding an abstract Unix socket name is atomic, and the
     kernel frees it when the process ends however it ends, so of two, one holds the claim and the
-    other is refused. Without abstract names (not Linux) there is no group to join: (None, None)."""
+    other is refused.
+
+    An abstract name has no owner or permissions: anyone on the machine could bind it first. So
+    the holder listens, and a name already taken refuses only when its holder is this server's own
+    user (SO_PEERCRED); the kernel lets only sockets of one user share a SO_REUSEPORT group
+    anyway. A name held by another user, or by nothing that answers, is logged and passed over:
+    the probe (`port_in_use`) still guards the port. Without abstract names (not Linux): (None,
+    None)."""
     if not sys.platform.startswith("linux"):
         return None, None
+    name = claim_name(host, port)
     holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        holder.bind(claim_name(host, port))
+        holder.bind(name)
+        holder.listen(8)
     except OSError as exc:
         holder.close()
-        if exc.errno == errno.EADDRINUSE:
+        if exc.errno != errno.EADDRINUSE:
+            logger.warning("No claim on %s (%s): only the port probe guards it.", _address(host, port), exc)
+            return None, None
+        if _claim_holder_uid(name) == os.geteuid():
             return None, (f"{_address(host, port)} is already in use: another `manage.py serve` is starting or "
                           "running on it. Refusing to start rather than share its port and take part of its "
                           "connections; stop it first, or choose another --port.")
-        return None, None  # no claim to be had here: the probe still guards the port
+        logger.warning("The claim on %s is held by another user or by a socket that does not answer; "
+                       "passing over it (the port probe still guards the port).", _address(host, port))
+        return None, None
     return holder, None
+
+
+def _claim_holder_uid(name: str, attempts: int = 50) -> int | None:
+    """The user id of the process listening on the abstract socket `name`, or None. A server binds
+    its claim and listens at once, and answers (`answer_claim_checks`): a refused connection, or
+    one that finds the backlog full, is retried for up to ~0.5 s."""
+    for _ in range(attempts):
+        peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        peer.settimeout(1)
+        try:
+            peer.connect(name)
+            _pid, uid, _gid = struct.unpack("3i", peer.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                                  struct.calcsize("3i")))
+            return uid
+        except (ConnectionRefusedError, BlockingIOError):  # not listening yet; its backlog full (EAGAIN)
+            time.sleep(0.01)
+        except OSError:
+            return None
+        finally:
+            peer.close()
+    return None
+
+
+def answer_claim_checks(holder: socket.socket) -> None:
+    """Accept and close, for as long as `holder` is open, the connections that ask who holds the
+    claim (`_claim_holder_uid`), so that its backlog never fills. In a daemon thread."""
+    def accept_forever():
+        while True:
+            try:
+                conn, _ = holder.accept()
+            except OSError:
+                return  # closed
+            conn.close()
+
+    threading.Thread(target=accept_forever, name="claim", daemon=True).start()
 
 
 def serving_problem(host: str, port: int) -> str | None:
@@ -345,6 +395,8 @@ def main(argv=None) -> int:
         run_worker(args)
         return 0
     claim, problem = claim_port(args.host, args.port)
+    if claim is not None:
+        answer_claim_checks(claim)
     try:
         problem = problem or port_in_use(args.host, args.port)
         if problem:
@@ -360,6 +412,10 @@ def main(argv=None) -> int:
         return Supervisor(args).run()
     finally:
         if claim is not None:  # held while this server ran; the kernel would free it at exit too
+            try:
+                claim.shutdown(socket.SHUT_RDWR)  # wakes the thread in accept()
+            except OSError:
+                pass
             claim.close()
 
 

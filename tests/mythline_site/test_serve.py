@@ -364,11 +364,13 @@ def test_a_server_starting_on_a_port_another_claimed_a_moment_ago_is_refused():
     listens. Here the test process holds the claim on a free port, as a server starting would."""
     import socket
 
-    from mythline_site.workers import claim_name
+    from mythline_site.workers import answer_claim_checks, claim_name
 
     port = free_port()
     holder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     holder.bind(claim_name("127.0.0.1", port))
+    holder.listen(8)
+    answer_claim_checks(holder)
     try:
         for workers in ("2", "1"):
             refused = subprocess.run([sys.executable, "-m", "mythline_site.workers", "--host", "127.0.0.1",
@@ -383,4 +385,59 @@ def test_a_server_starting_on_a_port_another_claimed_a_moment_ago_is_refused():
         assert f"127.0.0.1:{port} is already in use" in refused.stderr
         assert listening_sockets(port) == 0 and not healthy(f"http://127.0.0.1:{port}")
     finally:
+        holder.shutdown(socket.SHUT_RDWR)
         holder.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the claim is an abstract Unix socket name (Linux)")
+def test_a_claim_held_by_another_user_does_not_stop_the_server():
+    """Abstract socket names have no owner: anyone could take a server's claim first. A claim whose
+    holder is another user (SO_PEERCRED) is passed over, with a warning: the port probe still guards
+    the port, and the kernel lets only one user's sockets share a SO_REUSEPORT group anyway."""
+    import socket
+
+    from mythline_site import workers
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to hold the claim as another user (CI runs as root)")
+    port = free_port()
+    name = workers.claim_name("127.0.0.1", port)
+    ready_r, ready_w = os.pipe()
+    stop_r, stop_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # another user squats on the claim
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            squatter.bind(name)
+            squatter.listen(8)
+            os.write(ready_w, b"r")
+            os.read(stop_r, 1)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"r"
+        assert workers.serving_problem("127.0.0.1", port) is None
+        holder, problem = workers.claim_port("127.0.0.1", port)
+        assert (holder, problem) == (None, None)
+        # The same user's claim is refused, as from a second server of this user.
+        os.write(stop_w, b"s")
+        os.waitpid(child, 0)
+        mine, problem = workers.claim_port("127.0.0.1", port)
+        assert mine is not None and problem is None
+        workers.answer_claim_checks(mine)
+        try:
+            for _ in range(20):  # more than the claim's backlog: each check is answered and closed
+                assert "another `manage.py serve` is starting or running" in workers.serving_problem("127.0.0.1", port)
+        finally:
+            mine.shutdown(socket.SHUT_RDWR)
+            mine.close()
+    finally:
+        for fd in (ready_r, ready_w, stop_r, stop_w):
+            os.close(fd)
+        try:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
