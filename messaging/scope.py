@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 
 
 def _marker() -> None:
@@ -24,14 +25,13 @@ class BatchScope:
     calls `flush(entries)` once on the way out, with the entries still standing, in the order they
     were added; not when the block raised (its transaction does not commit). Nested: the outermost
     one flushes. `scope.state()` is a dict kept for the block (lookups worth doing once per
-    batch), None outside one."""
+    batch), None outside one. Open it inside the transaction that stores the batch (in
+    `transaction.atomic()`): outside one, a commit or rollback within the block would end what
+    the entries depend on before they are handed over, and it refuses to open."""
 
     def __init__(self, name: str, flush: Callable[[list], None]):
         self._open: ContextVar[dict | None] = ContextVar(name, default=None)
         self._flush = flush
-
-    def active(self) -> bool:
-        return self._open.get() is not None
 
     def state(self) -> dict | None:
         scope = self._open.get()
@@ -55,6 +55,8 @@ class BatchScope:
 
     @contextmanager
     def open(self):
+        if not connection.in_atomic_block:
+            raise TransactionManagementError("A batch scope opens inside the transaction that stores the batch.")
         if self._open.get() is not None:
             yield
             return

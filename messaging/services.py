@@ -470,13 +470,17 @@ def _insert_plain(channel: Channel, sender, clean: CleanMessage, message_id: uui
     global _PLAIN_SQL
     message = _new_message(channel, sender, clean, message_id, RawSQL("s.last_seq", ()), key=key)
     fields = Message._meta.local_concrete_fields
+    # Its parameters as the compiler prepares them (pre_save, then get_db_prep_save), but for seq.
+    params = [f.get_db_prep_save(f.pre_save(message, True), connection) for f in fields if f.attname != "seq"]
     if _PLAIN_SQL is None:  # Django's INSERT for the model, compiled once: seq is `s.last_seq`
         query = InsertQuery(Message)
         query.insert_values(fields, [message])
-        [(insert_sql, _params)] = query.get_compiler(connection=connection).as_sql()
+        [(insert_sql, compiled)] = query.get_compiler(connection=connection).as_sql()
+        # A field the compiler prepares otherwise (a db_default, a generated field, an expression)
+        # would shift the parameters: checked once per process, against the compiler's own.
+        if [type(p) for p in compiled] != [type(p) for p in params]:
+            raise RuntimeError(f"_insert_plain's parameters no longer match Django's INSERT: {compiled!r} / {params!r}")
         _PLAIN_SQL = _plain_sql(insert_sql)
-    # Its parameters as the compiler prepares them (pre_save, then get_db_prep_save), but for seq.
-    params = [f.get_db_prep_save(f.pre_save(message, True), connection) for f in fields if f.attname != "seq"]
     text = search.message_text(message.msg_type, message.payload)
     with connection.cursor() as cursor:
         cursor.execute(_PLAIN_SQL, [message.created_at, channel.pk, *params, text])

@@ -31,7 +31,7 @@ def test_entries_are_handed_over_once_in_order_by_the_outermost_block():
         assert scope.state() == {"seen": 1}
         scope.add("c")
     assert flushed == [["a", "b", "c"]]
-    assert scope.state() is None and not scope.active()
+    assert scope.state() is None and scope.add("after") is False
 
 
 def test_a_block_that_raised_hands_nothing_over():
@@ -39,7 +39,7 @@ def test_a_block_that_raised_hands_nothing_over():
     with pytest.raises(ZeroDivisionError), transaction.atomic(), scope.open():
         scope.add("a")
         1 / 0
-    assert flushed == [] and not scope.active()
+    assert flushed == [] and scope.state() is None
 
 
 def test_what_was_added_in_a_savepoint_that_rolled_back_is_dropped():
@@ -83,3 +83,31 @@ def test_a_delivery_made_in_a_savepoint_that_rolled_back_is_not_inserted(make_us
         assert not Delivery.objects.exists()  # inserted on the way out, together
     assert list(Delivery.objects.values_list("message_id", flat=True)) == [kept.pk]
     assert Channel.objects.get(pk=inbox.pk).messages.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_scope_opens_only_inside_a_transaction():
+    """Outside one, a commit or a rollback inside the block would settle what its entries depend on
+    before they are handed over (a committed entry dropped, a rolled-back one kept)."""
+    from django.db.transaction import TransactionManagementError
+
+    scope, flushed = scope_and_flushes()
+    with pytest.raises(TransactionManagementError), scope.open():
+        pass
+    assert flushed == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_in_the_outermost_transaction_as_a_request_runs_it():
+    """A request's batch opens the scope in the outermost transaction: its own entries carry no
+    marker (nothing rolls them back alone), those of a savepoint inside do."""
+    scope, flushed = scope_and_flushes()
+    with transaction.atomic(), scope.open():
+        scope.add("the batch's")
+        with transaction.atomic():
+            scope.add("a released savepoint's")
+        with transaction.atomic():
+            scope.add("a rolled-back savepoint's")
+            transaction.set_rollback(True)
+        scope.add("the batch's again")
+    assert flushed == [["the batch's", "a released savepoint's", "the batch's again"]]
