@@ -1,7 +1,9 @@
 """Linux's view of TCP sockets: /proc/net/tcp{,6} (each socket's ports, state and inode) and
 /proc/PID/fd (which process holds which socket). Which worker the kernel gave a connection to,
-for bench/ingest.py (connections per worker) and tests/mythline_site/test_serve.py (a burst's
-spread, listening sockets per port). Empty where /proc is not there."""
+for bench/common.py (connections per worker, in bench/ingest.py and bench/accept_spread.py) and
+tests/mythline_site/test_serve.py (a burst's spread, listening sockets per port). A socket held
+by several of the processes asked (inherited descriptors) counts for one of them. Empty where
+/proc is not there."""
 import os
 from dataclasses import dataclass
 from pathlib import Path

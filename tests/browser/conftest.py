@@ -130,8 +130,8 @@ def open_as(browser, server, db_call):
         client.force_login(user)
         return client.cookies["sessionid"].value
 
-    def open_page(user, path="/", *, wait_live=True, before=None, viewport=VIEWPORT, wait_until="load"):
-        """`before(page)` runs before the page loads (say, to route its WebSocket); `wait_until`
+    def open_page(user, path="/", *, wait_live=True, before=None, viewport=VIEWPORT, goto_until="load"):
+        """`before(page)` runs before the page loads (say, to route its WebSocket); `goto_until`
         is Playwright's `goto` condition ("commit" returns before the page's scripts ran)."""
         context = browser.new_context(viewport=viewport, base_url=server.base)
         contexts.append(context)
@@ -143,7 +143,7 @@ def open_as(browser, server, db_call):
         page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
         if before is not None:
             before(page)
-        page.goto(path, wait_until=wait_until)
+        page.goto(path, wait_until=goto_until)
         if wait_live:
             from playwright.sync_api import expect
 

@@ -73,7 +73,7 @@ def test_a_title_typed_before_the_page_script_ran_still_names_the_slug(open_as, 
     way gives the slug once the script runs, and a slug typed by hand before then is kept."""
     for slug_typed, slug_after in [("", "storm-over-skerry"), ("my-own", "my-own")]:
         held = []
-        page = open_as(tale["alice"], "/", wait_live=False, wait_until="commit",
+        page = open_as(tale["alice"], "/", wait_live=False, goto_until="commit",
                        before=lambda page: page.route("**/static/js/mythline*.js", lambda route: held.append(route)))
         page.fill("#id_new-title", "Storm Over Skerry")
         if slug_typed:
