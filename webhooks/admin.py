@@ -1,6 +1,7 @@
 """Admin: agents' webhooks (status, failures, re-enable) and the delivery log (read-only).
 
-The secret is never shown here: the agent gets it once (PUT, or rotate). Deliveries are written
+The secrets (the current one, and the one a rotation replaced) are never shown here: the agent
+gets each once (PUT, or rotate). Deliveries are written
 by the post (enqueue) and the worker only.
 """
 from django.contrib import admin
@@ -16,8 +17,8 @@ class WebhookAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("agent__username", "url")
     readonly_fields = ("agent", "url", "status", "disabled_reason", "disabled_at", "failures", "failing_since",
-                       "created_at", "updated_at")
-    exclude = ("secret",)
+                       "previous_secret_expires_at", "created_at", "updated_at")
+    exclude = ("secret", "previous_secret")
     actions = ("re_enable",)
 
     def has_add_permission(self, request):

@@ -20,10 +20,21 @@ class WebhookSerializer(serializers.Serializer):
     failures = serializers.IntegerField(help_text="Failed attempts in a row")
     created_at = serializers.DateTimeField()
     secret = serializers.CharField(required=False, help_text='"whsec_" + base64 key; only when created or rotated')
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="After a rotation: until then the replaced secret signs too (a second signature)")
 
 
 class SecretSerializer(serializers.Serializer):
     secret = serializers.CharField()
+    previous_secret_expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="Until then every attempt carries a second signature, with the secret it replaced")
+
+
+class RotateInSerializer(serializers.Serializer):
+    grace_seconds = serializers.IntegerField(
+        required=False, min_value=0, max_value=services.MAX_SECRET_GRACE_SECONDS,
+        help_text="How long the replaced secret still signs (default MYTHLINE_WEBHOOK_SECRET_GRACE_SECONDS, "
+                  "86400; 0: not at all, as after a leak)")
 
 
 class DeliverySerializer(serializers.Serializer):
@@ -66,9 +77,16 @@ class WebhookView(APIView):
 
 
 class WebhookRotateView(APIView):
-    @extend_schema(request=None, responses=SecretSerializer, summary="A new signing secret for the calling agent's webhook")
+    @extend_schema(request=RotateInSerializer, responses=SecretSerializer,
+                   summary="A new signing secret for the calling agent's webhook")
     def post(self, request):
-        return Response({"secret": services.webhook_rotate(agent=request.user).secret})
+        body = json_object(RotateInSerializer, request)  # {} or no body: the default grace
+        if "grace_seconds" in body and body["grace_seconds"] is None:
+            raise Invalid("'grace_seconds' must be an integer; leave it out for the default.",
+                          details={"grace_seconds": f"an integer from 0 to {services.MAX_SECRET_GRACE_SECONDS}"})
+        webhook = services.webhook_rotate(agent=request.user, grace_seconds=body.get("grace_seconds"))
+        data = services.webhook_json(webhook)
+        return Response({"secret": webhook.secret, "previous_secret_expires_at": data["previous_secret_expires_at"]})
 
 
 class WebhookDeliveriesView(APIView):

@@ -18,6 +18,9 @@ class Webhook(models.Model):
     # "whsec_" + base64 of 24 random bytes; the HMAC key is the decoded bytes. Kept as it is: the
     # worker signs with it (a symmetric key cannot be stored hashed).
     secret = models.CharField(max_length=100)
+    # After a rotation: the secret before it, which signs too (a second signature) until it expires.
+    previous_secret = models.CharField(max_length=100, blank=True)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     disabled_reason = models.CharField(max_length=500, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
@@ -33,6 +36,13 @@ class Webhook(models.Model):
 
     def __str__(self):
         return f"{self.agent} -> {self.url} ({self.status})"
+
+    def signing_secrets(self, now) -> list[str]:
+        """The secrets an attempt at `now` is signed with: the current one, then the previous one
+        while it has not expired."""
+        if self.previous_secret and self.previous_secret_expires_at and now < self.previous_secret_expires_at:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
 
 
 class Delivery(models.Model):

@@ -6,7 +6,9 @@ Deliveries are only *enqueued* here, in the post's transaction (`on_posted`); th
 import base64
 import json
 import secrets
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -38,8 +40,10 @@ def require_agent(user) -> None:
 
 
 def webhook_json(webhook: Webhook, *, secret: bool = False) -> dict:
+    previous_until = webhook.previous_secret_expires_at if len(webhook.signing_secrets(timezone.now())) > 1 else None
     data = {"url": webhook.url, "status": webhook.status, "disabled_reason": webhook.disabled_reason or None,
-            "failures": webhook.failures, "created_at": iso(webhook.created_at)}
+            "failures": webhook.failures, "created_at": iso(webhook.created_at),
+            "previous_secret_expires_at": iso(previous_until)}
     if secret:
         data["secret"] = webhook.secret
     return data
@@ -95,12 +99,30 @@ def webhook_get(agent) -> Webhook:
     return webhook
 
 
+MAX_SECRET_GRACE_SECONDS = 7 * 86400
+
+
 @transaction.atomic
-def webhook_rotate(*, agent) -> Webhook:
-    """A new secret; every attempt from now on is signed with it (what fails meanwhile is retried)."""
-    webhook = webhook_get(agent)
+def webhook_rotate(*, agent, grace_seconds=None) -> Webhook:
+    """A new secret; every attempt from now on is signed with it and, for `grace_seconds` (default
+    MYTHLINE_WEBHOOK_SECRET_GRACE_SECONDS, at most a week; 0: not at all, as after a leak), also
+    with the secret it replaces: a second signature in the same header, so that a receiver that
+    still checks the old secret keeps accepting deliveries while it switches (Standard Webhooks).
+    Rotating again within the grace replaces that previous secret with the one just replaced."""
+    if grace_seconds is None:
+        grace_seconds = settings.MYTHLINE_WEBHOOK_SECRET_GRACE_SECONDS
+    elif isinstance(grace_seconds, bool) or not isinstance(grace_seconds, int) \
+            or not 0 <= grace_seconds <= MAX_SECRET_GRACE_SECONDS:
+        raise Invalid(f"'grace_seconds' must be an integer from 0 to {MAX_SECRET_GRACE_SECONDS}.",
+                      details={"grace_seconds": f"an integer from 0 to {MAX_SECRET_GRACE_SECONDS}"})
+    webhook = Webhook.objects.select_for_update().get(pk=webhook_get(agent).pk)
+    if grace_seconds > 0:
+        webhook.previous_secret = webhook.secret
+        webhook.previous_secret_expires_at = timezone.now() + timedelta(seconds=grace_seconds)
+    else:
+        webhook.previous_secret, webhook.previous_secret_expires_at = "", None
     webhook.secret = new_secret()
-    webhook.save(update_fields=["secret", "updated_at"])
+    webhook.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated_at"])
     return webhook
 
 

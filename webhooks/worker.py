@@ -67,7 +67,7 @@ def backoff(attempts: int) -> float:
 class Attempt:
     delivery: Delivery
     url: str
-    secret: str
+    secrets: list[str]  # the current one first; the one it replaced too, while a rotation's grace lasts
     status_code: int | None = None
     error: str = ""
 
@@ -114,7 +114,8 @@ def send(attempt: Attempt) -> Attempt:
             "accept-encoding": "identity",  # the answer is read raw (and capped), never decompressed
             "webhook-id": str(delivery.message_id),
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(attempt.secret, str(delivery.message_id), timestamp, delivery.body),
+            "webhook-signature": " ".join(sign(secret, str(delivery.message_id), timestamp, delivery.body)
+                                          for secret in attempt.secrets),
         }
         timeout = settings.MYTHLINE_WEBHOOK_TIMEOUT_SECONDS
         deadline = time.monotonic() + timeout * 2
@@ -201,7 +202,8 @@ def deliver_due(now=None, limit: int | None = None) -> list[Attempt]:
             # is emptied (the agent hears of the deletion itself, a message of its inbox too).
             give_up(delivery, now, "not sent: the message was deleted", forget=True)
             continue
-        attempts.append(Attempt(delivery=delivery, url=delivery.webhook.url, secret=delivery.webhook.secret))
+        attempts.append(Attempt(delivery=delivery, url=delivery.webhook.url,
+                                secrets=delivery.webhook.signing_secrets(timezone.now())))
     if not attempts:
         return []
     workers = max(1, min(settings.MYTHLINE_WEBHOOK_CONCURRENCY, len(attempts)))

@@ -416,9 +416,12 @@ class AsyncMythlineClient:
     async def delete_webhook(self) -> None:
         await self.request("DELETE", "/api/agents/me/webhook")
 
-    async def rotate_webhook_secret(self) -> str:
-        """A new secret for your webhook (the old one stops signing now); answers it."""
-        data = (await self.request("POST", "/api/agents/me/webhook/rotate", json={}))[1]
+    async def rotate_webhook_secret(self, *, grace_seconds: int | None = None) -> str:
+        """A new secret for your webhook; answers it. For `grace_seconds` (the server's default, a
+        day, when None; at most a week; 0 after a leak) the old secret signs too, as a second
+        signature, so a receiver still checking it keeps accepting deliveries while it switches."""
+        body = {} if grace_seconds is None else {"grace_seconds": grace_seconds}
+        data = (await self.request("POST", "/api/agents/me/webhook/rotate", json=body))[1]
         return data["secret"]
 
     async def webhook_deliveries(self, *, limit: int | None = None) -> list[WebhookDelivery]:

@@ -464,13 +464,15 @@ class Webhook:
     created_at: str | None = None
     secret: str | None = None
     created: bool | None = None  # on set_webhook: True for 201 (registered now), False for 200 (changed)
+    previous_secret_expires_at: str | None = None  # after a rotation: until then the old secret signs too
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: dict, *, created: bool | None = None) -> "Webhook":
         return cls(url=data.get("url") or "", status=data.get("status") or "active",
                    disabled_reason=data.get("disabled_reason"), failures=int(data.get("failures") or 0),
-                   created_at=data.get("created_at"), secret=data.get("secret"), created=created, raw=data)
+                   created_at=data.get("created_at"), secret=data.get("secret"), created=created,
+                   previous_secret_expires_at=data.get("previous_secret_expires_at"), raw=data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,8 +196,8 @@ class MythlineClient:
     def delete_webhook(self) -> None:
         return self._run(self.aio.delete_webhook())
 
-    def rotate_webhook_secret(self) -> str:
-        return self._run(self.aio.rotate_webhook_secret())
+    def rotate_webhook_secret(self, *, grace_seconds: int | None = None) -> str:
+        return self._run(self.aio.rotate_webhook_secret(grace_seconds=grace_seconds))
 
     def webhook_deliveries(self, *, limit: int | None = None) -> list[WebhookDelivery]:
         return self._run(self.aio.webhook_deliveries(limit=limit))

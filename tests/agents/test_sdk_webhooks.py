@@ -4,7 +4,8 @@ An agent registers a webhook with `set_webhook` (the secret comes back once), a 
 its inbox is sent by the webhook worker (`deliver_due`, run here in the test's process on the
 same database) to an HTTP receiver started by the test, which checks it with
 `mythline_sdk.webhooks.verify`; `webhook_deliveries` shows it delivered; after
-`rotate_webhook_secret` the old secret no longer verifies; `delete_webhook` removes it; a human
+`rotate_webhook_secret` the old secret still verifies for the grace, and not after a rotation
+without one; `delete_webhook` removes it; a human
 is refused.
 """
 
@@ -70,15 +71,26 @@ def test_register_receive_verify_rotate_and_remove(server, tale, receiver):
         assert delivery.message_id == routed.results[0].id and delivery.attempts == 1
         assert delivery.last_status_code == 200 and delivery.delivered_at
 
+        # A rotation: for its grace (a day by default) the old secret still verifies, as a second
+        # signature; rotated with no grace, only the newest does.
         new_secret = echo.rotate_webhook_secret()
         assert new_secret.startswith("whsec_") and new_secret != hook.secret
+        assert echo.webhook().previous_secret_expires_at
         again = alice.route("tale", "query", {"text": "Who trims the wick?"})
         deliver_due()
         latest = receiver.wait_for(2)[-1]
         assert verify(new_secret, latest.headers, latest.body)["data"]["message"]["id"] == again.results[0].id
-        with pytest.raises(WebhookVerificationError) as caught:
-            verify(hook.secret, latest.headers, latest.body)
-        assert caught.value.reason == "signature"
+        assert verify(hook.secret, latest.headers, latest.body)["data"]["message"]["id"] == again.results[0].id
+        newest = echo.rotate_webhook_secret(grace_seconds=0)
+        assert echo.webhook().previous_secret_expires_at is None
+        third = alice.route("tale", "query", {"text": "Who sweeps the gallery?"})
+        deliver_due()
+        latest = receiver.wait_for(3)[-1]
+        assert verify(newest, latest.headers, latest.body)["data"]["message"]["id"] == third.results[0].id
+        for old in (hook.secret, new_secret):
+            with pytest.raises(WebhookVerificationError) as caught:
+                verify(old, latest.headers, latest.body)
+            assert caught.value.reason == "signature"
 
         with pytest.raises(Forbidden):
             alice.set_webhook(receiver.url)  # agents only

@@ -32,7 +32,9 @@ def test_register_show_rotate_delete(world, receiver):
     created = client.put(HOOK, {"url": receiver.url}, format="json")
     assert created.status_code == 201
     body = created.json()
-    assert set(body) == {"url", "status", "disabled_reason", "failures", "created_at", "secret"}
+    assert set(body) == {"url", "status", "disabled_reason", "failures", "created_at", "previous_secret_expires_at",
+                         "secret"}
+    assert body["previous_secret_expires_at"] is None
     assert (body["url"], body["status"], body["failures"], body["disabled_reason"]) == (receiver.url, "active", 0, None)
     assert body["secret"].startswith("whsec_") and len(base64.b64decode(body["secret"][6:])) == 24
     shown = client.get(HOOK).json()
@@ -40,8 +42,9 @@ def test_register_show_rotate_delete(world, receiver):
     changed = client.put(HOOK, {"url": receiver.url + "/v2"}, format="json")
     assert changed.status_code == 200 and "secret" not in changed.json() and changed.json()["url"].endswith("/v2")
 
-    rotated = client.post(f"{HOOK}/rotate")
-    assert rotated.status_code == 200 and set(rotated.json()) == {"secret"}
+    rotated = client.post(f"{HOOK}/rotate", {"grace_seconds": 0}, format="json")  # as after a leak
+    assert rotated.status_code == 200 and set(rotated.json()) == {"secret", "previous_secret_expires_at"}
+    assert rotated.json()["previous_secret_expires_at"] is None
     secret = rotated.json()["secret"]
     assert secret != body["secret"]
     post(world["alice"], "inbox.scout", "Signed with the new secret.")
@@ -62,6 +65,61 @@ def test_register_show_rotate_delete(world, receiver):
     assert client.get(HOOK).status_code == 404 and Delivery.objects.count() == 0
     assert client.delete(HOOK).status_code == 204  # idempotent
     assert client.post(f"{HOOK}/rotate").status_code == 404
+
+
+def test_after_a_rotation_the_old_secret_still_signs_until_its_grace_ends(world, receiver):
+    """A receiver switching secrets accepts every delivery: for the grace (a day by default) each
+    attempt carries two signatures, the new secret's first; then only the new one."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client = world["scout_api"]
+    old = register(client, receiver.url)["secret"]
+    rotated = client.post(f"{HOOK}/rotate")  # no body: the default grace
+    assert rotated.status_code == 200
+    new = rotated.json()["secret"]
+    until = rotated.json()["previous_secret_expires_at"]
+    assert abs((timezone.datetime.fromisoformat(until.replace("Z", "+00:00")) - timezone.now())
+               - timedelta(days=1)) < timedelta(minutes=1)
+    assert client.get(HOOK).json()["previous_secret_expires_at"] == until
+    post(world["alice"], "inbox.scout", "Signed twice.")
+    deliver_due()
+    [got] = receiver.requests
+    assert len(got.headers["webhook-signature"].split()) == 2
+    assert verify(new, got.headers, got.body) and verify(old, got.headers, got.body)
+    assert got.headers["webhook-signature"].split()[0] == next(
+        s for s in got.headers["webhook-signature"].split() if verify(new, {**got.headers, "webhook-signature": s},
+                                                                     got.body))
+
+    # Rotating again within the grace: the secret just replaced is the one that still signs.
+    newer = client.post(f"{HOOK}/rotate", {"grace_seconds": 60}, format="json").json()["secret"]
+    post(world["alice"], "inbox.scout", "Signed by the two latest.")
+    deliver_due()
+    got = receiver.requests[-1]
+    assert verify(newer, got.headers, got.body) and verify(new, got.headers, got.body)
+    assert not verify(old, got.headers, got.body)
+
+    # Past the grace, one signature again, and the webhook shows no previous secret.
+    Webhook.objects.filter(agent=world["scout"]).update(previous_secret_expires_at=timezone.now())
+    post(world["alice"], "inbox.scout", "Signed once.")
+    deliver_due()
+    got = receiver.requests[-1]
+    assert len(got.headers["webhook-signature"].split()) == 1 and verify(newer, got.headers, got.body)
+    assert not verify(new, got.headers, got.body)
+    assert client.get(HOOK).json()["previous_secret_expires_at"] is None
+
+
+@pytest.mark.parametrize("body", [{"grace_seconds": -1}, {"grace_seconds": 7 * 86400 + 1}, {"grace_seconds": "60"},
+                                  {"grace_seconds": True}, {"grace_seconds": 1.5}, {"grace_seconds": None},
+                                  {"grace": 60}, [60]])
+def test_a_bad_rotation_is_refused_and_the_secret_kept(world, receiver, body):
+    client = world["scout_api"]
+    secret = register(client, receiver.url)["secret"]
+    r = client.post(f"{HOOK}/rotate", body, format="json")
+    assert r.status_code == 400 and error_code(r) == "invalid", r.content
+    webhook = Webhook.objects.get(agent=world["scout"])
+    assert (webhook.secret, webhook.previous_secret) == (secret, "")
 
 
 def test_each_agent_sees_only_its_own(world, make_agent, api, receiver):
