@@ -144,6 +144,12 @@ def tsquery_text(terms) -> str:
     return " ".join(f'"{term}"' for term in terms)
 
 
+# PostgreSQL's text search configuration, as the index's: `mythline_search` (`simple` with
+# diacritics folded by `unaccent`) where migration 0003 could create it, else `simple`.
+PG_CONFIG = ("COALESCE((SELECT c.oid::regconfig FROM pg_ts_config c WHERE c.cfgname = 'mythline_search' LIMIT 1), "
+             "'simple'::regconfig)")
+
+
 def _ranked(user, params: SearchParams) -> list[tuple]:
     """[(message_id, rank, index row id)], best first: one page."""
     where, where_params = _readable(user, params)
@@ -152,7 +158,7 @@ def _ranked(user, params: SearchParams) -> list[tuple]:
         if connection.vendor == "postgresql":
             cursor.execute(
                 f"SELECT t.message_id, ts_rank(t.tsv, query) AS rank, t.id FROM {_T} t, "
-                f"websearch_to_tsquery('simple', %s) query WHERE t.tsv @@ query AND EXISTS ({where}) "
+                f"websearch_to_tsquery({PG_CONFIG}, %s) query WHERE t.tsv @@ query AND EXISTS ({where}) "
                 f"ORDER BY rank DESC, t.id DESC LIMIT %s OFFSET %s",
                 [tsquery_text(params.terms), *where_params, *page])
         else:
@@ -177,8 +183,8 @@ def _highlights(params: SearchParams, row_ids: list[int]) -> dict[int, str]:
             # `>` as `‹` and `›` (the text's own `‹›` as spaces), turned back below.
             options = f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={SNIPPET_WORDS}, MinWords=8'
             cursor.execute(
-                f"SELECT t.id, ts_headline('simple', translate(t.text, %s, %s), websearch_to_tsquery('simple', %s), "
-                f"%s) FROM {_T} t WHERE t.id IN ({holders})",
+                f"SELECT t.id, ts_headline({PG_CONFIG}, translate(t.text, %s, %s), "
+                f"websearch_to_tsquery({PG_CONFIG}, %s), %s) FROM {_T} t WHERE t.id IN ({holders})",
                 [_PG_FROM, _PG_TO, tsquery_text(params.terms), options, *row_ids])
             return {row_id: text.translate(_PG_BACK) for row_id, text in cursor.fetchall()}
         else:

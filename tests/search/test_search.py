@@ -140,6 +140,24 @@ def test_highlights_mark_every_word_of_the_query(tale, api):
     assert "<mark>keeper</mark>" in result["highlight"] and "<mark>lamp</mark>" in result["highlight"]
 
 
+def test_diacritics_are_folded_on_either_database(tale, api):
+    """`cafe` finds `café` and `Crème` finds `creme`, as in SQLite's FTS5 index (unicode61,
+    remove_diacritics) so in PostgreSQL's (`mythline_search`: `simple` with `unaccent`); the
+    highlight marks the word as written."""
+    alice = tale["alice"]
+    cafe = post(alice, "tale", "general", payload={"text": "They met at the café on the quay."})
+    creme = post(alice, "tale", "general", payload={"text": "A creme brulee, and the Señor's naïve coöperation."})
+    client = api(alice)
+    [found] = search(client, q="cafe")["results"]
+    assert found["message"]["id"] == str(cafe.pk) and "<mark>café</mark>" in found["highlight"]
+    assert [r["message"]["id"] for r in search(client, q="CAFÉ")["results"]] == [str(cafe.pk)]
+    [found] = search(client, q="Crème brûlée")["results"]
+    assert found["message"]["id"] == str(creme.pk)
+    assert "<mark>creme</mark>" in found["highlight"] and "<mark>brulee</mark>" in found["highlight"]
+    for q in ("senor", "naive", "cooperation"):
+        assert [r["message"]["id"] for r in search(client, q=q)["results"]] == [str(creme.pk)], q
+
+
 HOSTILE = ['"', '""', "'", '"unclosed', "NEAR(a b)", "NEAR", "*", "a*", "*a", "AND", "OR", "NOT", "a OR", "- x",
            "-x", "(", ")", "((a)", ":", "text:lamp", "^lamp", "\\", "%", "_", "a' OR 1=1 --", "'; DROP TABLE x; --",
            "!", "&", "|", "<->", "a & b | !c", "\u202e", "🔥", "灯台", "x" * 200, "a " * 100, "{", "}", "[", "+",

@@ -1,0 +1,56 @@
+"""PostgreSQL folds diacritics as SQLite's FTS5 does (`cafe` finds `café`): a text search
+configuration `mythline_search`, the `simple` one with the `unaccent` dictionary before it, for the
+indexed column, the queries and the highlights (search/selectors.py asks which configuration the
+database has: `PG_CONFIG`). Where the `unaccent` extension cannot be created (not installed,
+or the database user may not create it) the index keeps `simple`, diacritics kept, and the
+migration says so; running it again later, once the extension can be created, folds them."""
+from django.db import DatabaseError, migrations, transaction
+
+CONFIG = "mythline_search"
+INDEX = "search_messagetext_tsv_idx"
+
+
+def _column(config: str) -> list[str]:
+    return [f"DROP INDEX IF EXISTS {INDEX}",
+            "ALTER TABLE search_messagetext DROP COLUMN IF EXISTS tsv",
+            "ALTER TABLE search_messagetext ADD COLUMN tsv tsvector "
+            f"GENERATED ALWAYS AS (to_tsvector('{config}'::regconfig, translate(text, '<>', '  '))) STORED",
+            f"CREATE INDEX {INDEX} ON search_messagetext USING GIN (tsv)"]
+
+
+def fold(apps, schema_editor):
+    connection = schema_editor.connection
+    if connection.vendor != "postgresql":
+        return  # SQLite's FTS5 table folds them already (unicode61 remove_diacritics 2)
+    try:
+        with transaction.atomic(using=connection.alias):
+            schema_editor.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+    except DatabaseError as exc:
+        print(f"\n  search: PostgreSQL's unaccent extension could not be created ({str(exc).strip()}); "
+              "search keeps diacritics (`cafe` does not find `café`). Create it (CREATE EXTENSION unaccent) "
+              "and run `manage.py migrate search 0002 && manage.py migrate search` to fold them.")
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [CONFIG])
+        exists = cursor.fetchone() is not None
+    if not exists:
+        schema_editor.execute(f"CREATE TEXT SEARCH CONFIGURATION {CONFIG} (COPY = simple)")
+        schema_editor.execute(f"ALTER TEXT SEARCH CONFIGURATION {CONFIG} "
+                              "ALTER MAPPING FOR hword, hword_part, word WITH unaccent, simple")
+    for sql in _column(CONFIG):
+        schema_editor.execute(sql)
+
+
+def keep(apps, schema_editor):
+    connection = schema_editor.connection
+    if connection.vendor != "postgresql":
+        return
+    for sql in _column("simple"):
+        schema_editor.execute(sql)
+    schema_editor.execute(f"DROP TEXT SEARCH CONFIGURATION IF EXISTS {CONFIG}")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("search", "0002_index_existing_messages")]
+
+    operations = [migrations.RunPython(fold, keep)]
