@@ -415,7 +415,8 @@ MYTHLINE_WEBHOOK_ALLOW_PRIVATE = env_bool("MYTHLINE_WEBHOOK_ALLOW_PRIVATE", Fals
 MYTHLINE_WEBHOOK_KEEP_DAYS = float(os.environ.get("MYTHLINE_WEBHOOK_KEEP_DAYS", 7))
 # After a rotation the previous secret still signs (a second signature) for this long, unless the
 # rotation asks otherwise: a receiver switches secrets without refusing a delivery.
-MYTHLINE_WEBHOOK_SECRET_GRACE_SECONDS = int(os.environ.get("MYTHLINE_WEBHOOK_SECRET_GRACE_SECONDS", 86400))
+MYTHLINE_WEBHOOK_SECRET_GRACE_SECONDS = max(0, min(7 * 86400, int(float(
+    os.environ.get("MYTHLINE_WEBHOOK_SECRET_GRACE_SECONDS", 86400)))))  # 0 to a week
 # The CA certificates receivers' TLS certificates are checked against (a PEM file; default: certifi's).
 MYTHLINE_WEBHOOK_CA_BUNDLE = os.environ.get("MYTHLINE_WEBHOOK_CA_BUNDLE", "").strip()
 # Streaming messages (docs/protocol.md, "Streaming messages"): a stream without an append for this

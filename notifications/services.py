@@ -197,16 +197,19 @@ def _copy_to_inbox(n: Notification, about: Message, channel: Channel) -> None:
 def _revise_copies(edit: Message, excerpt: str) -> None:
     """An edited message's new excerpt reaches each agent's inbox copy of its notification as an
     `edit` of the copy (by whoever edited the message, in the inbox's log), so the agent's socket,
-    replay and webhook hear of it, as `_forget` tells them of a deletion. A copy deleted already,
-    or in an archived inbox, is left as it is."""
+    replay and webhook hear of it, as `_forget` tells them of a deletion; only for agents that may
+    still read the message. A copy deleted already, or in an archived inbox, is left as it is."""
     from messaging import services as messaging  # messaging.services calls this module
     from mythline_site.errors import Archived, Invalid
 
-    target_id = edit.relates_to_id
-    agents = Notification.objects.filter(message_id=target_id, user__is_agent=True).values_list(
-        "user__username", flat=True)
+    about = edit.relates_to
+    agents = [n.user for n in Notification.objects.select_related("user").filter(message_id=about.pk,
+                                                                                 user__is_agent=True)]
+    # Only to agents that may still read the message: the new text is news to the others (a
+    # private channel they left, a story they left), as the feed hides it from them.
+    readers = _readers(about, about.channel, agents) if agents else []
     copies = Message.objects.select_related("channel__story").filter(
-        pk__in=[copy_id(target_id, name) for name in agents], rel_type__isnull=True)
+        pk__in=[copy_id(about.pk, agent.username) for agent in readers], rel_type__isnull=True)
     for copy in copies:
         payload = {"payload": {**copy.payload, "excerpt": excerpt}}
         clean = messaging.CleanMessage(msg_type="edit", payload=payload, encoded_payload=events.dumps(payload).encode(),

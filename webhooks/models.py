@@ -19,7 +19,8 @@ class Webhook(models.Model):
     # worker signs with it (a symmetric key cannot be stored hashed).
     secret = models.CharField(max_length=100)
     # After a rotation: the secret before it, which signs too (a second signature) until it expires.
-    previous_secret = models.CharField(max_length=100, blank=True)
+    # (A database default too: hosts still on the code before it insert webhooks without it.)
+    previous_secret = models.CharField(max_length=100, blank=True, default="", db_default="")
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     disabled_reason = models.CharField(max_length=500, blank=True)

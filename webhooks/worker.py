@@ -26,7 +26,7 @@ import random
 import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -67,7 +67,8 @@ def backoff(attempts: int) -> float:
 class Attempt:
     delivery: Delivery
     url: str
-    secrets: list[str]  # the current one first; the one it replaced too, while a rotation's grace lasts
+    # The current secret first; the one it replaced too, while a rotation's grace lasts. Never in a repr.
+    secrets: list[str] = field(repr=False)
     status_code: int | None = None
     error: str = ""
 
@@ -203,7 +204,7 @@ def deliver_due(now=None, limit: int | None = None) -> list[Attempt]:
             give_up(delivery, now, "not sent: the message was deleted", forget=True)
             continue
         attempts.append(Attempt(delivery=delivery, url=delivery.webhook.url,
-                                secrets=delivery.webhook.signing_secrets(timezone.now())))
+                                secrets=delivery.webhook.signing_secrets(now)))
     if not attempts:
         return []
     workers = max(1, min(settings.MYTHLINE_WEBHOOK_CONCURRENCY, len(attempts)))

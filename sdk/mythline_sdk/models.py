@@ -462,7 +462,7 @@ class Webhook:
     disabled_reason: str | None = None
     failures: int = 0
     created_at: str | None = None
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)  # never in a log line that prints the Webhook
     created: bool | None = None  # on set_webhook: True for 201 (registered now), False for 200 (changed)
     previous_secret_expires_at: str | None = None  # after a rotation: until then the old secret signs too
     raw: dict = field(default_factory=dict, repr=False, compare=False)

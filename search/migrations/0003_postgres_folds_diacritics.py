@@ -18,25 +18,37 @@ def _column(config: str) -> list[str]:
             f"CREATE INDEX {INDEX} ON search_messagetext USING GIN (tsv)"]
 
 
+# Every token type of the `simple` parser that can hold a letter with a diacritic.
+WORDS = "word, hword, hword_part, numword, numhword, hword_numpart"
+
+
 def fold(apps, schema_editor):
     connection = schema_editor.connection
     if connection.vendor != "postgresql":
         return  # SQLite's FTS5 table folds them already (unicode61 remove_diacritics 2)
+    qn = connection.ops.quote_name
     try:
-        with transaction.atomic(using=connection.alias):
+        with transaction.atomic(using=connection.alias):  # a savepoint: a refusal leaves `simple` as it was
             schema_editor.execute("CREATE EXTENSION IF NOT EXISTS unaccent")
+            with connection.cursor() as cursor:
+                # The dictionary, wherever the extension lives (some hosts keep extensions in a
+                # schema of their own, off the search_path).
+                cursor.execute("SELECT n.nspname FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace "
+                               "WHERE d.dictname = 'unaccent' ORDER BY n.nspname = current_schema() DESC LIMIT 1")
+                row = cursor.fetchone()
+                if row is None:
+                    raise DatabaseError("the unaccent extension has no `unaccent` dictionary")
+                cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [CONFIG])
+                exists = cursor.fetchone() is not None
+            if not exists:
+                schema_editor.execute(f"CREATE TEXT SEARCH CONFIGURATION {CONFIG} (COPY = simple)")
+                schema_editor.execute(f"ALTER TEXT SEARCH CONFIGURATION {CONFIG} "
+                                      f"ALTER MAPPING FOR {WORDS} WITH {qn(row[0])}.unaccent, simple")
     except DatabaseError as exc:
-        print(f"\n  search: PostgreSQL's unaccent extension could not be created ({str(exc).strip()}); "
+        print(f"\n  search: PostgreSQL's unaccent extension could not be used ({str(exc).strip()}); "
               "search keeps diacritics (`cafe` does not find `café`). Create it (CREATE EXTENSION unaccent) "
               "and run `manage.py migrate search 0002 && manage.py migrate search` to fold them.")
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_ts_config WHERE cfgname = %s", [CONFIG])
-        exists = cursor.fetchone() is not None
-    if not exists:
-        schema_editor.execute(f"CREATE TEXT SEARCH CONFIGURATION {CONFIG} (COPY = simple)")
-        schema_editor.execute(f"ALTER TEXT SEARCH CONFIGURATION {CONFIG} "
-                              "ALTER MAPPING FOR hword, hword_part, word WITH unaccent, simple")
     for sql in _column(CONFIG):
         schema_editor.execute(sql)
 

@@ -51,6 +51,7 @@ def test_register_receive_verify_rotate_and_remove(server, tale, receiver):
         hook = echo.set_webhook(receiver.url)
         assert isinstance(hook, Webhook) and hook.created and hook.status == "active"
         assert hook.url == receiver.url and hook.secret.startswith("whsec_")
+        assert hook.secret not in repr(hook)  # a Webhook printed or logged never shows its secret
         assert echo.webhook().secret is None  # shown once
         changed = echo.set_webhook(receiver.url + "?v=2")
         assert changed.created is False and changed.secret is None and changed.url.endswith("?v=2")

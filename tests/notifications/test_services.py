@@ -161,6 +161,28 @@ def test_notify_and_mark_read(cast):
     assert b.read_at is not None
 
 
+def test_an_edit_does_not_reach_the_copy_of_an_agent_that_lost_access(cast):
+    """The new text of a message in a private channel the agent has left is not news for it: its
+    inbox copy is not edited (and no webhook delivery carries it); an agent still in is told."""
+    from messaging.models import Channel
+    from messaging.services import member_add, member_remove
+
+    cabal = Channel.objects.get(name="cabal")
+    member_add(channel=cabal, user=cast["scribe"], by=cast["bob"])
+    first = post(cast["bob"], channel="cabal", payload={"text": "@scribe the vault code is on the card"}).message
+    assert Message.objects.filter(channel__name="inbox.scribe", msg_type="mention").count() == 1
+    member_remove(channel=cabal, user=cast["scribe"], by=cast["bob"])
+    post(cast["bob"], channel="cabal", msg_type="edit", relates_to=str(first.pk),
+         payload={"payload": {"text": "@scribe the vault code is 1234"}})
+    assert not Message.objects.filter(channel__name="inbox.scribe", msg_type="edit").exists()
+    assert not [m for m in Message.objects.filter(channel__name="inbox.scribe") if "1234" in str(m.payload)]
+    # Back in the channel, the next edit reaches the copy again.
+    member_add(channel=cabal, user=cast["scribe"], by=cast["bob"])
+    post(cast["bob"], channel="cabal", msg_type="edit", relates_to=str(first.pk),
+         payload={"payload": {"text": "@scribe the vault code changed"}})
+    assert Message.objects.filter(channel__name="inbox.scribe", msg_type="edit").count() == 1
+
+
 def test_losing_access_hides_the_notification(cast):
     from messaging.models import Channel
     from messaging.services import member_add, member_remove

@@ -13,7 +13,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='webhook',
             name='previous_secret',
-            field=models.CharField(blank=True, max_length=100),
+            field=models.CharField(blank=True, db_default='', default='', max_length=100),
         ),
         migrations.AddField(
             model_name='webhook',
