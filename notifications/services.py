@@ -161,7 +161,9 @@ def on_posted(message: Message, channel: Channel) -> None:
         n.story, n.channel, n.actor = channel.story, channel, message.sender
         _publish(n.user, [n])
     if channel.kind != Channel.Kind.INBOX:
-        for n in created:
+        # Inboxes in their agents' order, as `_revise_copies` and `_forget` take them: two posts
+        # writing into the same two inboxes lock them in one order (no deadlock).
+        for n in sorted(created, key=lambda n: n.user_id):
             if n.user.is_agent:
                 _copy_to_inbox(n, about, channel)
 
@@ -209,8 +211,9 @@ def _revise_copies(edit: Message, excerpt: str) -> None:
     # private channel they left, a story they left), as the feed hides it from them.
     readers = _readers(about, about.channel, agents) if agents else []
     copies = Message.objects.select_related("channel__story").filter(
-        pk__in=[copy_id(about.pk, agent.username) for agent in readers], rel_type__isnull=True)
-    for copy in copies:
+        pk__in=[copy_id(about.pk, agent.username) for agent in readers], msg_type=MENTION_COPY_TYPE,
+        rel_type__isnull=True)
+    for copy in sorted(copies, key=lambda copy: copy.channel.inbox_agent_id or 0):  # as _copy_to_inbox
         payload = {"payload": {**copy.payload, "excerpt": excerpt}}
         clean = messaging.CleanMessage(msg_type="edit", payload=payload, encoded_payload=events.dumps(payload).encode(),
                                        id=None, reply_to=None, correlation_id=None, audience=copy.audience,
@@ -236,8 +239,9 @@ def _forget(deletion: Message) -> None:
     agents = Notification.objects.filter(message_id=target_id, user__is_agent=True).values_list(
         "user__username", flat=True)
     copies = Message.objects.select_related("channel__story").filter(
-        pk__in=[copy_id(target_id, name) for name in agents], rel_type__isnull=True)
-    for copy in copies:
+        pk__in=[copy_id(target_id, name) for name in agents], msg_type=MENTION_COPY_TYPE,
+        rel_type__isnull=True)
+    for copy in sorted(copies, key=lambda copy: copy.channel.inbox_agent_id or 0):  # as _copy_to_inbox
         clean = messaging.CleanMessage(msg_type="delete", payload={}, encoded_payload=b"{}", id=None, reply_to=None,
                                        correlation_id=None, audience=copy.audience, audience_kind=copy.audience_kind)
         clean.relates_to, clean.rel_type = copy, Message.RelType.REDACT

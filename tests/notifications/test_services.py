@@ -183,6 +183,21 @@ def test_an_edit_does_not_reach_the_copy_of_an_agent_that_lost_access(cast):
     assert Message.objects.filter(channel__name="inbox.scribe", msg_type="edit").count() == 1
 
 
+def test_only_the_agents_copies_follow_an_edit_or_a_deletion(cast):
+    """A message of the channel that took the id an agent's copy would have (ids are the poster's
+    to choose) is not edited or deleted as if it were the copy."""
+    import uuid
+
+    first_id = uuid.uuid4()
+    squatter = post(cast["bob"], id=str(services.copy_id(first_id, "scribe")), payload={"text": "mine"}).message
+    first = post(cast["bob"], id=str(first_id), payload={"text": "@scribe the key is under the mat"}).message
+    post(cast["bob"], msg_type="edit", payload={"payload": {"text": "@scribe the plan changed"}},
+         relates_to=str(first.pk))
+    post(cast["alice"], msg_type="delete", payload={}, relates_to=str(first.pk))
+    assert not Message.objects.filter(relates_to=squatter).exists()
+    assert Message.objects.get(pk=squatter.pk).payload == {"text": "mine"}
+
+
 def test_losing_access_hides_the_notification(cast):
     from messaging.models import Channel
     from messaging.services import member_add, member_remove
