@@ -53,4 +53,8 @@ def test_the_page_reconnects_and_resumes_without_gaps_or_duplicates(open_as, res
     post_rest(LINES[9])
     expect(page.locator("#feed-list .msg")).to_have_count(10)
     assert feed_texts(page) == LINES
-    assert [e for e in page.errors if "WebSocket" not in e and "ERR_CONNECTION_REFUSED" not in e] == []
+    # The server was stopped under the page: Chromium logs the requests and sockets that met it
+    # down (refused) or going down (reset mid-request: a CI run caught two). Those are the outage,
+    # not the page; an answer with an error status, or a page error, would still fail here.
+    outage = ("WebSocket", "net::ERR_CONNECTION_REFUSED", "net::ERR_CONNECTION_RESET", "net::ERR_EMPTY_RESPONSE")
+    assert [e for e in page.errors if not any(sign in e for sign in outage)] == []
